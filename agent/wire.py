@@ -1,0 +1,327 @@
+"""The wire format between agent and collector: its one definition.
+
+The agent builds these objects and the collector validates against them; the collector
+imports this module, the agent never imports the collector. Every field and kind is
+described in ``agent/WIRE.md``; change both together, and only on purpose.
+
+Units are base units throughout: seconds, bytes, bytes per second, ratios where 1 means
+100 %, Unix seconds for points in time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+WIRE_VERSION = 1
+
+# Limits of one batch. The collector answers 413 above them and the agent splits.
+MAX_RECORDS_PER_BATCH = 1000
+MAX_COMPRESSED_BODY_BYTES = 1 * 1024 * 1024
+MAX_DECOMPRESSED_BODY_BYTES = 8 * 1024 * 1024
+
+INGEST_PATH = "/api/v1/ingest"
+ENROLL_PATH = "/api/v1/enroll"
+AGENT_SETTINGS_PATH = "/api/v1/agent/settings"
+SPEED_DOWNLOAD_PATH = "/api/v1/speed/download"
+SPEED_UPLOAD_PATH = "/api/v1/speed/upload"
+SPEED_PING_PATH = "/api/v1/speed/ping"
+
+STREAM_ID_PATTERN = r"^[0-9a-f]{32}$"
+ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- the record -----------------------------------------------------------------------
+
+
+class ClockStamp(_Strict):
+    """When a record was measured, with what is needed to repair a wrong wall clock.
+
+    A Raspberry Pi has no real-time clock: after a power cut it boots with the time it
+    last saved until NTP answers. ``since_boot_seconds`` (CLOCK_BOOTTIME, counts through
+    suspend) and ``boot_id`` let the collector re-anchor records of one boot to a later
+    record of the same boot taken with a synchronised clock.
+    """
+
+    wall_time_seconds: float = Field(description="Agent wall clock, Unix seconds.")
+    boot_id: str = Field(min_length=1, max_length=64, description="Kernel boot id.")
+    since_boot_seconds: float = Field(ge=0, description="Seconds since boot.")
+    clock_synchronized: bool | None = Field(
+        description="Kernel NTP state at measurement time; null when the OS cannot say."
+    )
+
+
+class Record(_Strict):
+    """One measurement (or one failed attempt at one)."""
+
+    stream_id: str = Field(pattern=STREAM_ID_PATTERN)
+    seq: int = Field(ge=1, description="Position in the stream; never reused.")
+    kind: str = Field(min_length=1, max_length=64)
+    clock: ClockStamp
+    ok: bool = Field(description="False when the probe could not measure.")
+    error: str | None = Field(default=None, max_length=1000)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _failed_records_say_why(self) -> Record:
+        if not self.ok and not self.error:
+            raise ValueError("a record with ok=false must carry an error")
+        return self
+
+
+# --- payloads, one model per kind -----------------------------------------------------
+
+
+class SystemPayload(_Strict):
+    """The agent's host: is the measuring machine itself healthy?"""
+
+    cpu_usage_ratio: float = Field(ge=0, le=1)
+    cpu_count: int = Field(ge=1)
+    load_average_1m: float | None = Field(default=None, ge=0)
+    load_average_5m: float | None = Field(default=None, ge=0)
+    load_average_15m: float | None = Field(default=None, ge=0)
+    memory_total_bytes: int = Field(ge=0)
+    memory_available_bytes: int = Field(ge=0)
+    temperature_celsius: float | None = None
+    uplink_interface: str | None = Field(default=None, max_length=64)
+    uplink_speed_bytes_per_second: int | None = Field(default=None, ge=0)
+    uplink_received_bytes_total: int | None = Field(default=None, ge=0)
+    uplink_sent_bytes_total: int | None = Field(default=None, ge=0)
+    agent_resident_memory_bytes: int = Field(ge=0)
+    host_boot_time_seconds: float | None = None
+    state_dir_free_bytes: int | None = Field(default=None, ge=0)
+
+
+Direction = Literal["download", "upload"]
+
+
+class BandwidthPayload(_Strict):
+    """One bandwidth test: both directions, with what is needed to judge it."""
+
+    backend: str = Field(max_length=32)
+    server: str = Field(max_length=500, description="Base URL or host of the test server.")
+    streams: int = Field(ge=1)
+    download_bytes_per_second: float | None = Field(default=None, ge=0)
+    download_bytes: int = Field(default=0, ge=0)
+    download_seconds: float = Field(default=0, ge=0)
+    download_error: str | None = Field(default=None, max_length=1000)
+    upload_bytes_per_second: float | None = Field(default=None, ge=0)
+    upload_bytes: int = Field(default=0, ge=0)
+    upload_seconds: float = Field(default=0, ge=0)
+    upload_error: str | None = Field(default=None, max_length=1000)
+    idle_latency_seconds: float | None = Field(default=None, ge=0)
+    invalid_reasons: list[str] = Field(
+        default_factory=list, description="Why this result must not be judged; empty = valid."
+    )
+    leased: bool | None = Field(
+        default=None, description="Whether the collector granted the school's turn."
+    )
+    concurrent_devices: int | None = Field(
+        default=None, ge=0, description="Devices on the network at test time, when counted."
+    )
+
+    @model_validator(mode="after")
+    def _missing_rate_says_why(self) -> BandwidthPayload:
+        for direction in ("download", "upload"):
+            if (
+                getattr(self, f"{direction}_bytes_per_second") is None
+                and not getattr(self, f"{direction}_error")
+            ):
+                raise ValueError(f"{direction}_bytes_per_second is null without {direction}_error")
+        return self
+
+
+# The kinds the collector accepts, with their payload model. A new probe adds its kind here.
+PAYLOADS: dict[str, type[BaseModel]] = {
+    "system": SystemPayload,
+    "bandwidth": BandwidthPayload,
+}
+
+
+# --- privacy: MAC-shaped values -------------------------------------------------------
+
+# Colon, dash and Cisco-dot notations of a 48-bit hardware address, anywhere in a string.
+_MAC_SHAPED = re.compile(
+    r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}([:-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}"
+    r"|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4})(?![0-9A-Fa-f])"
+)
+
+# Only these field names may hold a MAC-shaped value: the BSSIDs of the school's own
+# access points. A pupil's device address never has a place in a payload.
+BSSID_FIELDS = frozenset({"bssid", "bssids", "access_point_bssid"})
+
+
+def is_mac_shaped(text: str) -> bool:
+    return _MAC_SHAPED.search(text) is not None
+
+
+def find_mac_shaped(value: Any, path: str = "") -> str | None:
+    """Return the dotted path of the first MAC-shaped string outside a BSSID field."""
+    for where, text in _strings(value, path):
+        if is_mac_shaped(text):
+            return where or "(value)"
+    return None
+
+
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if str(key) in BSSID_FIELDS:
+                continue
+            yield path, str(key)
+            yield from _strings(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]")
+
+
+def validate_record(raw: Any) -> Record:
+    """Validate one raw record fully: envelope fields, kind, payload, privacy.
+
+    Raises ``RecordError`` with a one-line reason; the collector turns it into a
+    ``rejected`` status for that record alone.
+    """
+    from pydantic import ValidationError
+
+    if not isinstance(raw, Mapping):
+        raise RecordError("invalid_field", "record is not a JSON object")
+    # Privacy first: a MAC-shaped value is rejected whatever else is wrong, so that the
+    # reason (and the counter by reason) says what matters most.
+    where = find_mac_shaped(raw)
+    if where:
+        raise RecordError("mac_address", f"MAC-shaped value in field {where!r}")
+    try:
+        record = Record.model_validate(raw)
+    except ValidationError as exc:
+        raise RecordError(_code_of(exc), describe_validation_error(exc)) from None
+    model = PAYLOADS.get(record.kind)
+    if model is None:
+        raise RecordError("unknown_kind", f"unknown kind {record.kind!r}")
+    if record.ok or record.payload:
+        try:
+            model.model_validate(record.payload)
+        except ValidationError as exc:
+            raise RecordError(
+                _code_of(exc), "payload." + describe_validation_error(exc)
+            ) from None
+    return record
+
+
+class RecordError(ValueError):
+    """A record that cannot be accepted: ``code`` is a short, fixed category (a metric
+    label), the message is the one-line reason sent back to the agent."""
+
+    CODES = ("mac_address", "unknown_kind", "unknown_field", "invalid_field")
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _code_of(exc: Any) -> str:
+    kinds = {error.get("type") for error in exc.errors()}
+    return "unknown_field" if "extra_forbidden" in kinds else "invalid_field"
+
+
+def describe_validation_error(exc: Any) -> str:
+    """One line naming the first bad field, e.g. ``seq: Input should be ... (got -1)``."""
+    first = exc.errors()[0]
+    location = ".".join(str(part) for part in first.get("loc", ())) or "(value)"
+    message = first.get("msg", "invalid")
+    more = len(exc.errors()) - 1
+    return f"{location}: {message}" + (f" (and {more} more)" if more else "")
+
+
+# --- the batch and the answer ----------------------------------------------------------
+
+
+class SeqRange(_Strict):
+    """Records ``first..last`` (inclusive) of a stream that the agent gave up on."""
+
+    stream_id: str = Field(pattern=STREAM_ID_PATTERN)
+    first: int = Field(ge=1)
+    last: int = Field(ge=1)
+    reason: Literal["evicted", "dead_lettered"]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SeqRange:
+        if self.last < self.first:
+            raise ValueError("last must be >= first")
+        return self
+
+
+class AgentHealth(_Strict):
+    """The agent's own state, sent with every batch."""
+
+    version: str = Field(max_length=64)
+    outbox_records: int = Field(ge=0)
+    outbox_bytes: int = Field(ge=0)
+    oldest_record_age_seconds: float | None = Field(default=None, ge=0)
+    given_up: list[SeqRange] = Field(
+        default_factory=list,
+        max_length=10000,
+        description="Ranges evicted (outbox full) or dead-lettered since the last acknowledged batch.",
+    )
+
+
+class Batch(_Strict):
+    """The body of ``POST /api/v1/ingest``. It carries no agent or school identity: those
+    come from the credential."""
+
+    wire_version: Literal[1] = WIRE_VERSION
+    sent_at_seconds: float
+    health: AgentHealth
+    # Raw objects on purpose: each record is validated on its own so that one bad record
+    # never costs the good ones beside it.
+    records: list[dict[str, Any]] = Field(max_length=MAX_RECORDS_PER_BATCH)
+
+
+RecordState = Literal["accepted", "duplicate", "rejected"]
+
+
+class RecordResult(_Strict):
+    stream_id: str | None
+    seq: int | None
+    status: RecordState
+    reason: str | None = None
+
+
+class BatchResult(_Strict):
+    results: list[RecordResult]
+    accounted_through: dict[str, int] = Field(
+        description="Per stream: the highest seq up to which every record is stored, "
+        "duplicate, rejected or reported given up."
+    )
+
+
+# --- enrolment and settings -----------------------------------------------------------
+
+
+class EnrollRequest(_Strict):
+    code: str = Field(min_length=1, max_length=200)
+    name: str | None = Field(default=None, max_length=100)
+    version: str = Field(max_length=64)
+
+
+class EnrollResponse(_Strict):
+    board: str
+    school: str
+    agent: str
+    credential: str
+
+
+class CentralSettings(_Strict):
+    """Settings the collector holds for an agent: a partial agent config (same keys as
+    the agent's TOML file) that the local file overrides."""
+
+    settings: dict[str, Any] = Field(default_factory=dict)
+    updated_at_seconds: float | None = None
