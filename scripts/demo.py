@@ -1,0 +1,127 @@
+"""Run a collector and one agent on this machine until Ctrl-C (called by scripts/demo).
+
+Everything the demo sends stays on this machine: the agent's bandwidth test runs
+against the collector's own speed endpoints on 127.0.0.1, and no public target is used.
+Re-running reuses the board, school and enrolled agent kept in .demo/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / ".demo"
+BIN = Path(sys.executable).parent
+
+AGENT_CONFIG = """\
+# The demo agent: every target is the local collector, intervals are short so that
+# something shows up within a minute.
+state_dir = "{state_dir}"
+
+[probes.system]
+interval = "15s"
+
+[probes.bandwidth]
+interval = "5m"
+# Empty server = the collector's own speed endpoints (here: 127.0.0.1).
+server = ""
+duration = "3s"
+max_bytes = "200MB"
+
+[upload]
+interval = "10s"
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SCHOOLNET_DEMO_PORT", 8470)))
+    args = parser.parse_args()
+    DEMO.mkdir(exist_ok=True)
+    url = f"http://127.0.0.1:{args.port}"
+    env = dict(os.environ, SCHOOLNET_DB=f"sqlite:///{DEMO / 'collector.db'}",
+               SCHOOLNET_MODE="development")
+    agent_config = DEMO / "agent.toml"
+    agent_config.write_text(AGENT_CONFIG.format(state_dir=DEMO / "agent"))
+    agent_env = dict(os.environ, SCHOOLNET_AGENT_CONFIG=str(agent_config))
+
+    collector = subprocess.Popen(
+        [BIN / "schoolnet-collector", "serve", "--host", "127.0.0.1", "--port", str(args.port)],
+        env=env,
+    )
+    agent: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for_health(url, collector)
+        if not (DEMO / "agent" / "credential.json").exists():
+            code = set_up_school(env)
+            run([BIN / "schoolnet-agent", "enroll", "--collector", url, "--code", code,
+                 "--name", "demo-agent"], agent_env)
+        agent = subprocess.Popen([BIN / "schoolnet-agent", "run"], env=agent_env)
+        print(f"""
+schoolnet demo is running (Ctrl-C stops it). Look here:
+  metrics for Prometheus:  {url}/metrics   (values appear after the first upload, ~15 s)
+  collector health:        {url}/healthz
+  API documentation:       {url}/docs
+  the agent's outbox:      .venv/bin/schoolnet-agent --config {agent_config} status
+  one measurement:         .venv/bin/schoolnet-agent --config {agent_config} measure bandwidth --json
+""", flush=True)
+        while collector.poll() is None and agent.poll() is None:
+            time.sleep(0.5)
+        return 1  # one of them stopped on its own: its own message says why
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for process in (agent, collector):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in (agent, collector):
+            if process is not None:
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def set_up_school(env: dict[str, str]) -> str:
+    """Create the demo board and school once, and return a fresh enrolment code."""
+    collector = BIN / "schoolnet-collector"
+    boards = run([collector, "board", "list"], env)
+    if "demo-board" not in boards.split():
+        run([collector, "board", "add", "Demo board", "--id", "demo-board"], env)
+        run([collector, "school", "add", "--board", "demo-board", "Demo school",
+             "--id", "demo-school"], env)
+    return run([collector, "enroll-code", "--school", "demo-board/demo-school"], env).strip()
+
+
+def run(command: list[object], env: dict[str, str]) -> str:
+    result = subprocess.run([str(part) for part in command], env=env, capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0:
+        sys.exit(f"scripts/demo: {Path(str(command[0])).name} {command[1]} failed: "
+                 f"{result.stderr.strip() or result.stdout.strip()}")
+    return result.stdout
+
+
+def wait_for_health(url: str, collector: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if collector.poll() is not None:
+            sys.exit("scripts/demo: the collector stopped at start; its message is above")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"scripts/demo: the collector did not answer on {url} within 30 s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Faults with real processes: kill -9, a hung collector, duplicated and reordered batches."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from support.processes import AgentProcess, CollectorProcess, wait_until
+
+SYSTEM_ONLY = """
+[probes.bandwidth]
+enabled = false
+"""
+
+
+def stored_seqs(collector: CollectorProcess, agent: str) -> list[int]:
+    rows = collector.query(
+        "SELECT r.seq FROM records r JOIN agents a ON a.id = r.agent_id WHERE a.slug = ?"
+        " ORDER BY r.seq", agent,
+    )
+    return [row[0] for row in rows]
+
+
+def test_agent_killed_between_measuring_and_uploading_loses_nothing(
+    collector: CollectorProcess, enrolled_agent: Callable[[str], AgentProcess]
+) -> None:
+    agent = enrolled_agent(SYSTEM_ONLY)
+    assert collector.process is not None
+    # A collector that accepts connections but never answers: the agent measures, keeps
+    # the record, and hangs in the upload, where we kill it.
+    collector.process.send_signal(signal.SIGSTOP)
+    try:
+        agent.start("once")
+        wait_until(agent.outbox_seqs, 30, "the measurement in the outbox")
+        time.sleep(0.5)  # well inside the upload now
+        agent.kill9()
+    finally:
+        collector.process.send_signal(signal.SIGCONT)
+    assert agent.outbox_seqs() == {1}
+
+    agent.cli("once")
+    assert stored_seqs(collector, "agent-0") == [1, 2], "both measurements, each once"
+    assert agent.outbox_seqs() == set()
+
+
+def _record(stream_id: str, seq: int) -> dict[str, Any]:
+    return {
+        "stream_id": stream_id, "seq": seq, "kind": "system", "ok": False,
+        "error": "synthetic failure record",
+        "clock": {"wall_time_seconds": time.time(), "boot_id": "b", "since_boot_seconds": 1.0,
+                  "clock_synchronized": True},
+    }
+
+
+def _post(collector: CollectorProcess, credential: str, seqs: list[int], stream_id: str
+          ) -> dict[str, Any]:
+    batch = {"sent_at_seconds": time.time(),
+             "health": {"version": "test", "outbox_records": 0, "outbox_bytes": 0},
+             "records": [_record(stream_id, seq) for seq in seqs]}
+    answer = httpx.post(
+        f"{collector.url}/api/v1/ingest", content=gzip.compress(json.dumps(batch).encode()),
+        headers={"Authorization": f"Bearer {credential}", "Content-Encoding": "gzip",
+                 "Content-Type": "application/json"}, timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def test_duplicated_and_reordered_batches_are_stored_once(
+    collector: CollectorProcess, enrolled_agent: Callable[[str], AgentProcess]
+) -> None:
+    agent = enrolled_agent(SYSTEM_ONLY)
+    credential = json.loads((agent.state_dir / "credential.json").read_text())["credential"]
+    stream = uuid.uuid4().hex
+
+    later = _post(collector, credential, [3, 4], stream)
+    assert [r["status"] for r in later["results"]] == ["accepted", "accepted"]
+    assert later["accounted_through"][stream] == 0, "1 and 2 are still missing"
+
+    earlier = _post(collector, credential, [1, 2], stream)
+    assert [r["status"] for r in earlier["results"]] == ["accepted", "accepted"]
+    assert earlier["accounted_through"][stream] == 4
+
+    again = _post(collector, credential, [4, 2, 3, 1, 1], stream)
+    assert [r["status"] for r in again["results"]] == ["duplicate"] * 5
+    assert stored_seqs(collector, "agent-0") == [1, 2, 3, 4]

@@ -1,0 +1,202 @@
+"""The real collector, agent and Prometheus as child processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from support.tools import console_script, free_port, require_tool
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, step: float = 0.1) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
+
+
+class CollectorProcess:
+    """``schoolnet-collector serve`` on its own SQLite file; restartable on the same port."""
+
+    def __init__(self, workdir: Path, mode: str = "production") -> None:
+        self.db_path = workdir / "collector.db"
+        self.db_url = f"sqlite:///{self.db_path}"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "collector.log"
+        self.env = dict(os.environ, SCHOOLNET_DB=self.db_url, SCHOOLNET_MODE=mode)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [console_script("schoolnet-collector"), *args],
+            env=self.env, capture_output=True, text=True, timeout=60, check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"schoolnet-collector {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [console_script("schoolnet-collector"), "serve", "--host", "127.0.0.1",
+             "--port", str(self.port)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        wait_until(self._healthy, 30, f"the collector on {self.url} (log: {self.log_path})")
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"collector exited: {self.log_path.read_text()[-2000:]}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def enroll_code(self, board: str = "test-board", school: str = "test-school") -> str:
+        """Make the board and school when needed, and return a one-use code."""
+        if board not in self.cli("board", "list").stdout.split():
+            self.cli("board", "add", board.replace("-", " ").title(), "--id", board)
+        if school not in self.cli("school", "list").stdout.split():
+            self.cli("school", "add", "--board", board, school.title(), "--id", school)
+        return self.cli("enroll-code", "--school", f"{board}/{school}").stdout.strip()
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Read the collector's store directly: what a restart would find."""
+        with sqlite3.connect(self.db_path, timeout=30) as db:
+            return db.execute(sql, params).fetchall()
+
+
+class AgentProcess:
+    """``schoolnet-agent`` with its own config file and state directory."""
+
+    def __init__(self, workdir: Path, config: str = "") -> None:
+        self.state_dir = workdir / "agent-state"
+        self.config_path = workdir / "agent.toml"
+        self.config_path.write_text(f'state_dir = "{self.state_dir}"\n{config}')
+        self.log_path = workdir / "agent.log"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLNET_")}
+        self.env["SCHOOLNET_AGENT_CONFIG"] = str(self.config_path)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 120
+            ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [console_script("schoolnet-agent"), *args],
+            env=self.env, capture_output=True, text=True, timeout=timeout, check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"schoolnet-agent {' '.join(args)} exited {result.returncode}: "
+                f"{result.stderr}{result.stdout}"
+            )
+        return result
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start ``schoolnet-agent ARGS`` (default ``run``) in the background."""
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [console_script("schoolnet-agent"), *(args or ("run",))],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        return self.process
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def status(self) -> dict[str, Any]:
+        return dict(json.loads(self.cli("status", "--json").stdout))
+
+    def outbox_seqs(self) -> set[int]:
+        """The seqs still waiting in the outbox, read the way a restarted agent would."""
+        with sqlite3.connect(self.state_dir / "outbox.sqlite", timeout=30) as db:
+            return {row[0] for row in db.execute("SELECT seq FROM records")}
+
+
+class PrometheusProcess:
+    """Debian's Prometheus scraping the collector once a second."""
+
+    def __init__(self, workdir: Path, target: str, metrics_path: str = "/metrics") -> None:
+        self.binary = require_tool("prometheus")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = workdir
+        self.config_path = workdir / "prometheus.yml"
+        self.config_path.write_text(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            "scrape_configs:\n  - job_name: schoolnet\n"
+            f"    metrics_path: {metrics_path}\n"
+            f"    static_configs:\n      - targets: ['{target}']\n"
+        )
+        self.log_path = workdir / "prometheus.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [self.binary, f"--config.file={self.config_path}",
+             f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{self.port}"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        wait_until(self._ready, 20, f"Prometheus ready (log: {self.log_path})")
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"prometheus exited: {self.log_path.read_text()[-2000:]}")
+        try:
+            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        assert self.process is not None and self.process.poll() is None, "prometheus died"
+        answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
+        answer.raise_for_status()
+        return list(answer.json()["data"]["result"])
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
