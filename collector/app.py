@@ -1,0 +1,79 @@
+"""The collector's web application: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent import __version__
+from agent.wire import INGEST_PATH
+from collector.db.engine import open_engine
+from collector.db.migrate import upgrade
+from collector.deps import Admin
+from collector.metrics import CollectorMetrics
+from collector.routes import admin, enrol, health, ingest, speed
+from collector.settings import CollectorSettings
+
+log = logging.getLogger("schoolnet.collector")
+
+
+def create_app(settings: CollectorSettings | None = None) -> FastAPI:
+    settings = settings or CollectorSettings()
+    development = settings.mode == "development"
+    app = FastAPI(
+        title="schoolnet collector", version=__version__,
+        # In production the API description is for admins only (see /openapi.json below).
+        docs_url="/docs" if development else None,
+        redoc_url="/redoc" if development else None,
+        openapi_url="/openapi.json" if development else None,
+    )
+    engine = open_engine(settings.db)
+    upgrade(engine)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.metrics = CollectorMetrics(engine, settings.agent_expiry)
+
+    for module in (ingest, enrol, speed, admin, health):
+        app.include_router(module.router)
+    if not development:
+        @app.get("/openapi.json", include_in_schema=False, dependencies=[Admin])
+        def openapi() -> dict[str, Any]:
+            return app.openapi()
+
+    @app.exception_handler(RequestValidationError)
+    async def one_line_validation_error(request: Request, exc: RequestValidationError
+                                        ) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, 422)
+
+    app.add_middleware(CountIngestAnswers, metrics=app.state.metrics)
+    app.router.add_event_handler("shutdown", engine.dispose)
+    return app
+
+
+class CountIngestAnswers:
+    """Counts ingest answers by HTTP status (pure ASGI: speed-test streams pass untouched)."""
+
+    def __init__(self, app: ASGIApp, metrics: CollectorMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != INGEST_PATH:
+            await self.app(scope, receive, send)
+            return
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.metrics.batches.labels(str(message["status"])).inc()
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+
+

@@ -1,0 +1,276 @@
+"""``schoolnet-collector``: serve the API and administer boards, schools and agents."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from agent import __version__
+from agent.wire import describe_validation_error
+from collector.durations import parse_duration
+
+PROG = "schoolnet-collector"
+
+
+class UsageError(Exception):
+    """Bad input from the command line: exit 2 with one line."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming what was wrong, then exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line for the user, never a traceback
+        from collector.db.engine import StoreError
+        from collector.registry import RegistryError
+
+        if isinstance(exc, (RegistryError, StoreError, ValueError)):
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{PROG}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog=PROG,
+        description="The schoolnet collector: keeps what agents measure, exposes it to "
+        "Prometheus, and administers boards, schools and agents.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--db", help="database URL: sqlite:///FILE (default: $SCHOOLNET_DB, else "
+        "sqlite:///schoolnet-collector.db) or postgresql://USER@HOST/DB")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True,
+                                     parser_class=OneLineParser)
+
+    serve = commands.add_parser("serve", help="run the HTTP API, /metrics and the speed endpoints")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8470, help="port (default 8470)")
+    serve.add_argument("--tls-cert", type=Path, help="PEM certificate: terminate HTTPS here")
+    serve.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1",
+                       help="reverse proxies whose X-Forwarded-* headers are trusted")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(run=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date "
+                                  "(every command also does this at start)")
+    migrate.set_defaults(run=cmd_migrate)
+
+    board = commands.add_parser("board", help="boards (school boards, besturen)")
+    board_commands = board.add_subparsers(metavar="ACTION", required=True, parser_class=OneLineParser)
+    board_add = board_commands.add_parser("add", help="add a board; prints its id")
+    board_add.add_argument("name", help="display name")
+    board_add.add_argument("--id", help="short id (default: derived from the name)")
+    board_add.set_defaults(run=cmd_board_add)
+    board_commands.add_parser("list", help="list boards: id and name").set_defaults(run=cmd_board_list)
+
+    school = commands.add_parser("school", help="schools of a board")
+    school_commands = school.add_subparsers(metavar="ACTION", required=True, parser_class=OneLineParser)
+    school_add = school_commands.add_parser("add", help="add a school; prints its id")
+    school_add.add_argument("--board", required=True, help="the board's id")
+    school_add.add_argument("name", help="display name")
+    school_add.add_argument("--id", help="short id, unique in the board (default: from the name)")
+    school_add.set_defaults(run=cmd_school_add)
+    school_list = school_commands.add_parser("list", help="list schools: board, id and name")
+    school_list.add_argument("--board", help="only this board's schools")
+    school_list.set_defaults(run=cmd_school_list)
+
+    code = commands.add_parser("enroll-code", help="make an enrolment code for a school's "
+                               "agents; prints the code alone")
+    code.add_argument("--school", required=True, help="SCHOOL id, or BOARD/SCHOOL")
+    code.add_argument("--uses", type=int, default=1, help="how many agents may use it (default 1)")
+    code.add_argument("--valid-for", default="24h", help="e.g. 30m, 24h, 7d (default 24h)")
+    code.set_defaults(run=cmd_enroll_code)
+
+    token = commands.add_parser("admin-token", help="tokens for the admin API")
+    token_commands = token.add_subparsers(metavar="ACTION", required=True, parser_class=OneLineParser)
+    token_commands.add_parser("create", help="print a new admin token (shown once)").set_defaults(
+        run=cmd_admin_token_create)
+
+    agent = commands.add_parser("agent", help="enrolled agents")
+    agent_commands = agent.add_subparsers(metavar="ACTION", required=True, parser_class=OneLineParser)
+    agent_list = agent_commands.add_parser("list", help="list agents with version and last report")
+    agent_list.add_argument("--school", help="SCHOOL or BOARD/SCHOOL")
+    agent_list.set_defaults(run=cmd_agent_list)
+    revoke = agent_commands.add_parser("revoke", help="revoke an agent's credential (it gets 401)")
+    revoke.add_argument("agent", help="BOARD/SCHOOL/AGENT, or SCHOOL/AGENT")
+    revoke.set_defaults(run=cmd_agent_revoke)
+
+    settings = commands.add_parser("agent-settings", help="settings the collector holds for "
+                                   "agents (a partial agent config; the agent's file wins)")
+    settings_commands = settings.add_subparsers(metavar="ACTION", required=True,
+                                                parser_class=OneLineParser)
+    settings_set = settings_commands.add_parser("set", help="merge KEY=VALUE settings, e.g. "
+                                                "probes.bandwidth.interval=4h")
+    settings_show = settings_commands.add_parser("show", help="print the settings as JSON")
+    for sub in (settings_set, settings_show):
+        sub.add_argument("--school", required=True, help="SCHOOL or BOARD/SCHOOL")
+        sub.add_argument("--agent", help="one agent's id (default: every agent of the school)")
+    settings_set.add_argument("assignments", nargs="+", metavar="KEY=VALUE",
+                              help="dotted key; the value is JSON when it parses, else text")
+    settings_set.set_defaults(run=cmd_settings_set)
+    settings_show.set_defaults(run=cmd_settings_show)
+    return parser
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    from collector.db.engine import open_engine
+    from collector.db.migrate import upgrade
+
+    engine = open_engine(_settings(args).db)
+    upgrade(engine)
+    return engine
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from collector.settings import CollectorSettings
+
+    try:
+        overrides = {"db": args.db} if args.db else {}
+        return CollectorSettings(**overrides)
+    except ValidationError as exc:
+        raise UsageError("settings: " + describe_validation_error(exc)) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from collector.app import create_app
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    for path in (args.tls_cert, args.tls_key):
+        if path and not path.is_file():
+            raise UsageError(f"{path} is not a readable file")
+    app = create_app(_settings(args))
+    scheme = "https" if args.tls_cert else "http"
+    print(f"{PROG}: serving on {scheme}://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level=args.log_level,
+        ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
+        ssl_keyfile=str(args.tls_key) if args.tls_key else None,
+        proxy_headers=True, forwarded_allow_ips=args.forwarded_allow_ips,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    _engine(args)
+    return 0
+
+
+def cmd_board_add(args: argparse.Namespace) -> int:
+    from collector.registry import add_board
+
+    print(add_board(_engine(args), args.name, args.id))
+    return 0
+
+
+def cmd_board_list(args: argparse.Namespace) -> int:
+    from collector.registry import list_boards
+
+    for slug, name in list_boards(_engine(args)):
+        print(f"{slug}\t{name}")
+    return 0
+
+
+def cmd_school_add(args: argparse.Namespace) -> int:
+    from collector.registry import add_school
+
+    print(add_school(_engine(args), args.board, args.name, args.id))
+    return 0
+
+
+def cmd_school_list(args: argparse.Namespace) -> int:
+    from collector.registry import list_schools
+
+    for board, slug, name in list_schools(_engine(args), args.board):
+        print(f"{board}\t{slug}\t{name}")
+    return 0
+
+
+def cmd_enroll_code(args: argparse.Namespace) -> int:
+    from collector.registry import create_enrolment_code
+
+    valid_for = _duration(args.valid_for, "--valid-for")
+    print(create_enrolment_code(_engine(args), args.school, args.uses, valid_for))
+    return 0
+
+
+def cmd_admin_token_create(args: argparse.Namespace) -> int:
+    from collector.registry import create_admin_token
+
+    print(create_admin_token(_engine(args)))
+    return 0
+
+
+def cmd_agent_list(args: argparse.Namespace) -> int:
+    from collector.registry import list_agents
+
+    for row in list_agents(_engine(args), args.school):
+        state = "revoked" if row["revoked_at"] else "active"
+        print(f"{row['board']}/{row['school']}/{row['agent']}\t{state}\t"
+              f"version={row['version'] or '-'}\tlast_report={row['last_report_at'] or '-'}")
+    return 0
+
+
+def cmd_agent_revoke(args: argparse.Namespace) -> int:
+    from collector.registry import revoke_agent
+
+    revoke_agent(_engine(args), args.agent)
+    print(f"revoked {args.agent}", file=sys.stderr)
+    return 0
+
+
+def cmd_settings_set(args: argparse.Namespace) -> int:
+    from collector.agent_settings import parse_assignments, update_settings
+
+    document = update_settings(_engine(args), args.school, args.agent,
+                               parse_assignments(args.assignments))
+    print(json.dumps(document, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_settings_show(args: argparse.Namespace) -> int:
+    from collector.agent_settings import show_settings
+
+    print(json.dumps(show_settings(_engine(args), args.school, args.agent), indent=2,
+                     sort_keys=True))
+    return 0
+
+
+def _duration(text: str, option: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+Command = Callable[[argparse.Namespace], int]
+
+if __name__ == "__main__":
+    sys.exit(main())

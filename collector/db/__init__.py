@@ -1,0 +1,1 @@
+"""The collector's store: one code path for SQLite and PostgreSQL."""

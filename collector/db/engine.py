@@ -1,0 +1,65 @@
+"""Opening the store: one engine per process, SQLite made durable, schema migrated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+
+class StoreError(Exception):
+    """The database cannot be opened or migrated; the message says what to fix."""
+
+
+def open_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise StoreError(f"--db {url!r} is not a database URL (sqlite:///FILE or postgresql://…)") from None
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    if parsed.get_backend_name() != "postgresql":
+        raise StoreError(f"--db {url!r}: only sqlite:// and postgresql:// are supported")
+    try:
+        return create_engine(parsed, pool_pre_ping=True, pool_size=10)
+    except ModuleNotFoundError as exc:
+        raise StoreError(f"PostgreSQL needs the driver {exc.name!r}: pip install psycopg") from None
+
+
+def _sqlite_engine(url: Any) -> Engine:
+    if url.database and url.database != ":memory:":
+        folder = Path(url.database).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise StoreError(f"--db: the folder {folder} does not exist")
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                           pool_size=8, max_overflow=8)
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # We issue BEGIN ourselves (below), so pysqlite must not.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # A 2xx to an agent means committed durably: fsync at every commit.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        # Writers take the write lock at BEGIN: a deferred transaction that reads first
+        # fails at once with SQLITE_BUSY when another writer committed in between.
+        mode = connection.get_execution_options().get("sqlite_begin", "")
+        connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+    return engine
+
+
+def writer(engine: Engine) -> Any:
+    """A connection whose transactions take the write lock at BEGIN (SQLite)."""
+    return engine.connect().execution_options(sqlite_begin="IMMEDIATE")

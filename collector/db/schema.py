@@ -1,0 +1,158 @@
+"""Tables of the store. Times are Unix seconds (floats): dialect-neutral and cheap.
+
+Migrations in ``collector/migrations`` create exactly these; change both together.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# BIGINT on PostgreSQL, but INTEGER on SQLite where only "INTEGER PRIMARY KEY" is a rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+boards = Table(
+    "boards", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("slug", String(63), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+schools = Table(
+    "schools", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("board_id", ForeignKey("boards.id"), nullable=False),
+    Column("slug", String(63), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("board_id", "slug"),
+)
+
+agents = Table(
+    "agents", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("school_id", ForeignKey("schools.id"), nullable=False),
+    Column("slug", String(63), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("credential_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+    Column("last_report_at", Float),
+    Column("version", String(64)),
+    Column("outbox_records", BigInteger),
+    Column("outbox_bytes", BigInteger),
+    Column("oldest_record_age_seconds", Float),
+    UniqueConstraint("school_id", "slug"),
+)
+
+enrolment_codes = Table(
+    "enrolment_codes", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("school_id", ForeignKey("schools.id"), nullable=False),
+    Column("uses_left", Integer, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+admin_tokens = Table(
+    "admin_tokens", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+)
+
+records = Table(
+    "records", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("agent_id", ForeignKey("agents.id"), nullable=False),
+    Column("stream_id", String(32), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("error", Text),
+    Column("measured_at", Float, nullable=False),
+    Column("boot_id", String(64), nullable=False),
+    Column("since_boot_seconds", Float, nullable=False),
+    Column("clock_synchronized", Boolean),
+    Column("received_at", Float, nullable=False),
+    Column("payload", JSON, nullable=False),
+    UniqueConstraint("agent_id", "stream_id", "seq", name="uq_records_agent_stream_seq"),
+    Index("ix_records_agent_kind_time", "agent_id", "kind", "measured_at"),
+)
+
+# Rejected records keep their reason, never their content: it may hold a MAC address.
+rejected_records = Table(
+    "rejected_records", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("agent_id", ForeignKey("agents.id"), nullable=False),
+    Column("stream_id", String(32)),
+    Column("seq", BigInteger),
+    Column("code", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("received_at", Float, nullable=False),
+    UniqueConstraint("agent_id", "stream_id", "seq", name="uq_rejected_agent_stream_seq"),
+)
+
+given_up_ranges = Table(
+    "given_up_ranges", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("agent_id", ForeignKey("agents.id"), nullable=False),
+    Column("stream_id", String(32), nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("reported_at", Float, nullable=False),
+    UniqueConstraint("agent_id", "stream_id", "first_seq", "last_seq", "reason",
+                     name="uq_given_up_range"),
+)
+
+# Per stream: every seq up to here is stored, duplicate, rejected or given up.
+streams = Table(
+    "streams", metadata,
+    Column("agent_id", ForeignKey("agents.id"), primary_key=True),
+    Column("stream_id", String(32), primary_key=True),
+    Column("accounted_through", BigInteger, nullable=False),
+)
+
+# The newest record per agent and kind, with counts, kept at ingest so /metrics never
+# scans `records`.
+latest = Table(
+    "latest", metadata,
+    Column("agent_id", ForeignKey("agents.id"), primary_key=True),
+    Column("kind", String(64), primary_key=True),
+    Column("measured_at", Float, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("error", Text),
+    Column("payload", JSON, nullable=False),
+    Column("runs_total", BigInteger, nullable=False),
+    Column("failures_total", BigInteger, nullable=False),
+)
+
+# Partial agent configuration held centrally: per school (agent_id NULL) or per agent.
+agent_settings = Table(
+    "agent_settings", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("school_id", ForeignKey("schools.id"), nullable=False),
+    Column("agent_id", ForeignKey("agents.id")),
+    Column("document", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("school_id", "agent_id", name="uq_agent_settings_scope"),
+)

@@ -1,0 +1,53 @@
+"""Request dependencies: the store, and who is calling (an agent or an admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from collector.registry import AgentIdentity, NotAllowed, authenticate_agent, is_admin
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def bearer_token(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(401, "send the credential as 'Authorization: Bearer …'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+def current_agent(engine: EngineDep, token: Annotated[str, Depends(bearer_token)]
+                  ) -> AgentIdentity:
+    try:
+        return authenticate_agent(engine, token)
+    except NotAllowed as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+    except SQLAlchemyError:
+        raise HTTPException(503, "the store is not available; retry later",
+                            headers={"Retry-After": "5"}) from None
+
+
+def require_admin(engine: EngineDep, token: Annotated[str, Depends(bearer_token)]) -> None:
+    try:
+        allowed = is_admin(engine, token)
+    except SQLAlchemyError:
+        raise HTTPException(503, "the store is not available; retry later",
+                            headers={"Retry-After": "5"}) from None
+    if not allowed:
+        raise HTTPException(401, "unknown or revoked admin token",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+CurrentAgent = Annotated[AgentIdentity, Depends(current_agent)]
+Admin = Depends(require_admin)

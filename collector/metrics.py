@@ -1,0 +1,223 @@
+"""``/metrics``: fresh metric families from the store at every scrape.
+
+The store is the truth; this page shows its current state (the latest value per agent
+and kind). Agents silent for longer than the expiry drop out, so a decommissioned Pi
+does not haunt the dashboards; their history stays in the store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func, select
+
+from agent.wire import RecordError
+from collector.db.schema import agents, boards, given_up_ranges, latest, schools
+from collector.ingest import IngestOutcome
+
+IDENTITY = ["board", "school", "agent"]
+ON_REPORT = "updated when the agent reports"
+
+
+@dataclass(frozen=True)
+class PayloadMetric:
+    """A payload field shown as a metric of the latest record of its kind."""
+
+    field: str
+    name: str
+    help: str
+    counter: bool = False
+
+
+SYSTEM_METRICS = [
+    PayloadMetric("cpu_usage_ratio", "schoolnet_system_cpu_usage_ratio",
+                  "Share of CPU time the agent's host was busy (1 = every core)"),
+    PayloadMetric("load_average_1m", "schoolnet_system_load_average_1m",
+                  "Load average over 1 minute of the agent's host (runnable tasks)"),
+    PayloadMetric("load_average_5m", "schoolnet_system_load_average_5m",
+                  "Load average over 5 minutes of the agent's host (runnable tasks)"),
+    PayloadMetric("load_average_15m", "schoolnet_system_load_average_15m",
+                  "Load average over 15 minutes of the agent's host (runnable tasks)"),
+    PayloadMetric("memory_total_bytes", "schoolnet_system_memory_total_bytes",
+                  "Memory of the agent's host, bytes"),
+    PayloadMetric("memory_available_bytes", "schoolnet_system_memory_available_bytes",
+                  "Memory available on the agent's host, bytes"),
+    PayloadMetric("temperature_celsius", "schoolnet_system_temperature_celsius",
+                  "Hottest sensor of the agent's host, degrees Celsius"),
+    PayloadMetric("uplink_speed_bytes_per_second",
+                  "schoolnet_system_uplink_speed_bytes_per_second",
+                  "Negotiated link speed of the agent's uplink interface, bytes per second"),
+    PayloadMetric("uplink_received_bytes_total", "schoolnet_system_uplink_receive_bytes",
+                  "Bytes received on the agent's uplink interface since the host booted",
+                  counter=True),
+    PayloadMetric("uplink_sent_bytes_total", "schoolnet_system_uplink_transmit_bytes",
+                  "Bytes sent on the agent's uplink interface since the host booted",
+                  counter=True),
+    PayloadMetric("agent_resident_memory_bytes", "schoolnet_agent_resident_memory_bytes",
+                  "Resident memory of the agent process, bytes"),
+    PayloadMetric("state_dir_free_bytes", "schoolnet_agent_state_dir_free_bytes",
+                  "Free space where the agent keeps its outbox, bytes"),
+]
+
+BANDWIDTH_METRICS = [
+    PayloadMetric("download_bytes_per_second", "schoolnet_bandwidth_download_bytes_per_second",
+                  "Download goodput of the latest bandwidth test, bytes per second"),
+    PayloadMetric("upload_bytes_per_second", "schoolnet_bandwidth_upload_bytes_per_second",
+                  "Upload goodput of the latest bandwidth test, bytes per second"),
+    PayloadMetric("idle_latency_seconds", "schoolnet_bandwidth_idle_latency_seconds",
+                  "Round-trip time to the test server before the latest test, seconds"),
+]
+
+PAYLOAD_METRICS = {"system": SYSTEM_METRICS, "bandwidth": BANDWIDTH_METRICS}
+
+
+class StoreCollector(Collector):
+    """Builds every per-agent family from the store, with three queries per scrape."""
+
+    def __init__(self, engine: Engine, expiry_seconds: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.expiry_seconds = expiry_seconds
+        self.clock = clock
+
+    def describe(self) -> list[Metric]:
+        # Do not query the store at registration time.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        since = self.clock() - self.expiry_seconds
+        live = (agents.c.revoked_at.is_(None)) & (agents.c.last_report_at >= since)
+        identity = (select(agents.c.id, boards.c.slug.label("board"),
+                           schools.c.slug.label("school"), agents.c.slug.label("agent"))
+                    .join(schools, schools.c.id == agents.c.school_id)
+                    .join(boards, boards.c.id == schools.c.board_id))
+        with self.engine.connect() as conn:
+            agent_rows = conn.execute(
+                identity.add_columns(agents.c.version, agents.c.last_report_at,
+                                     agents.c.outbox_records, agents.c.outbox_bytes)
+                .where(live)).all()
+            latest_rows = conn.execute(
+                select(latest.c.agent_id, latest.c.kind, latest.c.measured_at, latest.c.ok,
+                       latest.c.payload, latest.c.runs_total, latest.c.failures_total)
+                .join(agents, agents.c.id == latest.c.agent_id).where(live)).all()
+            given_up_rows = conn.execute(
+                select(given_up_ranges.c.agent_id, given_up_ranges.c.reason,
+                       func.sum(given_up_ranges.c.last_seq - given_up_ranges.c.first_seq + 1))
+                .join(agents, agents.c.id == given_up_ranges.c.agent_id).where(live)
+                .group_by(given_up_ranges.c.agent_id, given_up_ranges.c.reason)).all()
+
+        labels = {row.id: [row.board, row.school, row.agent] for row in agent_rows}
+        yield from self._agent_families(agent_rows, given_up_rows, labels)
+        yield from self._latest_families(latest_rows, labels)
+
+    def _agent_families(self, agent_rows: list[Any], given_up_rows: list[Any],
+                        labels: dict[int, list[str]]) -> Iterator[Metric]:
+        info = GaugeMetricFamily("schoolnet_agent_info",
+                                 "Agent metadata, value 1; " + ON_REPORT,
+                                 labels=[*IDENTITY, "version"])
+        last = GaugeMetricFamily("schoolnet_agent_last_report_timestamp_seconds",
+                                 "When the agent last delivered a batch, Unix seconds",
+                                 labels=IDENTITY)
+        depth = GaugeMetricFamily("schoolnet_agent_outbox_records",
+                                  "Records waiting in the agent's outbox; " + ON_REPORT,
+                                  labels=IDENTITY)
+        size = GaugeMetricFamily("schoolnet_agent_outbox_bytes",
+                                 "Bytes waiting in the agent's outbox; " + ON_REPORT,
+                                 labels=IDENTITY)
+        for row in agent_rows:
+            identity = labels[row.id]
+            info.add_metric([*identity, row.version or ""], 1)
+            last.add_metric(identity, row.last_report_at)
+            if row.outbox_records is not None:
+                depth.add_metric(identity, row.outbox_records)
+                size.add_metric(identity, row.outbox_bytes)
+        given_up = CounterMetricFamily(
+            "schoolnet_agent_given_up_records",
+            "Records the agent gave up on (evicted: outbox full; dead_lettered: refused as "
+            "malformed), as the agent reported them; " + ON_REPORT,
+            labels=[*IDENTITY, "reason"])
+        for agent_id, reason, count in given_up_rows:
+            given_up.add_metric([*labels[agent_id], reason], count)
+        yield from (info, last, depth, size, given_up)
+
+    def _latest_families(self, latest_rows: list[Any], labels: dict[int, list[str]]
+                         ) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for kind_metrics in PAYLOAD_METRICS.values():
+            for metric in kind_metrics:
+                family_type = CounterMetricFamily if metric.counter else GaugeMetricFamily
+                families[metric.field + metric.name] = family_type(
+                    metric.name, f"{metric.help}; latest value, {ON_REPORT}", labels=IDENTITY)
+        runs = CounterMetricFamily("schoolnet_probe_runs", "Probe runs stored, per probe",
+                                   labels=[*IDENTITY, "probe"])
+        failures = CounterMetricFamily(
+            "schoolnet_probe_failures", "Probe runs that could not measure, per probe",
+            labels=[*IDENTITY, "probe"])
+        last_run = GaugeMetricFamily(
+            "schoolnet_probe_last_run_timestamp_seconds",
+            "When the probe's newest stored run measured, Unix seconds (agent clock)",
+            labels=[*IDENTITY, "probe"])
+        test_time = GaugeMetricFamily(
+            "schoolnet_bandwidth_test_timestamp_seconds",
+            "When the latest bandwidth test ran, Unix seconds (agent clock)", labels=IDENTITY)
+        test_info = GaugeMetricFamily(
+            "schoolnet_bandwidth_test_info",
+            "How the latest bandwidth test was made, value 1; " + ON_REPORT,
+            labels=[*IDENTITY, "backend", "server", "valid"])
+
+        for row in latest_rows:
+            identity = labels.get(row.agent_id)
+            if identity is None:
+                continue
+            runs.add_metric([*identity, row.kind], row.runs_total)
+            failures.add_metric([*identity, row.kind], row.failures_total)
+            last_run.add_metric([*identity, row.kind], row.measured_at)
+            payload = row.payload or {}
+            for metric in PAYLOAD_METRICS.get(row.kind, ()):
+                value = payload.get(metric.field)
+                if value is not None:
+                    families[metric.field + metric.name].add_metric(identity, value)
+            if row.kind == "bandwidth" and payload:
+                test_time.add_metric(identity, row.measured_at)
+                valid = "false" if payload.get("invalid_reasons") else "true"
+                test_info.add_metric(
+                    [*identity, str(payload.get("backend", "")), str(payload.get("server", "")),
+                     valid], 1)
+        yield from families.values()
+        yield from (runs, failures, last_run, test_time, test_info)
+
+
+class CollectorMetrics:
+    """The registry behind ``/metrics``: the store's families plus this process's counters."""
+
+    def __init__(self, engine: Engine, expiry_seconds: float) -> None:
+        # `_created` series double the page and no dashboard of ours reads them.
+        disable_created_metrics()
+        self.registry = CollectorRegistry()
+        self.registry.register(StoreCollector(engine, expiry_seconds))
+        self.records = Counter(
+            "schoolnet_collector_records", "Records received by this collector process, by status",
+            ["status"], registry=self.registry)
+        self.rejected = Counter(
+            "schoolnet_collector_records_rejected",
+            "Records this collector process rejected, by reason", ["reason"],
+            registry=self.registry)
+        self.batches = Counter(
+            "schoolnet_collector_batches", "Ingest requests answered by this process, by HTTP status",
+            ["code"], registry=self.registry)
+        for status in ("accepted", "duplicate", "rejected"):
+            self.records.labels(status)
+        for reason in RecordError.CODES:
+            self.rejected.labels(reason)
+
+    def count_outcome(self, outcome: IngestOutcome) -> None:
+        for status, count in outcome.statuses.items():
+            self.records.labels(status).inc(count)
+        for reason, count in outcome.rejected_by_code.items():
+            self.rejected.labels(reason).inc(count)

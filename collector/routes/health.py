@@ -1,0 +1,32 @@
+"""``/healthz`` for load balancers and ``/metrics`` for Prometheus."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from collector.deps import EngineDep
+
+router = APIRouter()
+
+
+@router.get("/healthz", summary="Whether the collector and its store answer")
+def healthz(engine: EngineDep) -> dict[str, str]:
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        raise HTTPException(503, "the store does not answer") from None
+    return {"status": "ok"}
+
+
+@router.get("/metrics", summary="Prometheus metrics, built from the store at each scrape")
+async def metrics(request: Request) -> Response:
+    try:
+        body = await run_in_threadpool(generate_latest, request.app.state.metrics.registry)
+    except SQLAlchemyError:
+        raise HTTPException(503, "the store does not answer", headers={"Retry-After": "5"}) from None
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
