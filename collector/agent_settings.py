@@ -12,20 +12,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from agent.config import deep_merge
 from agent.wire import CentralSettings
 from collector.db.engine import writer
 from collector.db.schema import agent_settings
 from collector.registry import RegistryError, find_agent, resolve_school
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from agent import __version__
 from agent.wire import describe_validation_error
-from collector.durations import parse_duration
+from agent.units import parse_duration
 
 PROG = "schoolnet-collector"
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from collector.durations import parse_duration
+from agent.units import parse_duration
 
 DEFAULT_DB = "sqlite:///schoolnet-collector.db"
 

@@ -1,0 +1,84 @@
+"""Probes: one module per measurement, each a plugin with a name, an interval and ``run()``.
+
+To add one: a module here with a ``Probe`` subclass, its payload model and kind in
+``agent/wire.py``, its config section in ``agent/config.py`` and the example config, a
+fixture folder with real output, a parser test, and its metrics in docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from agent.config import AgentSettings
+    from agent.credential import Credential
+
+# name -> "module:Class": imported only when used, so `--help` and `status` stay light.
+PROBES = {
+    "system": "agent.probes.system:SystemProbe",
+    "bandwidth": "agent.probes.bandwidth:BandwidthProbe",
+}
+
+
+class ProbeError(Exception):
+    """The probe could not measure; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a run produced: a payload, or the reason there is none (or both, partly)."""
+
+    ok: bool
+    error: str | None
+    payload: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, payload: BaseModel) -> Measurement:
+        return cls(True, None, payload.model_dump(mode="json"))
+
+    @classmethod
+    def failed(cls, reason: str, payload: BaseModel | None = None) -> Measurement:
+        return cls(False, reason, payload.model_dump(mode="json") if payload else None)
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    settings: AgentSettings
+    credential: Credential | None
+    state_dir: Path
+
+
+class Probe:
+    name: ClassVar[str]
+
+    def __init__(self, context: ProbeContext) -> None:
+        self.context = context
+
+    @property
+    def config(self) -> Any:
+        return getattr(self.context.settings.probes, self.name)
+
+    def measure(self) -> Measurement:
+        """Run once; every failure becomes a failed measurement with its reason."""
+        try:
+            return self.run()
+        except ProbeError as exc:
+            return Measurement.failed(str(exc))
+        except Exception as exc:  # a probe's bug must not stop the agent: record it
+            return Measurement.failed(f"{type(exc).__name__}: {exc}")
+
+    def run(self) -> Measurement:
+        raise ProbeError(f"probe {self.name!r} does not measure anything")
+
+
+def probe_class(name: str) -> type[Probe]:
+    if name not in PROBES:
+        raise ValueError(f"unknown probe {name!r} (known: {', '.join(PROBES)})")
+    module, _, cls = PROBES[name].partition(":")
+    probe: type[Probe] = getattr(importlib.import_module(module), cls)
+    return probe

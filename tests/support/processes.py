@@ -149,8 +149,14 @@ class AgentProcess:
 
     def outbox_seqs(self) -> set[int]:
         """The seqs still waiting in the outbox, read the way a restarted agent would."""
-        with sqlite3.connect(self.state_dir / "outbox.sqlite", timeout=30) as db:
-            return {row[0] for row in db.execute("SELECT seq FROM records")}
+        path = self.state_dir / "outbox.sqlite"
+        if not path.exists():
+            return set()
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as db:
+            try:
+                return {row[0] for row in db.execute("SELECT seq FROM records")}
+            except sqlite3.OperationalError:  # created, tables not yet
+                return set()
 
 
 class PrometheusProcess:

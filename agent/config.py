@@ -1,0 +1,191 @@
+"""The agent's configuration.
+
+Lowest to highest: defaults < settings the collector holds for this agent (cached in the
+state directory, so they apply offline) < the local TOML file < ``SCHOOLNET_*``
+environment variables (``probes.system.interval`` -> ``SCHOOLNET_PROBES__SYSTEM__INTERVAL``).
+Every key is documented in ``deploy/agent/agent.example.toml``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from agent.units import parse_duration, parse_size
+from agent.wire import describe_validation_error
+
+log = logging.getLogger("schoolnet.agent")
+
+CONFIG_ENV = "SCHOOLNET_AGENT_CONFIG"
+CENTRAL_CACHE = "central-settings.json"
+
+
+def _duration(value: Any) -> Any:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+def _size(value: Any) -> Any:
+    return parse_size(value) if isinstance(value, str) else value
+
+
+Duration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
+ByteSize = Annotated[int, BeforeValidator(_size), Field(gt=0)]
+
+
+class ConfigError(ValueError):
+    """A bad configuration; the message is one line naming the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CollectorConfig(_Section):
+    url: str = ""
+    ca_bundle: Path | None = None
+    timeout: Duration = 30.0
+
+
+class OutboxConfig(_Section):
+    max_bytes: ByteSize = 50_000_000
+
+
+class UploadConfig(_Section):
+    interval: Duration = 60.0
+    batch_records: int = Field(default=500, ge=1, le=1000)
+    max_backoff: Duration = 600.0
+
+
+class SystemProbeConfig(_Section):
+    enabled: bool = True
+    interval: Duration = 60.0
+
+
+class BandwidthProbeConfig(_Section):
+    enabled: bool = True
+    interval: Duration = 6 * 3600.0
+    backend: Literal["http"] = "http"
+    server: str = ""
+    duration: Duration = 10.0
+    max_bytes: ByteSize = 1_000_000_000
+
+
+class ProbesConfig(_Section):
+    system: SystemProbeConfig = SystemProbeConfig()
+    bandwidth: BandwidthProbeConfig = BandwidthProbeConfig()
+
+
+class ContractConfig(_Section):
+    download_bytes_per_second: float | None = Field(default=None, gt=0)
+    upload_bytes_per_second: float | None = Field(default=None, gt=0)
+
+
+class AgentSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SCHOOLNET_", env_nested_delimiter="__", extra="forbid",
+        nested_model_default_partial_update=True,
+    )
+
+    state_dir: Path = Path("/var/lib/schoolnet-agent")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    collector: CollectorConfig = CollectorConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    upload: UploadConfig = UploadConfig()
+    probes: ProbesConfig = ProbesConfig()
+    contract: ContractConfig = ContractConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment beats the file (passed as init values): an operator can override
+        # one key for one run without editing the file.
+        return env_settings, init_settings
+
+
+def config_path(given: str | None) -> Path | None:
+    text = given or os.environ.get(CONFIG_ENV)
+    return Path(text) if text else None
+
+
+def read_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config: {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
+
+
+def load_settings(path: Path | None, use_central: bool = True) -> AgentSettings:
+    """Build the settings; with ``use_central`` the cached collector settings apply too."""
+    local = read_file(path)
+    settings = _validate(local)
+    if not use_central:
+        return settings
+    central = read_central_cache(settings.state_dir)
+    if not central:
+        return settings
+    try:
+        return AgentSettings(**deep_merge(known_keys(central, AgentSettings), local))
+    except ValidationError as exc:
+        # A bad value held centrally must not stop the agent: the local config still works.
+        log.warning("ignoring the collector's settings for this agent: %s",
+                    describe_validation_error(exc))
+        return settings
+
+
+def _validate(values: dict[str, Any]) -> AgentSettings:
+    try:
+        return AgentSettings(**values)
+    except ValidationError as exc:
+        raise ConfigError("config: " + describe_validation_error(exc)) from None
+
+
+def read_central_cache(state_dir: Path) -> dict[str, Any]:
+    try:
+        document = json.loads((state_dir / CENTRAL_CACHE).read_text())
+    except (OSError, ValueError):
+        return {}
+    settings = document.get("settings") if isinstance(document, dict) else None
+    return settings if isinstance(settings, dict) else {}
+
+
+def known_keys(document: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """Only the keys this agent knows: a newer collector may hold settings we do not."""
+    kept: dict[str, Any] = {}
+    for key, value in document.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            log.warning("the collector's settings name %r, which this agent does not know", key)
+            continue
+        annotation = field.annotation
+        if isinstance(value, dict) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            kept[key] = known_keys(value, annotation)
+        else:
+            kept[key] = value
+    return kept
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

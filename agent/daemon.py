@@ -1,0 +1,172 @@
+"""The agent at work: ``run`` (the daemon) and ``once`` (every probe once, then upload)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.central import refresh_central_settings
+from agent.clock import now as clock_now
+from agent.config import AgentSettings, load_settings
+from agent.credential import Credential, credential_path, load_credential
+from agent.outbox import Outbox
+from agent.probes import Measurement, Probe, ProbeContext, probe_class
+from agent.scheduler import Scheduler
+from agent.transport import make_client
+from agent.uploader import Backoff, CredentialRejected, RetryLater, Uploader
+from agent.wire import ClockStamp
+
+log = logging.getLogger("schoolnet.agent")
+
+OUTBOX_FILE = "outbox.sqlite"
+CENTRAL_REFRESH_SECONDS = 3600.0
+ONCE_UPLOAD_ATTEMPTS = 3
+ONCE_BACKOFF_CAP_SECONDS = 10.0
+
+
+class NotEnrolled(Exception):
+    pass
+
+
+def open_outbox(settings: AgentSettings) -> Outbox:
+    return Outbox(settings.state_dir / OUTBOX_FILE, settings.outbox.max_bytes)
+
+
+def require_credential(settings: AgentSettings) -> Credential:
+    credential = load_credential(settings.state_dir)
+    if credential is None:
+        raise NotEnrolled(f"not enrolled (no {credential_path(settings.state_dir)}): "
+                          "run 'schoolnet-agent enroll --collector URL --code CODE' first")
+    return credential
+
+
+def collector_url(settings: AgentSettings, credential: Credential) -> str:
+    # collector.url in the config overrides the enrolment's (e.g. a new host name).
+    return settings.collector.url or credential.collector_url
+
+
+def enabled_probes(settings: AgentSettings, credential: Credential | None) -> dict[str, tuple[Probe, float]]:
+    context = ProbeContext(settings, credential, settings.state_dir)
+    probes = {}
+    for name in type(settings.probes).model_fields:
+        config = getattr(settings.probes, name)
+        if config.enabled:
+            probes[name] = (probe_class(name)(context), config.interval)
+    return probes
+
+
+def keep(outbox: Outbox) -> Callable[[str, ClockStamp, Measurement], None]:
+    def sink(name: str, stamp: ClockStamp, measurement: Measurement) -> None:
+        outbox.add(name, stamp, measurement.ok, measurement.error, measurement.payload)
+    return sink
+
+
+def make_uploader(settings: AgentSettings, credential: Credential, outbox: Outbox) -> Uploader:
+    client = make_client(settings.collector.timeout, settings.collector.ca_bundle,
+                         credential.credential)
+    return Uploader(outbox, client, collector_url(settings, credential),
+                    settings.upload.batch_records)
+
+
+def refresh(settings: AgentSettings, credential: Credential, config: Path | None) -> AgentSettings:
+    refresh_central_settings(credential, settings.state_dir, min(settings.collector.timeout, 10),
+                             settings.collector.ca_bundle)
+    return load_settings(config)
+
+
+def once(settings: AgentSettings, config: Path | None) -> list[str]:
+    """Every enabled probe once, then upload; return the problems (empty = all done)."""
+    credential = require_credential(settings)
+    settings = refresh(settings, credential, config)
+    outbox = open_outbox(settings)
+    problems = []
+    for name, (probe, _) in enabled_probes(settings, credential).items():
+        stamp = clock_now()
+        measurement = probe.measure()
+        outbox.add(name, stamp, measurement.ok, measurement.error, measurement.payload)
+        if not measurement.ok:
+            problems.append(f"{name}: {measurement.error}")
+    uploader = make_uploader(settings, credential, outbox)
+    backoff = Backoff(cap=ONCE_BACKOFF_CAP_SECONDS)
+    for attempt in range(ONCE_UPLOAD_ATTEMPTS):
+        try:
+            uploader.drain()
+            break
+        except CredentialRejected as exc:
+            problems.append(str(exc))
+            break
+        except RetryLater as exc:
+            if attempt == ONCE_UPLOAD_ATTEMPTS - 1:
+                problems.append(f"upload: {exc} (the records stay in the outbox)")
+            else:
+                time.sleep(backoff.next_delay(exc.retry_after))
+    uploader.client.close()
+    outbox.close()
+    return problems
+
+
+def run(settings: AgentSettings, config: Path | None, stop: threading.Event) -> None:
+    """The daemon: measure on schedule, upload on its own cadence, until ``stop``."""
+    credential = require_credential(settings)
+    settings = refresh(settings, credential, config)
+    outbox = open_outbox(settings)
+    scheduler = Scheduler(keep(outbox))
+    scheduler.configure(enabled_probes(settings, credential))
+    upload = threading.Thread(target=upload_loop, args=(settings, outbox, stop), daemon=True)
+    upload.start()
+    log.info("agent %s running; reporting to %s", credential.identity,
+             collector_url(settings, credential))
+    next_refresh = time.monotonic() + CENTRAL_REFRESH_SECONDS
+    while not stop.is_set():
+        scheduler.start_due()
+        if time.monotonic() >= next_refresh:
+            next_refresh = time.monotonic() + CENTRAL_REFRESH_SECONDS
+            settings = refresh(settings, credential, config)
+            scheduler.configure(enabled_probes(settings, credential))
+        stop.wait(min(scheduler.seconds_until_next(), 30.0))
+    upload.join(timeout=15)
+    outbox.close()
+
+
+def upload_loop(settings: AgentSettings, outbox: Outbox, stop: threading.Event) -> None:
+    backoff = Backoff(cap=settings.upload.max_backoff)
+    credential_file = credential_path(settings.state_dir)
+    rejected_at: float | None = None
+    while not stop.is_set():
+        if rejected_at is not None:
+            # Stopped until the agent is enrolled again (credential.json changes).
+            if _mtime(credential_file) == rejected_at:
+                stop.wait(10)
+                continue
+            rejected_at = None
+            log.info("new credential found; uploading again")
+        credential = load_credential(settings.state_dir)
+        if credential is None:
+            stop.wait(10)
+            continue
+        uploader = make_uploader(settings, credential, outbox)
+        try:
+            uploader.drain()
+            backoff.reset()
+            wait = settings.upload.interval
+        except CredentialRejected as exc:
+            log.error("%s; uploading stops until the agent is enrolled again", exc)
+            rejected_at = _mtime(credential_file)
+            wait = 0
+        except RetryLater as exc:
+            wait = backoff.next_delay(exc.retry_after)
+            log.warning("upload failed: %s; retrying in %.0f s", exc, wait)
+        finally:
+            uploader.client.close()
+        # A final attempt on shutdown would delay it; the outbox keeps everything anyway.
+        stop.wait(wait)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return -1.0
