@@ -91,3 +91,50 @@ def test_duplicated_and_reordered_batches_are_stored_once(
     again = _post(collector, credential, [4, 2, 3, 1, 1], stream)
     assert [r["status"] for r in again["results"]] == ["duplicate"] * 5
     assert stored_seqs(collector, "agent-0") == [1, 2, 3, 4]
+
+
+FAST_UPLOADS = """
+[probes.bandwidth]
+enabled = false
+[probes.system]
+interval = "1h"
+[upload]
+interval = "1s"
+batch_records = 50
+max_backoff = "2s"
+"""
+
+
+def test_collector_killed_while_agent_uploads_loses_and_duplicates_nothing(
+    collector: CollectorProcess, enrolled_agent: Callable[[str], AgentProcess]
+) -> None:
+    from agent.clock import now
+    from agent.outbox import Outbox
+
+    agent = enrolled_agent(FAST_UPLOADS)
+    outbox = Outbox(agent.state_dir / "outbox.sqlite", max_bytes=500_000_000)
+    generated = {outbox.add("system", now(), False, f"synthetic record {i}", None).seq
+                 for i in range(6000)}
+    outbox.close()
+
+    agent.start("run")
+    wait_until(lambda: len(stored_seqs(collector, "agent-0")) >= 500, 60,
+               "the first batches stored")
+    collector.kill9()
+    # What the agent deleted from its outbox, the collector had acknowledged.
+    acknowledged = generated - agent.outbox_seqs()
+    assert acknowledged, "some batches were acknowledged before the kill"
+    stored_at_kill = set(stored_seqs(collector, "agent-0"))
+    assert acknowledged <= stored_at_kill, "an acknowledged record is missing after kill -9"
+    assert len(generated - stored_at_kill) > 0, "the kill came before the agent finished"
+
+    collector.start()
+    wait_until(lambda: not agent.outbox_seqs() & generated, 120,
+               "the outbox drained after the restart", step=0.5)
+    wait_until(lambda: generated <= set(stored_seqs(collector, "agent-0")), 60,
+               "every record stored")
+    rows = stored_seqs(collector, "agent-0")
+    assert len(rows) == len(set(rows)), "a record was stored twice"
+    assert generated <= set(rows)
+    status = agent.status()
+    assert status["evicted_total"] == 0 and status["dead_lettered_total"] == 0
