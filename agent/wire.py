@@ -35,7 +35,12 @@ ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No NaN or Infinity (Python's json accepts them; databases and Prometheus choke).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# Every integer fits a signed 64-bit column.
+INT64_MAX = 2**63 - 1
 
 
 # --- the record -----------------------------------------------------------------------
@@ -62,7 +67,7 @@ class Record(_Strict):
     """One measurement (or one failed attempt at one)."""
 
     stream_id: str = Field(pattern=STREAM_ID_PATTERN)
-    seq: int = Field(ge=1, description="Position in the stream; never reused.")
+    seq: int = Field(ge=1, le=INT64_MAX, description="Position in the stream; never reused.")
     kind: str = Field(min_length=1, max_length=64)
     clock: ClockStamp
     ok: bool = Field(description="False when the probe could not measure.")
@@ -83,20 +88,20 @@ class SystemPayload(_Strict):
     """The agent's host: is the measuring machine itself healthy?"""
 
     cpu_usage_ratio: float = Field(ge=0, le=1)
-    cpu_count: int = Field(ge=1)
+    cpu_count: int = Field(ge=1, le=INT64_MAX)
     load_average_1m: float | None = Field(default=None, ge=0)
     load_average_5m: float | None = Field(default=None, ge=0)
     load_average_15m: float | None = Field(default=None, ge=0)
-    memory_total_bytes: int = Field(ge=0)
-    memory_available_bytes: int = Field(ge=0)
+    memory_total_bytes: int = Field(ge=0, le=INT64_MAX)
+    memory_available_bytes: int = Field(ge=0, le=INT64_MAX)
     temperature_celsius: float | None = None
     uplink_interface: str | None = Field(default=None, max_length=64)
-    uplink_speed_bytes_per_second: int | None = Field(default=None, ge=0)
-    uplink_received_bytes_total: int | None = Field(default=None, ge=0)
-    uplink_sent_bytes_total: int | None = Field(default=None, ge=0)
-    agent_resident_memory_bytes: int = Field(ge=0)
+    uplink_speed_bytes_per_second: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    uplink_received_bytes_total: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    uplink_sent_bytes_total: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    agent_resident_memory_bytes: int = Field(ge=0, le=INT64_MAX)
     host_boot_time_seconds: float | None = None
-    state_dir_free_bytes: int | None = Field(default=None, ge=0)
+    state_dir_free_bytes: int | None = Field(default=None, ge=0, le=INT64_MAX)
 
 
 Direction = Literal["download", "upload"]
@@ -107,13 +112,13 @@ class BandwidthPayload(_Strict):
 
     backend: str = Field(max_length=32)
     server: str = Field(max_length=500, description="Base URL or host of the test server.")
-    streams: int = Field(ge=1)
+    streams: int = Field(ge=1, le=INT64_MAX)
     download_bytes_per_second: float | None = Field(default=None, ge=0)
-    download_bytes: int = Field(default=0, ge=0)
+    download_bytes: int = Field(default=0, ge=0, le=INT64_MAX)
     download_seconds: float = Field(default=0, ge=0)
     download_error: str | None = Field(default=None, max_length=1000)
     upload_bytes_per_second: float | None = Field(default=None, ge=0)
-    upload_bytes: int = Field(default=0, ge=0)
+    upload_bytes: int = Field(default=0, ge=0, le=INT64_MAX)
     upload_seconds: float = Field(default=0, ge=0)
     upload_error: str | None = Field(default=None, max_length=1000)
     idle_latency_seconds: float | None = Field(default=None, ge=0)
@@ -124,7 +129,7 @@ class BandwidthPayload(_Strict):
         default=None, description="Whether the collector granted the school's turn."
     )
     concurrent_devices: int | None = Field(
-        default=None, ge=0, description="Devices on the network at test time, when counted."
+        default=None, ge=0, le=INT64_MAX, description="Devices on the network at test time, when counted."
     )
 
     @model_validator(mode="after")
@@ -248,8 +253,8 @@ class SeqRange(_Strict):
     """Records ``first..last`` (inclusive) of a stream that the agent gave up on."""
 
     stream_id: str = Field(pattern=STREAM_ID_PATTERN)
-    first: int = Field(ge=1)
-    last: int = Field(ge=1)
+    first: int = Field(ge=1, le=INT64_MAX)
+    last: int = Field(ge=1, le=INT64_MAX)
     reason: Literal["evicted", "dead_lettered"]
 
     @model_validator(mode="after")
@@ -263,8 +268,8 @@ class AgentHealth(_Strict):
     """The agent's own state, sent with every batch."""
 
     version: str = Field(max_length=64)
-    outbox_records: int = Field(ge=0)
-    outbox_bytes: int = Field(ge=0)
+    outbox_records: int = Field(ge=0, le=INT64_MAX)
+    outbox_bytes: int = Field(ge=0, le=INT64_MAX)
     oldest_record_age_seconds: float | None = Field(default=None, ge=0)
     given_up: list[SeqRange] = Field(
         default_factory=list,

@@ -12,8 +12,8 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from agent import __version__
-from agent.wire import describe_validation_error
 from agent.units import parse_duration
+from agent.wire import describe_validation_error
 
 PROG = "schoolnet-collector"
 

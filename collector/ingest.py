@@ -15,7 +15,15 @@ from typing import Any
 from sqlalchemy import Connection, Engine, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from agent.wire import Batch, BatchResult, Record, RecordError, RecordResult, validate_record
+from agent.wire import (
+    INT64_MAX,
+    Batch,
+    BatchResult,
+    Record,
+    RecordError,
+    RecordResult,
+    validate_record,
+)
 from collector.db.engine import writer
 from collector.db.schema import agents, given_up_ranges, latest, records, rejected_records, streams
 from collector.registry import AgentIdentity
@@ -82,7 +90,7 @@ def _identity_of(raw: Any) -> tuple[str | None, int | None]:
         return None, None
     stream_id, seq = raw.get("stream_id"), raw.get("seq")
     stream_ok = isinstance(stream_id, str) and len(stream_id) == 32
-    seq_ok = isinstance(seq, int) and not isinstance(seq, bool) and seq >= 1
+    seq_ok = isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq <= INT64_MAX
     return (stream_id if stream_ok else None), (seq if stream_ok and seq_ok else None)
 
 
@@ -113,38 +121,45 @@ def _insert_records(conn: Connection, agent_id: int, batch: list[Record], now: f
 
 
 def _update_latest(conn: Connection, agent_id: int, accepted: list[Record]) -> None:
-    """Upsert the newest record per kind and add the run and failure counts."""
+    """Upsert, per kind, the newest successful payload and the newest run, and add counts.
+
+    A failed run does not erase the last good value (the failure counters and the last
+    run's outcome say what happened), and records delivered late after an outage count
+    without replacing anything newer.
+    """
     by_kind: dict[str, list[Record]] = {}
     for record in accepted:
         by_kind.setdefault(record.kind, []).append(record)
-    if not by_kind:
-        return
-    rows = []
-    for kind, kind_records in by_kind.items():
-        newest = max(kind_records, key=lambda r: r.clock.wall_time_seconds)
-        rows.append({
-            "agent_id": agent_id, "kind": kind, "measured_at": newest.clock.wall_time_seconds,
-            "ok": newest.ok, "error": newest.error, "payload": newest.payload,
-            "runs_total": len(kind_records),
-            "failures_total": sum(not r.ok for r in kind_records),
-        })
     statement = _insert(conn, latest)
-    excluded = statement.excluded
-    # Records delivered late (after an outage) count, but do not replace a newer value.
-    newer = excluded.measured_at >= latest.c.measured_at
+    new = statement.excluded
+    newer_payload = new.measured_at.is_not(None) & (
+        latest.c.measured_at.is_(None) | (new.measured_at >= latest.c.measured_at))
+    newer_run = new.last_run_at >= latest.c.last_run_at
     statement = statement.on_conflict_do_update(
         index_elements=["agent_id", "kind"],
         set_={
-            "measured_at": case((newer, excluded.measured_at), else_=latest.c.measured_at),
-            "ok": case((newer, excluded.ok), else_=latest.c.ok),
-            "error": case((newer, excluded.error), else_=latest.c.error),
-            "payload": case((newer, excluded.payload), else_=latest.c.payload),
-            "runs_total": latest.c.runs_total + excluded.runs_total,
-            "failures_total": latest.c.failures_total + excluded.failures_total,
+            "measured_at": case((newer_payload, new.measured_at), else_=latest.c.measured_at),
+            "payload": case((newer_payload, new.payload), else_=latest.c.payload),
+            "last_run_at": case((newer_run, new.last_run_at), else_=latest.c.last_run_at),
+            "last_run_ok": case((newer_run, new.last_run_ok), else_=latest.c.last_run_ok),
+            "last_error": case((newer_run, new.last_error), else_=latest.c.last_error),
+            "runs_total": latest.c.runs_total + new.runs_total,
+            "failures_total": latest.c.failures_total + new.failures_total,
         },
     )
-    for row in rows:
-        conn.execute(statement, row)
+    for kind, kind_records in by_kind.items():
+        newest = max(kind_records, key=lambda r: r.clock.wall_time_seconds)
+        good = [r for r in kind_records if r.ok]
+        newest_good = max(good, key=lambda r: r.clock.wall_time_seconds) if good else None
+        conn.execute(statement, {
+            "agent_id": agent_id, "kind": kind,
+            "measured_at": newest_good.clock.wall_time_seconds if newest_good else None,
+            "payload": newest_good.payload if newest_good else None,
+            "last_run_at": newest.clock.wall_time_seconds, "last_run_ok": newest.ok,
+            "last_error": newest.error,
+            "runs_total": len(kind_records),
+            "failures_total": len(kind_records) - len(good),
+        })
 
 
 def _update_health(conn: Connection, agent_id: int, batch: Batch, now: float) -> None:

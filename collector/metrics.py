@@ -103,8 +103,9 @@ class StoreCollector(Collector):
                                      agents.c.outbox_records, agents.c.outbox_bytes)
                 .where(live)).all()
             latest_rows = conn.execute(
-                select(latest.c.agent_id, latest.c.kind, latest.c.measured_at, latest.c.ok,
-                       latest.c.payload, latest.c.runs_total, latest.c.failures_total)
+                select(latest.c.agent_id, latest.c.kind, latest.c.measured_at, latest.c.payload,
+                       latest.c.last_run_at, latest.c.last_run_ok, latest.c.runs_total,
+                       latest.c.failures_total)
                 .join(agents, agents.c.id == latest.c.agent_id).where(live)).all()
             given_up_rows = conn.execute(
                 select(given_up_ranges.c.agent_id, given_up_ranges.c.reason,
@@ -163,6 +164,14 @@ class StoreCollector(Collector):
             "schoolnet_probe_last_run_timestamp_seconds",
             "When the probe's newest stored run measured, Unix seconds (agent clock)",
             labels=[*IDENTITY, "probe"])
+        last_success = GaugeMetricFamily(
+            "schoolnet_probe_last_success_timestamp_seconds",
+            "When the probe last measured successfully, Unix seconds (agent clock); the "
+            "kind's other metrics show that run", labels=[*IDENTITY, "probe"])
+        success = GaugeMetricFamily(
+            "schoolnet_probe_success",
+            "Whether the probe's newest stored run measured (1) or failed (0); " + ON_REPORT,
+            labels=[*IDENTITY, "probe"])
         test_time = GaugeMetricFamily(
             "schoolnet_bandwidth_test_timestamp_seconds",
             "When the latest bandwidth test ran, Unix seconds (agent clock)", labels=IDENTITY)
@@ -177,7 +186,10 @@ class StoreCollector(Collector):
                 continue
             runs.add_metric([*identity, row.kind], row.runs_total)
             failures.add_metric([*identity, row.kind], row.failures_total)
-            last_run.add_metric([*identity, row.kind], row.measured_at)
+            last_run.add_metric([*identity, row.kind], row.last_run_at)
+            success.add_metric([*identity, row.kind], 1 if row.last_run_ok else 0)
+            if row.measured_at is not None:
+                last_success.add_metric([*identity, row.kind], row.measured_at)
             payload = row.payload or {}
             for metric in PAYLOAD_METRICS.get(row.kind, ()):
                 value = payload.get(metric.field)
@@ -190,7 +202,7 @@ class StoreCollector(Collector):
                     [*identity, str(payload.get("backend", "")), str(payload.get("server", "")),
                      valid], 1)
         yield from families.values()
-        yield from (runs, failures, last_run, test_time, test_info)
+        yield from (runs, failures, last_run, last_success, success, test_time, test_info)
 
 
 class CollectorMetrics:

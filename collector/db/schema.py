@@ -132,16 +132,17 @@ streams = Table(
     Column("accounted_through", BigInteger, nullable=False),
 )
 
-# The newest record per agent and kind, with counts, kept at ingest so /metrics never
-# scans `records`.
+# Per agent and kind, kept at ingest so /metrics never scans `records`: the newest
+# successful payload (what the gauges show), the newest run of any outcome, and counts.
 latest = Table(
     "latest", metadata,
     Column("agent_id", ForeignKey("agents.id"), primary_key=True),
     Column("kind", String(64), primary_key=True),
-    Column("measured_at", Float, nullable=False),
-    Column("ok", Boolean, nullable=False),
-    Column("error", Text),
-    Column("payload", JSON, nullable=False),
+    Column("measured_at", Float),
+    Column("payload", JSON),
+    Column("last_run_at", Float, nullable=False),
+    Column("last_run_ok", Boolean, nullable=False),
+    Column("last_error", Text),
     Column("runs_total", BigInteger, nullable=False),
     Column("failures_total", BigInteger, nullable=False),
 )

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from support.processes import AgentProcess, CollectorProcess, wait_until  # noqa: E402
+from support.processes import AgentProcess, CollectorProcess, wait_until
 
 BIN = Path(sys.executable).parent
 

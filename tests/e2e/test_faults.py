@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-
 from support.processes import AgentProcess, CollectorProcess, wait_until
 
 SYSTEM_ONLY = """

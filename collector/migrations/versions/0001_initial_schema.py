@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 06:13:03.031018
+Create Date: 2026-11-23 06:23:31.484970
 """
 
 from __future__ import annotations
@@ -107,10 +107,7 @@ def upgrade() -> None:
     op.create_table(
         "given_up_ranges",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("agent_id", sa.Integer(), nullable=False),
         sa.Column("stream_id", sa.String(length=32), nullable=False),
@@ -131,10 +128,11 @@ def upgrade() -> None:
         "latest",
         sa.Column("agent_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=64), nullable=False),
-        sa.Column("measured_at", sa.Float(), nullable=False),
-        sa.Column("ok", sa.Boolean(), nullable=False),
-        sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("measured_at", sa.Float(), nullable=True),
+        sa.Column("payload", sa.JSON(), nullable=True),
+        sa.Column("last_run_at", sa.Float(), nullable=False),
+        sa.Column("last_run_ok", sa.Boolean(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("runs_total", sa.BigInteger(), nullable=False),
         sa.Column("failures_total", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -146,10 +144,7 @@ def upgrade() -> None:
     op.create_table(
         "records",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("agent_id", sa.Integer(), nullable=False),
         sa.Column("stream_id", sa.String(length=32), nullable=False),
@@ -171,17 +166,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("agent_id", "stream_id", "seq", name="uq_records_agent_stream_seq"),
     )
     with op.batch_alter_table("records", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_records_agent_kind_time", ["agent_id", "kind", "measured_at"], unique=False
-        )
+        batch_op.create_index("ix_records_agent_kind_time", ["agent_id", "kind", "measured_at"], unique=False)
 
     op.create_table(
         "rejected_records",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("agent_id", sa.Integer(), nullable=False),
         sa.Column("stream_id", sa.String(length=32), nullable=True),

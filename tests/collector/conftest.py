@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from collector.app import create_app
+from collector.registry import add_board, add_school, create_enrolment_code
+from collector.settings import CollectorSettings
+
+
+@dataclass
+class Site:
+    """A collector app on its own SQLite file, with one board, school and enrolled agent."""
+
+    client: TestClient
+    credential: str
+    db_url: str
+
+    @property
+    def engine(self) -> Any:
+        return self.client.app.state.engine  # type: ignore[attr-defined]
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.credential}"}
+
+    def enroll(self, name: str = "pi", school: str = "test-board/test-school") -> str:
+        code = create_enrolment_code(self.engine, school, 1, 3600)
+        answer = self.client.post("/api/v1/enroll", json={"code": code, "name": name,
+                                                          "version": "0.1.0"})
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["credential"])
+
+    def sql(self, statement: str, *params: Any) -> list[Any]:
+        connection = self.engine.raw_connection()
+        try:
+            return list(connection.execute(statement, params).fetchall())
+        finally:
+            connection.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    db_url = f"sqlite:///{tmp_path / 'collector.db'}"
+    app = create_app(CollectorSettings(db=db_url))
+    add_board(app.state.engine, "Test Board")
+    add_school(app.state.engine, "test-board", "Test School")
+    with TestClient(app) as client:
+        result = Site(client, "", db_url)
+        result.credential = result.enroll()
+        yield result

@@ -1,0 +1,91 @@
+"""/metrics: built from the store at each scrape, with identity labels, lint-clean."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+
+from prometheus_client import CollectorRegistry
+from support.records import batch, new_stream, record
+from support.tools import require_tool
+
+from collector.metrics import StoreCollector
+
+
+def deliver(site, *records):  # type: ignore[no-untyped-def]
+    body = gzip.compress(json.dumps(batch(*records)).encode())
+    answer = site.client.post("/api/v1/ingest", content=body,
+                              headers={**site.auth, "Content-Encoding": "gzip"})
+    assert answer.status_code == 200
+
+
+def registry_for(site, expiry: float = 3600, clock=None) -> CollectorRegistry:  # type: ignore[no-untyped-def]
+    registry = CollectorRegistry()
+    if clock is None:
+        registry.register(StoreCollector(site.engine, expiry))
+    else:
+        registry.register(StoreCollector(site.engine, expiry, clock))
+    return registry
+
+
+IDENTITY = {"board": "test-board", "school": "test-school", "agent": "pi"}
+
+
+def test_latest_values_with_identity_labels(site) -> None:  # type: ignore[no-untyped-def]
+    stream = new_stream()
+    old = record(1, stream, "bandwidth")
+    old["clock"]["wall_time_seconds"] -= 3600
+    new = record(2, stream, "bandwidth")
+    new["payload"]["download_bytes_per_second"] = 12_345_678.0
+    failed = record(3, stream, "bandwidth", ok=False, error="server unreachable", payload={})
+    failed["clock"]["wall_time_seconds"] -= 7200  # delivered late, older than the rest
+    deliver(site, new, old, failed, record(4, stream))
+    registry = registry_for(site)
+    value = registry.get_sample_value
+    assert value("schoolnet_bandwidth_download_bytes_per_second", IDENTITY) == 12_345_678.0
+    assert value("schoolnet_probe_runs_total", {**IDENTITY, "probe": "bandwidth"}) == 3
+    assert value("schoolnet_probe_failures_total", {**IDENTITY, "probe": "bandwidth"}) == 1
+    assert value("schoolnet_system_temperature_celsius", IDENTITY) == 51.5
+    assert value("schoolnet_system_uplink_speed_bytes_per_second", IDENTITY) == 125_000_000
+    assert value("schoolnet_agent_outbox_records", IDENTITY) == 7
+    assert value("schoolnet_agent_info", {**IDENTITY, "version": "0.1.0"}) == 1
+    assert value("schoolnet_bandwidth_test_info", {
+        **IDENTITY, "backend": "http", "server": "https://collector.example", "valid": "true"}) == 1
+    assert value("schoolnet_agent_last_report_timestamp_seconds", IDENTITY) > 0
+
+
+def test_silent_agents_drop_out_after_the_expiry(site) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    deliver(site, record(1, new_stream()))
+    assert registry_for(site).get_sample_value("schoolnet_agent_info", {**IDENTITY, "version": "0.1.0"}) == 1
+    later = registry_for(site, expiry=3600, clock=lambda: time.time() + 3601)
+    assert later.get_sample_value("schoolnet_agent_info", {**IDENTITY, "version": "0.1.0"}) is None
+    assert later.get_sample_value("schoolnet_system_cpu_usage_ratio", IDENTITY) is None
+
+
+def test_promtool_finds_nothing_to_lint(site) -> None:  # type: ignore[no-untyped-def]
+    promtool = require_tool("promtool")
+    stream = new_stream()
+    deliver(site, record(1, stream), record(2, stream, "bandwidth"),
+            record(3, stream, "bandwidth", ok=False, error="stalled", payload={}))
+    deliver(site, record(4, stream), **{})  # a second report: counters and gauges move
+    text = site.client.get("/metrics").text
+    assert "schoolnet_bandwidth_download_bytes_per_second{" in text
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "" and result.stderr.strip() == ""
+
+
+def test_a_failed_run_keeps_the_last_good_value_and_says_it_failed(site) -> None:  # type: ignore[no-untyped-def]
+    stream = new_stream()
+    deliver(site, record(1, stream, "bandwidth"))
+    deliver(site, record(2, stream, "bandwidth", ok=False, error="server stalled", payload={}))
+    value = registry_for(site).get_sample_value
+    probe = {**IDENTITY, "probe": "bandwidth"}
+    assert value("schoolnet_bandwidth_download_bytes_per_second", IDENTITY) == 11_000_000.0
+    assert value("schoolnet_probe_success", probe) == 0
+    assert value("schoolnet_probe_last_run_timestamp_seconds", probe) > value(
+        "schoolnet_probe_last_success_timestamp_seconds", probe)

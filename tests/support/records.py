@@ -1,0 +1,37 @@
+"""Records and batches in the real wire format, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+
+def record(seq: int, stream_id: str, kind: str = "system", **changes: Any) -> dict[str, Any]:
+    payloads: dict[str, dict[str, Any]] = {
+        "system": {"cpu_usage_ratio": 0.25, "cpu_count": 4, "memory_total_bytes": 4_000_000_000,
+                   "memory_available_bytes": 1_000_000_000, "agent_resident_memory_bytes": 40_000_000,
+                   "temperature_celsius": 51.5, "uplink_speed_bytes_per_second": 125_000_000},
+        "bandwidth": {"backend": "http", "server": "https://collector.example", "streams": 1,
+                      "download_bytes_per_second": 11_000_000.0, "upload_bytes_per_second": 2_000_000.0,
+                      "idle_latency_seconds": 0.012},
+    }
+    base: dict[str, Any] = {
+        "stream_id": stream_id, "seq": seq, "kind": kind, "ok": True, "error": None,
+        "clock": {"wall_time_seconds": time.time(), "boot_id": "boot-1",
+                  "since_boot_seconds": 100.0 + seq, "clock_synchronized": True},
+        "payload": payloads.get(kind, {}),
+    }
+    base.update(changes)
+    return base
+
+
+def batch(*records: dict[str, Any], given_up: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"sent_at_seconds": time.time(),
+            "health": {"version": "0.1.0", "outbox_records": 7, "outbox_bytes": 4096,
+                       "given_up": given_up or []},
+            "records": list(records)}
+
+
+def new_stream() -> str:
+    return uuid.uuid4().hex
