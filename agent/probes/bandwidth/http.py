@@ -31,9 +31,10 @@ class HttpBackend:
     name = "http"
     streams = 1
 
-    def __init__(self, server: str, credential: str | None, ca_bundle: Path | None = None) -> None:
+    def __init__(self, server: str, credential: str | None, ca_bundle: Path | None = None,
+                 stall_seconds: float = STALL_SECONDS) -> None:
         self.server = server.rstrip("/")
-        self.client: httpx.Client = make_client(STALL_SECONDS, ca_bundle, credential)
+        self.client: httpx.Client = make_client(stall_seconds, ca_bundle, credential)
 
     def close(self) -> None:
         self.client.close()

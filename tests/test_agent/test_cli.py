@@ -1,0 +1,118 @@
+"""schoolnet-agent as a user runs it: real processes, JSON out, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from support.fake_collector import FakeCollector, serve
+from support.tools import console_script, free_port
+
+
+def run(tmp_path: Path, *args: str, config: str = "") -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "agent.toml"
+    path.write_text(f'state_dir = "{tmp_path / "state"}"\n{config}')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLNET_")}
+    env["SCHOOLNET_AGENT_CONFIG"] = str(path)
+    return subprocess.run([console_script("schoolnet-agent"), *args], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_help_explains_every_command(tmp_path: Path) -> None:
+    top = run(tmp_path, "--help")
+    assert top.returncode == 0
+    for command in ("enroll", "run", "once", "measure", "status"):
+        assert command in top.stdout
+        sub = run(tmp_path, command, "--help")
+        assert sub.returncode == 0 and "usage:" in sub.stdout
+
+
+def test_measure_system_prints_one_json_object_and_stores_nothing(tmp_path: Path) -> None:
+    result = run(tmp_path, "measure", "system", "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["probe"] == "system" and document["ok"] is True
+    assert document["memory_total_bytes"] > 0
+    assert not (tmp_path / "state" / "outbox.sqlite").exists()
+
+
+def test_measure_bandwidth_that_cannot_measure_exits_non_zero_with_json(tmp_path: Path) -> None:
+    result = run(tmp_path, "measure", "bandwidth", "--server", f"http://127.0.0.1:{free_port()}",
+                 "--duration", "2s", "--json")
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert document["ok"] is False and "cannot connect" in document["error"]
+    assert document["download_bytes_per_second"] is None
+    assert document["upload_bytes_per_second"] is None
+    assert "cannot connect" in document["download_error"]
+
+
+def test_measure_bandwidth_without_a_server_or_enrolment_says_so(tmp_path: Path) -> None:
+    result = run(tmp_path, "measure", "bandwidth", "--json")
+    assert result.returncode == 1
+    assert "no test server" in json.loads(result.stdout)["error"]
+
+
+@pytest.mark.parametrize("config, args, message", [
+    ('[probes.system]\ninterval = "often"\n', ["status"], "probes.system.interval"),
+    ('[outbox]\nmax_bites = 5\n', ["once"], "outbox.max_bites"),
+    ("", ["measure", "bandwidth", "--duration", "forever"], "--duration"),
+    ("", ["measure", "teleport"], "unknown probe 'teleport'"),
+    ("", ["once"], "not enrolled"),
+    ("", ["run"], "not enrolled"),
+    ("", ["enroll", "--collector", "ftp://x", "--code", "C"], "must start with https://"),
+    ("", ["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_non_zero(tmp_path: Path, config: str, args: list[str],
+                                            message: str) -> None:
+    result = run(tmp_path, *args, config=config)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("schoolnet-agent") and ": error: " in lines[0]
+    assert message in lines[0], lines[0]
+
+
+def test_enrol_against_an_unreachable_collector(tmp_path: Path) -> None:
+    result = run(tmp_path, "enroll", "--collector", f"http://127.0.0.1:{free_port()}", "--code", "X")
+    assert result.returncode == 1 and "cannot reach the collector" in result.stderr
+
+
+def test_enrol_stores_the_credential_readable_by_the_agent_alone(tmp_path: Path) -> None:
+    def enrol(batch: dict) -> tuple[int, dict[str, str], dict[str, str]]:  # type: ignore[type-arg]
+        assert batch == {"code": "ABCD", "name": "lokaal-12", "version": "0.1.0"}
+        return 200, {}, {"board": "b", "school": "s", "agent": "lokaal-12", "credential": "sna_x"}
+
+    with serve(FakeCollector(enrol)) as url:
+        result = run(tmp_path, "enroll", "--collector", url, "--code", "ABCD", "--name", "lokaal-12")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"enrolled as b/s/lokaal-12 with {url}"
+    credential = tmp_path / "state" / "credential.json"
+    assert stat.S_IMODE(credential.stat().st_mode) == 0o600
+    assert stat.S_IMODE(credential.parent.stat().st_mode) == 0o700
+    status = json.loads(run(tmp_path, "status", "--json").stdout)
+    assert status["enrolled"] is True and status["agent"] == "b/s/lokaal-12"
+    assert status["outbox_records"] == 0 and status["last_upload_at"] is None
+
+
+def test_the_credential_goes_to_our_collector_only(tmp_path: Path) -> None:
+    from agent.config import AgentSettings
+    from agent.credential import Credential
+    from agent.probes import ProbeContext
+    from agent.probes.bandwidth import BandwidthProbe
+
+    credential = Credential("https://collector.example:443", "sna_secret", "b", "s", "a")
+
+    def backend_for(server: str):  # type: ignore[no-untyped-def]
+        settings = AgentSettings(state_dir=tmp_path, probes={"bandwidth": {"server": server}})
+        return BandwidthProbe(ProbeContext(settings, credential, tmp_path)).make_backend()
+
+    own = backend_for("")
+    assert own.client.headers.get("Authorization") == "Bearer sna_secret"
+    assert backend_for("https://collector.example").client.headers.get("Authorization")
+    other = backend_for("https://speed.example.net")
+    assert "Authorization" not in other.client.headers

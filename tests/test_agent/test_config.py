@@ -1,0 +1,94 @@
+"""The agent's configuration: layers, precedence, and one-line errors naming the key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.config import ConfigError, load_settings
+
+
+def write(tmp_path: Path, text: str, name: str = "agent.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_an_empty_file_is_valid_and_every_key_has_a_default(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("SCHOOLNET_STATE_DIR", raising=False)
+    settings = load_settings(write(tmp_path, ""))
+    assert settings.state_dir == Path("/var/lib/schoolnet-agent")
+    assert settings.outbox.max_bytes == 50_000_000
+    assert settings.upload.max_backoff == 600
+    assert settings.probes.system.interval == 60 and settings.probes.bandwidth.interval == 6 * 3600
+
+
+def test_defaults_then_central_then_file_then_environment(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "central-settings.json").write_text(json.dumps({"settings": {
+        "probes": {"system": {"interval": "10s"}, "bandwidth": {"interval": "4h", "duration": "5s"}},
+        "contract": {"download_bytes_per_second": 12_500_000},
+        "a_newer_collector_knows": {"this": 1},
+    }}))
+    path = write(tmp_path, f'state_dir = "{state}"\n[probes.system]\ninterval = "30s"\n'
+                           '[probes.bandwidth]\nduration = "8s"\n')
+    monkeypatch.setenv("SCHOOLNET_PROBES__BANDWIDTH__DURATION", "3s")
+    monkeypatch.setenv("SCHOOLNET_DB", "sqlite:///not-an-agent-setting.db")
+    settings = load_settings(path)
+    assert settings.probes.system.interval == 30, "the local file beats the collector"
+    assert settings.probes.bandwidth.interval == 4 * 3600, "the collector beats the default"
+    assert settings.probes.bandwidth.duration == 3, "the environment beats the file"
+    assert settings.contract.download_bytes_per_second == 12_500_000
+    assert load_settings(path, use_central=False).probes.bandwidth.interval == 6 * 3600
+
+
+def test_a_bad_central_value_is_ignored_not_fatal(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "central-settings.json").write_text(
+        json.dumps({"settings": {"probes": {"system": {"interval": "whenever"}}}}))
+    settings = load_settings(write(tmp_path, f'state_dir = "{state}"\n'))
+    assert settings.probes.system.interval == 60
+
+
+def test_state_dir_from_the_environment(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SCHOOLNET_STATE_DIR", str(tmp_path))
+    assert load_settings(None).state_dir == tmp_path
+
+
+@pytest.mark.parametrize("text, named", [
+    ('[probes.system]\nintreval = "30s"\n', "probes.system.intreval"),
+    ('[probes.system]\ninterval = "soon"\n', "probes.system.interval"),
+    ('[probes.system]\ninterval = "-5s"\n', "probes.system.interval"),
+    ('[outbox]\nmax_bytes = "lots"\n', "outbox.max_bytes"),
+    ('[upload]\nbatch_records = 5000\n', "upload.batch_records"),
+    ('[probes.bandwidth]\nbackend = "carrier-pigeon"\n', "probes.bandwidth.backend"),
+    ('log_level = "chatty"\n', "log_level"),
+    ('[probes\n', "not valid TOML"),
+])
+def test_every_bad_value_is_one_line_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    message = str(caught.value)
+    assert named in message and "\n" not in message
+
+
+def test_a_missing_file_named_explicitly_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml")
+
+
+def test_bad_environment_value_names_the_key(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SCHOOLNET_UPLOAD__INTERVAL", "every now and then")
+    with pytest.raises(ConfigError, match="upload.interval"):
+        load_settings(None)
+
+
+def test_sizes_and_durations_in_human_units(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, '[outbox]\nmax_bytes = "20MiB"\n[upload]\n'
+                                             'interval = "2m"\nmax_backoff = 90\n'))
+    assert settings.outbox.max_bytes == 20 * 1024 * 1024
+    assert settings.upload.interval == 120 and settings.upload.max_backoff == 90
