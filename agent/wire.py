@@ -282,7 +282,7 @@ class Batch(_Strict):
     """The body of ``POST /api/v1/ingest``. It carries no agent or school identity: those
     come from the credential."""
 
-    wire_version: Literal[1] = WIRE_VERSION
+    wire_version: Literal[1] = 1
     sent_at_seconds: float
     health: AgentHealth
     # Raw objects on purpose: each record is validated on its own so that one bad record

@@ -74,8 +74,9 @@ def ingest_batch(engine: Engine, agent: AgentIdentity, batch: Batch) -> IngestOu
             conn.execute(_insert(conn, given_up_ranges).on_conflict_do_nothing(), given_up)
         _update_latest(conn, agent.id, accepted)
         _update_health(conn, agent.id, batch, now)
-        touched = {r.stream_id for _, r in valid} | {r["stream_id"] for r in given_up} | {
-            r["stream_id"] for r in rejected_rows if r["stream_id"] and r["seq"]}
+        touched: set[str] = {r.stream_id for _, r in valid}
+        touched |= {r.stream_id for r in batch.health.given_up}
+        touched |= {r["stream_id"] for r in rejected_rows if r["stream_id"] and r["seq"]}
         accounted = {stream: _advance_watermark(conn, agent.id, stream) for stream in sorted(touched)}
 
     outcome.result = BatchResult(results=[r for r in results if r is not None],
@@ -185,7 +186,7 @@ def _advance_watermark(conn: Connection, agent_id: int, stream_id: str) -> int:
     ranges = conn.execute(select(given_up_ranges.c.first_seq, given_up_ranges.c.last_seq).where(
         given_up_ranges.c.agent_id == agent_id, given_up_ranges.c.stream_id == stream_id,
         given_up_ranges.c.last_seq > mark)).all()
-    range_end = {}
+    range_end: dict[int, int] = {}
     for first, last in ranges:
         range_end[first] = max(last, range_end.get(first, 0))
     start = mark

@@ -8,7 +8,7 @@ does not haunt the dashboards; their history stays in the store.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,7 +117,7 @@ class StoreCollector(Collector):
         yield from self._agent_families(agent_rows, given_up_rows, labels)
         yield from self._latest_families(latest_rows, labels)
 
-    def _agent_families(self, agent_rows: list[Any], given_up_rows: list[Any],
+    def _agent_families(self, agent_rows: Sequence[Any], given_up_rows: Sequence[Any],
                         labels: dict[int, list[str]]) -> Iterator[Metric]:
         info = GaugeMetricFamily("schoolnet_agent_info",
                                  "Agent metadata, value 1; " + ON_REPORT,
@@ -147,9 +147,9 @@ class StoreCollector(Collector):
             given_up.add_metric([*labels[agent_id], reason], count)
         yield from (info, last, depth, size, given_up)
 
-    def _latest_families(self, latest_rows: list[Any], labels: dict[int, list[str]]
+    def _latest_families(self, latest_rows: Sequence[Any], labels: dict[int, list[str]]
                          ) -> Iterator[Metric]:
-        families: dict[str, Metric] = {}
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
         for kind_metrics in PAYLOAD_METRICS.values():
             for metric in kind_metrics:
                 family_type = CounterMetricFamily if metric.counter else GaugeMetricFamily

@@ -30,6 +30,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from support.processes import AgentProcess, CollectorProcess, wait_until
+from support.records import record
 
 BIN = Path(sys.executable).parent
 
@@ -38,35 +39,11 @@ BIN = Path(sys.executable).parent
 
 
 def system_record(stream_id: str, seq: int) -> dict[str, Any]:
-    return {
-        "stream_id": stream_id, "seq": seq, "kind": "system", "ok": True, "error": None,
-        "clock": {"wall_time_seconds": time.time(), "boot_id": "bench",
-                  "since_boot_seconds": 1000.0 + seq, "clock_synchronized": True},
-        "payload": {
-            "cpu_usage_ratio": 0.12, "cpu_count": 4, "load_average_1m": 0.3,
-            "load_average_5m": 0.2, "load_average_15m": 0.1,
-            "memory_total_bytes": 4_000_000_000, "memory_available_bytes": 3_000_000_000,
-            "temperature_celsius": 48.5, "uplink_interface": "eth0",
-            "uplink_speed_bytes_per_second": 125_000_000,
-            "uplink_received_bytes_total": 10_000_000 + seq,
-            "uplink_sent_bytes_total": 2_000_000 + seq,
-            "agent_resident_memory_bytes": 45_000_000, "host_boot_time_seconds": 1.79e9,
-            "state_dir_free_bytes": 10_000_000_000,
-        },
-    }
+    return record(seq, stream_id, "system")
 
 
 def bandwidth_record(stream_id: str, seq: int) -> dict[str, Any]:
-    return {
-        "stream_id": stream_id, "seq": seq, "kind": "bandwidth", "ok": True, "error": None,
-        "clock": {"wall_time_seconds": time.time(), "boot_id": "bench",
-                  "since_boot_seconds": 1000.0 + seq, "clock_synchronized": True},
-        "payload": {"backend": "http", "server": "http://127.0.0.1", "streams": 1,
-                    "download_bytes_per_second": 12_500_000.0, "download_bytes": 125_000_000,
-                    "download_seconds": 10.0, "upload_bytes_per_second": 2_500_000.0,
-                    "upload_bytes": 25_000_000, "upload_seconds": 10.0,
-                    "idle_latency_seconds": 0.012},
-    }
+    return record(seq, stream_id, "bandwidth")
 
 
 def batch_body(records: list[dict[str, Any]]) -> bytes:
@@ -246,7 +223,7 @@ def python_rss(code: str) -> int:
 
 def agent_footprint(collector: CollectorProcess, workdir: Path, idle_seconds: float
                     ) -> dict[str, Any]:
-    agent = AgentProcess(workdir, "[probes.bandwidth]\nenabled = false\n")
+    agent = AgentProcess(workdir, "[probes.bandwidth]\nenabled = false\n[upload]\ninterval = \"5s\"\n")
     code = collector.cli("enroll-code", "--school", "bench-board/bench-school").stdout.strip()
     agent.cli("enroll", "--collector", collector.url, "--code", code, "--name", "footprint")
     process = agent.start("run")

@@ -83,7 +83,7 @@ def test_a_missing_file_named_explicitly_is_an_error(tmp_path: Path) -> None:
 
 def test_bad_environment_value_names_the_key(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("SCHOOLNET_UPLOAD__INTERVAL", "every now and then")
-    with pytest.raises(ConfigError, match="upload.interval"):
+    with pytest.raises(ConfigError, match=r"upload\.interval"):
         load_settings(None)
 
 

@@ -95,9 +95,9 @@ def test_422_dead_letters_the_batch_and_reports_it_next_time(tmp_path: Path) -> 
 
 def test_401_stops_and_keeps_everything(tmp_path: Path) -> None:
     outbox = filled(tmp_path, 3)
-    with serve(FakeCollector(lambda b: (401, {}, {"detail": "unknown agent credential"}))) as url:
-        with pytest.raises(CredentialRejected, match="enrol again"):
-            uploader(outbox, url).drain()
+    fake = FakeCollector(lambda b: (401, {}, {"detail": "unknown agent credential"}))
+    with serve(fake) as url, pytest.raises(CredentialRejected, match="enrol again"):
+        uploader(outbox, url).drain()
     assert outbox.seqs() == [1, 2, 3]
     assert "unknown agent credential" in (outbox.status().credential_rejected or "")
 
@@ -112,9 +112,9 @@ def test_transient_answers_are_retried_later_and_delete_nothing(
     tmp_path: Path, status: int, headers: dict[str, str], retry_after: float | None
 ) -> None:
     outbox = filled(tmp_path, 2)
-    with serve(FakeCollector(lambda b: (status, headers, {"detail": "busy"}))) as url:
-        with pytest.raises(RetryLater) as caught:
-            uploader(outbox, url).drain()
+    fake = FakeCollector(lambda b: (status, headers, {"detail": "busy"}))
+    with serve(fake) as url, pytest.raises(RetryLater) as caught:
+        uploader(outbox, url).drain()
     assert caught.value.retry_after == retry_after
     assert outbox.seqs() == [1, 2]
     assert f"answered {status}" in (outbox.status().last_error or "")
@@ -124,9 +124,9 @@ def test_network_errors_and_garbage_answers_are_retried(tmp_path: Path) -> None:
     outbox = filled(tmp_path, 2)
     with pytest.raises(RetryLater, match="unreachable"):
         uploader(outbox, f"http://127.0.0.1:{free_port()}").drain()
-    with serve(FakeCollector(lambda b: (200, {}, b"<html>proxy login</html>"))) as url:
-        with pytest.raises(RetryLater, match="not a batch result"):
-            uploader(outbox, url).drain()
+    fake = FakeCollector(lambda b: (200, {}, b"<html>proxy login</html>"))
+    with serve(fake) as url, pytest.raises(RetryLater, match="not a batch result"):
+        uploader(outbox, url).drain()
     assert outbox.seqs() == [1, 2]
 
 

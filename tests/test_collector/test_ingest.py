@@ -80,7 +80,8 @@ def test_one_bad_record_never_costs_the_good_ones(site) -> None:  # type: ignore
     assert site.sql("SELECT seq FROM records ORDER BY seq") == [(1,), (5,)]
     # What was rejected is remembered by reason, never by content.
     stored = site.sql("SELECT seq, code, reason FROM rejected_records ORDER BY seq")
-    assert [(s, c) for s, c, _ in stored] == [(None, "invalid_field"), (2, "mac_address"), (3, "unknown_field")]
+    assert [(s, c) for s, c, _ in stored] == [
+        (None, "invalid_field"), (2, "mac_address"), (3, "unknown_field")]
     assert not any("00:1A" in reason for _, _, reason in stored)
     metrics = site.client.get("/metrics").text
     assert 'schoolnet_collector_records_rejected_total{reason="mac_address"} 1.0' in metrics
