@@ -10,6 +10,7 @@ Units are base units throughout: seconds, bytes, bytes per second, ratios where 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
@@ -158,6 +159,21 @@ _MAC_SHAPED = re.compile(
     r"|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4})(?![0-9A-Fa-f])"
 )
 
+# A cheap necessary condition: every MAC-shaped value contains ":xx:yy:" / "-xx-yy-" or
+# ".xxxx.". Searching for that is four times faster than the full pattern, so whole
+# bodies are screened with it and only a hit leads to the precise walk.
+_MAC_HINT = r"[:-][0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-]|\.[0-9A-Fa-f]{4}\."
+_MAC_HINT_TEXT = re.compile(_MAC_HINT)
+_MAC_HINT_BYTES = re.compile(_MAC_HINT.encode())
+
+
+def may_contain_mac(text: str | bytes) -> bool:
+    """False only when ``text`` certainly holds nothing MAC-shaped."""
+    if isinstance(text, bytes):
+        return _MAC_HINT_BYTES.search(text) is not None
+    return _MAC_HINT_TEXT.search(text) is not None
+
+
 # Only these field names may hold a MAC-shaped value: the BSSIDs of the school's own
 # access points. A pupil's device address never has a place in a payload.
 BSSID_FIELDS = frozenset({"bssid", "bssids", "access_point_bssid"})
@@ -169,6 +185,10 @@ def is_mac_shaped(text: str) -> bool:
 
 def find_mac_shaped(value: Any, path: str = "") -> str | None:
     """Return the dotted path of the first MAC-shaped string outside a BSSID field."""
+    # Fast path: nearly every record has no MAC-shaped text at all, and one search over
+    # its JSON is several times cheaper than walking it.
+    if not may_contain_mac(json.dumps(value, ensure_ascii=False, default=str)):
+        return None
     for where, text in _strings(value, path):
         if is_mac_shaped(text):
             return where or "(value)"
@@ -189,11 +209,13 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _strings(item, f"{path}[{index}]")
 
 
-def validate_record(raw: Any) -> Record:
+def validate_record(raw: Any, may_hold_mac: bool = True) -> Record:
     """Validate one raw record fully: envelope fields, kind, payload, privacy.
 
-    Raises ``RecordError`` with a one-line reason; the collector turns it into a
-    ``rejected`` status for that record alone.
+    ``may_hold_mac=False`` skips the privacy walk; pass it only when the text the record
+    came from holds nothing MAC-shaped at all (one search over a whole batch body is far
+    cheaper than a walk per record). Raises ``RecordError`` with a one-line reason; the
+    collector turns it into a ``rejected`` status for that record alone.
     """
     from pydantic import ValidationError
 
@@ -201,7 +223,7 @@ def validate_record(raw: Any) -> Record:
         raise RecordError("invalid_field", "record is not a JSON object")
     # Privacy first: a MAC-shaped value is rejected whatever else is wrong, so that the
     # reason (and the counter by reason) says what matters most.
-    where = find_mac_shaped(raw)
+    where = find_mac_shaped(raw) if may_hold_mac else None
     if where:
         raise RecordError("mac_address", f"MAC-shaped value in field {where!r}")
     try:

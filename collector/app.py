@@ -15,6 +15,7 @@ from agent.wire import INGEST_PATH
 from collector.db.engine import open_engine
 from collector.db.migrate import upgrade
 from collector.deps import Admin
+from collector.ingest import GroupCommitter
 from collector.metrics import CollectorMetrics
 from collector.routes import admin, enrol, health, ingest, speed
 from collector.settings import CollectorSettings
@@ -37,6 +38,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.metrics = CollectorMetrics(engine, settings.agent_expiry)
+    app.state.committer = GroupCommitter(engine)
 
     for module in (ingest, enrol, speed, admin, health):
         app.include_router(module.router)
@@ -53,6 +55,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, 422)
 
     app.add_middleware(CountIngestAnswers, metrics=app.state.metrics)
+    app.router.add_event_handler("shutdown", app.state.committer.close)
     app.router.add_event_handler("shutdown", engine.dispose)
     return app
 

@@ -7,13 +7,18 @@ its own; the records beside it are stored.
 
 from __future__ import annotations
 
+import functools
+import queue
+import threading
 import time
 from collections import Counter
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, select, update
+from sqlalchemy import Connection, Engine, case, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from agent.wire import (
     INT64_MAX,
@@ -36,53 +41,139 @@ class IngestOutcome:
     rejected_by_code: Counter[str] = field(default_factory=Counter)
 
 
-def ingest_batch(engine: Engine, agent: AgentIdentity, batch: Batch) -> IngestOutcome:
-    now = time.time()
-    results: list[RecordResult | None] = [None] * len(batch.records)
-    valid: list[tuple[int, Record]] = []
-    rejected_rows: list[dict[str, Any]] = []
-    outcome = IngestOutcome(BatchResult(results=[], accounted_through={}))
+@dataclass
+class Prepared:
+    """A batch validated record by record, ready to store (the CPU half of ingest)."""
 
+    agent: AgentIdentity
+    batch: Batch
+    results: list[RecordResult | None]
+    valid: list[tuple[int, Record]]
+    rejected: list[tuple[str | None, int | None, RecordError]]
+
+
+def prepare(agent: AgentIdentity, batch: Batch, may_hold_mac: bool = True) -> Prepared:
+    """Validate each record on its own. ``may_hold_mac=False``: the caller searched the
+    whole body and found nothing MAC-shaped, so records need no privacy walk each."""
+    prepared = Prepared(agent, batch, [None] * len(batch.records), [], [])
     for index, raw in enumerate(batch.records):
         try:
-            valid.append((index, validate_record(raw)))
+            prepared.valid.append((index, validate_record(raw, may_hold_mac)))
         except RecordError as exc:
             stream_id, seq = _identity_of(raw)
-            results[index] = RecordResult(stream_id=stream_id, seq=seq, status="rejected",
-                                          reason=str(exc))
-            outcome.rejected_by_code[exc.code] += 1
-            rejected_rows.append({"agent_id": agent.id, "stream_id": stream_id, "seq": seq,
-                                  "code": exc.code, "reason": str(exc), "received_at": now})
+            prepared.results[index] = RecordResult(stream_id=stream_id, seq=seq,
+                                                   status="rejected", reason=str(exc))
+            prepared.rejected.append((stream_id, seq, exc))
+    return prepared
 
-    with writer(engine) as conn, conn.begin():
-        stored = _insert_records(conn, agent.id, [record for _, record in valid], now)
-        accepted: list[Record] = []
-        for index, record in valid:
-            key = (record.stream_id, record.seq)
-            is_new = key in stored
-            if is_new:
-                stored.discard(key)  # a second copy in the same batch is a duplicate
-                accepted.append(record)
-            results[index] = RecordResult(stream_id=record.stream_id, seq=record.seq,
-                                          status="accepted" if is_new else "duplicate")
-        if rejected_rows:
-            conn.execute(_insert(conn, rejected_records).on_conflict_do_nothing(), rejected_rows)
-        given_up = [{"agent_id": agent.id, "stream_id": r.stream_id, "first_seq": r.first,
-                     "last_seq": r.last, "reason": r.reason, "reported_at": now}
-                    for r in batch.health.given_up]
-        if given_up:
-            conn.execute(_insert(conn, given_up_ranges).on_conflict_do_nothing(), given_up)
-        _update_latest(conn, agent.id, accepted)
-        _update_health(conn, agent.id, batch, now)
-        touched: set[str] = {r.stream_id for _, r in valid}
-        touched |= {r.stream_id for r in batch.health.given_up}
-        touched |= {r["stream_id"] for r in rejected_rows if r["stream_id"] and r["seq"]}
-        accounted = {stream: _advance_watermark(conn, agent.id, stream) for stream in sorted(touched)}
 
-    outcome.result = BatchResult(results=[r for r in results if r is not None],
-                                 accounted_through=accounted)
+def store(conn: Connection, prepared: Prepared, now: float) -> IngestOutcome:
+    """Write one prepared batch inside the caller's transaction (the I/O half)."""
+    agent, batch, results, valid = prepared.agent, prepared.batch, prepared.results, prepared.valid
+    stored = _insert_records(conn, agent.id, [record for _, record in valid], now)
+    accepted: list[Record] = []
+    for index, record in valid:
+        key = (record.stream_id, record.seq)
+        is_new = key in stored
+        if is_new:
+            stored.discard(key)  # a second copy in the same batch is a duplicate
+            accepted.append(record)
+        results[index] = RecordResult(stream_id=record.stream_id, seq=record.seq,
+                                      status="accepted" if is_new else "duplicate")
+    rejected_rows = [{"agent_id": agent.id, "stream_id": stream_id, "seq": seq,
+                      "code": exc.code, "reason": str(exc), "received_at": now}
+                     for stream_id, seq, exc in prepared.rejected]
+    if rejected_rows:
+        conn.execute(_insert(conn, rejected_records).on_conflict_do_nothing(), rejected_rows)
+    given_up = [{"agent_id": agent.id, "stream_id": r.stream_id, "first_seq": r.first,
+                 "last_seq": r.last, "reason": r.reason, "reported_at": now}
+                for r in batch.health.given_up]
+    if given_up:
+        conn.execute(_insert(conn, given_up_ranges).on_conflict_do_nothing(), given_up)
+    _update_latest(conn, agent.id, accepted)
+    _update_health(conn, agent.id, batch, now)
+    touched: set[str] = {r.stream_id for _, r in valid}
+    touched |= {r.stream_id for r in batch.health.given_up}
+    touched |= {stream for stream, seq, _ in prepared.rejected if stream and seq}
+    accounted = {stream: _advance_watermark(conn, agent.id, stream) for stream in sorted(touched)}
+
+    outcome = IngestOutcome(BatchResult(results=[r for r in results if r is not None],
+                                        accounted_through=accounted))
     outcome.statuses.update(r.status for r in outcome.result.results)
+    outcome.rejected_by_code.update(exc.code for _, _, exc in prepared.rejected)
     return outcome
+
+
+def ingest_batch(engine: Engine, agent: AgentIdentity, batch: Batch, may_hold_mac: bool = True
+                 ) -> IngestOutcome:
+    """Validate and store one batch in its own transaction."""
+    prepared = prepare(agent, batch, may_hold_mac)
+    with writer(engine) as conn, conn.begin():
+        return store(conn, prepared, time.time())
+
+
+class GroupCommitter:
+    """One writer thread that stores the batches waiting at that moment in one
+    transaction: one fsync and one lock hand-over for many batches.
+
+    Each batch runs in its own savepoint, so a batch that fails costs only itself. A
+    batch's future resolves only after the commit: the 2xx still means durable.
+    """
+
+    def __init__(self, engine: Engine, max_group: int = 64) -> None:
+        self.engine = engine
+        self.max_group = max_group
+        self.queue: queue.SimpleQueue[tuple[Prepared, Future[IngestOutcome]] | None] = (
+            queue.SimpleQueue())
+        self.thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self.thread.start()
+
+    def submit(self, prepared: Prepared) -> Future[IngestOutcome]:
+        future: Future[IngestOutcome] = Future()
+        self.queue.put((prepared, future))
+        return future
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self.queue.get()
+            if first is None:
+                return
+            group = [first]
+            while len(group) < self.max_group:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self.queue.put(None)  # stop after this group
+                    break
+                group.append(item)
+            self._commit(group)
+
+    def _commit(self, group: list[tuple[Prepared, Future[IngestOutcome]]]) -> None:
+        done: list[tuple[Future[IngestOutcome], IngestOutcome]] = []
+        try:
+            with writer(self.engine) as conn, conn.begin():
+                now = time.time()
+                for prepared, future in group:
+                    try:
+                        with conn.begin_nested():
+                            done.append((future, store(conn, prepared, now)))
+                    except SQLAlchemyError as exc:
+                        future.set_exception(exc)
+        except Exception as exc:
+            for future, _ in done:
+                future.set_exception(exc)
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for future, outcome in done:
+            future.set_result(outcome)
 
 
 def _identity_of(raw: Any) -> tuple[str | None, int | None]:
@@ -100,6 +191,36 @@ def _insert(conn: Connection, table: Any) -> Any:
     return dialect.insert(table)
 
 
+@functools.cache
+def _statements(dialect_name: str) -> tuple[Any, Any]:
+    """The two hot statements, built once per dialect: building them per batch cost more
+    than running them (SQLAlchemy derives a cache key from the whole expression)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    insert_records = (
+        dialect.insert(records)
+        .on_conflict_do_nothing(index_elements=["agent_id", "stream_id", "seq"])
+        .returning(records.c.stream_id, records.c.seq)
+    )
+    upsert = dialect.insert(latest)
+    new = upsert.excluded
+    newer_payload = new.measured_at.is_not(None) & (
+        latest.c.measured_at.is_(None) | (new.measured_at >= latest.c.measured_at))
+    newer_run = new.last_run_at >= latest.c.last_run_at
+    upsert_latest = upsert.on_conflict_do_update(
+        index_elements=["agent_id", "kind"],
+        set_={
+            "measured_at": case((newer_payload, new.measured_at), else_=latest.c.measured_at),
+            "payload": case((newer_payload, new.payload), else_=latest.c.payload),
+            "last_run_at": case((newer_run, new.last_run_at), else_=latest.c.last_run_at),
+            "last_run_ok": case((newer_run, new.last_run_ok), else_=latest.c.last_run_ok),
+            "last_error": case((newer_run, new.last_error), else_=latest.c.last_error),
+            "runs_total": latest.c.runs_total + new.runs_total,
+            "failures_total": latest.c.failures_total + new.failures_total,
+        },
+    )
+    return insert_records, upsert_latest
+
+
 def _insert_records(conn: Connection, agent_id: int, batch: list[Record], now: float
                     ) -> set[tuple[str, int]]:
     """Insert what is new; return the (stream, seq) pairs that were actually inserted."""
@@ -112,13 +233,10 @@ def _insert_records(conn: Connection, agent_id: int, batch: list[Record], now: f
         "clock_synchronized": r.clock.clock_synchronized, "received_at": now,
         "payload": r.payload,
     } for r in batch]
-    statement = (
-        _insert(conn, records)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["agent_id", "stream_id", "seq"])
-        .returning(records.c.stream_id, records.c.seq)
-    )
-    return {(row.stream_id, row.seq) for row in conn.execute(statement)}
+    # One statement executed for many rows: SQLAlchemy batches them into multi-row
+    # INSERT … RETURNING ("insertmanyvalues") without compiling anew per batch.
+    statement = _statements(conn.dialect.name)[0]
+    return {(row.stream_id, row.seq) for row in conn.execute(statement, rows)}
 
 
 def _update_latest(conn: Connection, agent_id: int, accepted: list[Record]) -> None:
@@ -131,23 +249,7 @@ def _update_latest(conn: Connection, agent_id: int, accepted: list[Record]) -> N
     by_kind: dict[str, list[Record]] = {}
     for record in accepted:
         by_kind.setdefault(record.kind, []).append(record)
-    statement = _insert(conn, latest)
-    new = statement.excluded
-    newer_payload = new.measured_at.is_not(None) & (
-        latest.c.measured_at.is_(None) | (new.measured_at >= latest.c.measured_at))
-    newer_run = new.last_run_at >= latest.c.last_run_at
-    statement = statement.on_conflict_do_update(
-        index_elements=["agent_id", "kind"],
-        set_={
-            "measured_at": case((newer_payload, new.measured_at), else_=latest.c.measured_at),
-            "payload": case((newer_payload, new.payload), else_=latest.c.payload),
-            "last_run_at": case((newer_run, new.last_run_at), else_=latest.c.last_run_at),
-            "last_run_ok": case((newer_run, new.last_run_ok), else_=latest.c.last_run_ok),
-            "last_error": case((newer_run, new.last_error), else_=latest.c.last_error),
-            "runs_total": latest.c.runs_total + new.runs_total,
-            "failures_total": latest.c.failures_total + new.failures_total,
-        },
-    )
+    statement = _statements(conn.dialect.name)[1]
     for kind, kind_records in by_kind.items():
         newest = max(kind_records, key=lambda r: r.clock.wall_time_seconds)
         good = [r for r in kind_records if r.ok]
@@ -175,32 +277,23 @@ def _advance_watermark(conn: Connection, agent_id: int, stream_id: str) -> int:
     """Move the stream's watermark over every seq now accounted for, and return it."""
     current = conn.scalar(select(streams.c.accounted_through).where(
         streams.c.agent_id == agent_id, streams.c.stream_id == stream_id))
-    known = current is not None
     mark = current or 0
-    # Only seqs above the watermark matter; normally that is just this batch.
-    seen = set(conn.scalars(select(records.c.seq).where(
-        records.c.agent_id == agent_id, records.c.stream_id == stream_id, records.c.seq > mark)))
-    seen.update(conn.scalars(select(rejected_records.c.seq).where(
+    # Everything above the watermark, as (first, last) ranges, in one round trip; normally
+    # that is just this batch.
+    stored = select(records.c.seq.label("first"), records.c.seq.label("last")).where(
+        records.c.agent_id == agent_id, records.c.stream_id == stream_id, records.c.seq > mark)
+    rejected = select(rejected_records.c.seq, rejected_records.c.seq).where(
         rejected_records.c.agent_id == agent_id, rejected_records.c.stream_id == stream_id,
-        rejected_records.c.seq > mark)))
-    ranges = conn.execute(select(given_up_ranges.c.first_seq, given_up_ranges.c.last_seq).where(
+        rejected_records.c.seq > mark)
+    given_up = select(given_up_ranges.c.first_seq, given_up_ranges.c.last_seq).where(
         given_up_ranges.c.agent_id == agent_id, given_up_ranges.c.stream_id == stream_id,
-        given_up_ranges.c.last_seq > mark)).all()
-    range_end: dict[int, int] = {}
-    for first, last in ranges:
-        range_end[first] = max(last, range_end.get(first, 0))
+        given_up_ranges.c.last_seq > mark)
     start = mark
-    while True:
-        following = mark + 1
-        if following in seen:
-            mark = following
-            continue
-        covering = [end for first, end in range_end.items() if first <= following <= end]
-        if covering:
-            mark = max(covering)
-            continue
-        break
-    if not known:
+    for first, last in sorted(conn.execute(union_all(stored, rejected, given_up)).all()):
+        if first > mark + 1:
+            break
+        mark = max(mark, last)
+    if current is None:
         conn.execute(streams.insert().values(agent_id=agent_id, stream_id=stream_id,
                                              accounted_through=mark))
     elif mark != start:

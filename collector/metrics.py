@@ -12,16 +12,17 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
 from agent.wire import RecordError
 from collector.db.schema import agents, boards, given_up_ranges, latest, schools
+from collector.exposition import Family, LabelValues, render
 from collector.ingest import IngestOutcome
 
-IDENTITY = ["board", "school", "agent"]
+IDENTITY = ("board", "school", "agent")
 ON_REPORT = "updated when the agent reports"
 
 
@@ -91,6 +92,10 @@ class StoreCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
+        for family in self.families():
+            yield family.to_metric()
+
+    def families(self) -> list[Family]:
         since = self.clock() - self.expiry_seconds
         live = (agents.c.revoked_at.is_(None)) & (agents.c.last_report_at >= since)
         identity = (select(agents.c.id, boards.c.slug.label("board"),
@@ -113,96 +118,89 @@ class StoreCollector(Collector):
                 .join(agents, agents.c.id == given_up_ranges.c.agent_id).where(live)
                 .group_by(given_up_ranges.c.agent_id, given_up_ranges.c.reason)).all()
 
-        labels = {row.id: [row.board, row.school, row.agent] for row in agent_rows}
-        yield from self._agent_families(agent_rows, given_up_rows, labels)
-        yield from self._latest_families(latest_rows, labels)
+        labels: dict[int, LabelValues] = {
+            row.id: (row.board, row.school, row.agent) for row in agent_rows}
+        return [*self._agent_families(agent_rows, given_up_rows, labels),
+                *self._latest_families(latest_rows, labels)]
 
     def _agent_families(self, agent_rows: Sequence[Any], given_up_rows: Sequence[Any],
-                        labels: dict[int, list[str]]) -> Iterator[Metric]:
-        info = GaugeMetricFamily("schoolnet_agent_info",
-                                 "Agent metadata, value 1; " + ON_REPORT,
-                                 labels=[*IDENTITY, "version"])
-        last = GaugeMetricFamily("schoolnet_agent_last_report_timestamp_seconds",
-                                 "When the agent last delivered a batch, Unix seconds",
-                                 labels=IDENTITY)
-        depth = GaugeMetricFamily("schoolnet_agent_outbox_records",
-                                  "Records waiting in the agent's outbox; " + ON_REPORT,
-                                  labels=IDENTITY)
-        size = GaugeMetricFamily("schoolnet_agent_outbox_bytes",
-                                 "Bytes waiting in the agent's outbox; " + ON_REPORT,
-                                 labels=IDENTITY)
+                        labels: dict[int, LabelValues]) -> list[Family]:
+        info = Family("schoolnet_agent_info", "Agent metadata, value 1; " + ON_REPORT,
+                      "gauge", (*IDENTITY, "version"))
+        last = Family("schoolnet_agent_last_report_timestamp_seconds",
+                      "When the agent last delivered a batch, Unix seconds", "gauge", IDENTITY)
+        depth = Family("schoolnet_agent_outbox_records",
+                       "Records waiting in the agent's outbox; " + ON_REPORT, "gauge", IDENTITY)
+        size = Family("schoolnet_agent_outbox_bytes",
+                      "Bytes waiting in the agent's outbox; " + ON_REPORT, "gauge", IDENTITY)
         for row in agent_rows:
             identity = labels[row.id]
-            info.add_metric([*identity, row.version or ""], 1)
-            last.add_metric(identity, row.last_report_at)
+            info.add((*identity, row.version or ""), 1)
+            last.add(identity, row.last_report_at)
             if row.outbox_records is not None:
-                depth.add_metric(identity, row.outbox_records)
-                size.add_metric(identity, row.outbox_bytes)
-        given_up = CounterMetricFamily(
+                depth.add(identity, row.outbox_records)
+                size.add(identity, row.outbox_bytes)
+        given_up = Family(
             "schoolnet_agent_given_up_records",
             "Records the agent gave up on (evicted: outbox full; dead_lettered: refused as "
-            "malformed), as the agent reported them; " + ON_REPORT,
-            labels=[*IDENTITY, "reason"])
+            "malformed), as the agent reported them; " + ON_REPORT, "counter", (*IDENTITY, "reason"))
         for agent_id, reason, count in given_up_rows:
-            given_up.add_metric([*labels[agent_id], reason], count)
-        yield from (info, last, depth, size, given_up)
+            given_up.add((*labels[agent_id], reason), count)
+        return [info, last, depth, size, given_up]
 
-    def _latest_families(self, latest_rows: Sequence[Any], labels: dict[int, list[str]]
-                         ) -> Iterator[Metric]:
-        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
-        for kind_metrics in PAYLOAD_METRICS.values():
-            for metric in kind_metrics:
-                family_type = CounterMetricFamily if metric.counter else GaugeMetricFamily
-                families[metric.field + metric.name] = family_type(
-                    metric.name, f"{metric.help}; latest value, {ON_REPORT}", labels=IDENTITY)
-        runs = CounterMetricFamily("schoolnet_probe_runs", "Probe runs stored, per probe",
-                                   labels=[*IDENTITY, "probe"])
-        failures = CounterMetricFamily(
-            "schoolnet_probe_failures", "Probe runs that could not measure, per probe",
-            labels=[*IDENTITY, "probe"])
-        last_run = GaugeMetricFamily(
-            "schoolnet_probe_last_run_timestamp_seconds",
-            "When the probe's newest stored run measured, Unix seconds (agent clock)",
-            labels=[*IDENTITY, "probe"])
-        last_success = GaugeMetricFamily(
+    def _latest_families(self, latest_rows: Sequence[Any], labels: dict[int, LabelValues]
+                         ) -> list[Family]:
+        per_probe = (*IDENTITY, "probe")
+        values = {
+            kind: [(metric, Family(metric.name, f"{metric.help}; latest value, {ON_REPORT}",
+                                   "counter" if metric.counter else "gauge", IDENTITY))
+                   for metric in kind_metrics]
+            for kind, kind_metrics in PAYLOAD_METRICS.items()
+        }
+        runs = Family("schoolnet_probe_runs", "Probe runs stored, per probe", "counter", per_probe)
+        failures = Family("schoolnet_probe_failures",
+                          "Probe runs that could not measure, per probe", "counter", per_probe)
+        last_run = Family("schoolnet_probe_last_run_timestamp_seconds",
+                          "When the probe's newest stored run measured, Unix seconds (agent clock)",
+                          "gauge", per_probe)
+        last_success = Family(
             "schoolnet_probe_last_success_timestamp_seconds",
             "When the probe last measured successfully, Unix seconds (agent clock); the "
-            "kind's other metrics show that run", labels=[*IDENTITY, "probe"])
-        success = GaugeMetricFamily(
-            "schoolnet_probe_success",
-            "Whether the probe's newest stored run measured (1) or failed (0); " + ON_REPORT,
-            labels=[*IDENTITY, "probe"])
-        test_time = GaugeMetricFamily(
-            "schoolnet_bandwidth_test_timestamp_seconds",
-            "When the latest bandwidth test ran, Unix seconds (agent clock)", labels=IDENTITY)
-        test_info = GaugeMetricFamily(
-            "schoolnet_bandwidth_test_info",
-            "How the latest bandwidth test was made, value 1; " + ON_REPORT,
-            labels=[*IDENTITY, "backend", "server", "valid"])
+            "kind's other metrics show that run", "gauge", per_probe)
+        success = Family("schoolnet_probe_success",
+                         "Whether the probe's newest stored run measured (1) or failed (0); "
+                         + ON_REPORT, "gauge", per_probe)
+        test_time = Family("schoolnet_bandwidth_test_timestamp_seconds",
+                           "When the latest bandwidth test ran, Unix seconds (agent clock)",
+                           "gauge", IDENTITY)
+        test_info = Family("schoolnet_bandwidth_test_info",
+                           "How the latest bandwidth test was made, value 1; " + ON_REPORT,
+                           "gauge", (*IDENTITY, "backend", "server", "valid"))
 
         for row in latest_rows:
             identity = labels.get(row.agent_id)
             if identity is None:
                 continue
-            runs.add_metric([*identity, row.kind], row.runs_total)
-            failures.add_metric([*identity, row.kind], row.failures_total)
-            last_run.add_metric([*identity, row.kind], row.last_run_at)
-            success.add_metric([*identity, row.kind], 1 if row.last_run_ok else 0)
+            probe = (*identity, row.kind)
+            runs.add(probe, row.runs_total)
+            failures.add(probe, row.failures_total)
+            last_run.add(probe, row.last_run_at)
+            success.add(probe, 1 if row.last_run_ok else 0)
             if row.measured_at is not None:
-                last_success.add_metric([*identity, row.kind], row.measured_at)
+                last_success.add(probe, row.measured_at)
             payload = row.payload or {}
-            for metric in PAYLOAD_METRICS.get(row.kind, ()):
+            for metric, family in values.get(row.kind, ()):
                 value = payload.get(metric.field)
                 if value is not None:
-                    families[metric.field + metric.name].add_metric(identity, value)
+                    family.add(identity, value)
             if row.kind == "bandwidth" and payload:
-                test_time.add_metric(identity, row.measured_at)
+                test_time.add(identity, row.measured_at)
                 valid = "false" if payload.get("invalid_reasons") else "true"
-                test_info.add_metric(
-                    [*identity, str(payload.get("backend", "")), str(payload.get("server", "")),
-                     valid], 1)
-        yield from families.values()
-        yield from (runs, failures, last_run, last_success, success, test_time, test_info)
+                test_info.add((*identity, str(payload.get("backend", "")),
+                               str(payload.get("server", "")), valid), 1)
+        payload_families = [family for pairs in values.values() for _, family in pairs]
+        return [*payload_families, runs, failures, last_run, last_success, success, test_time,
+                test_info]
 
 
 class CollectorMetrics:
@@ -211,22 +209,32 @@ class CollectorMetrics:
     def __init__(self, engine: Engine, expiry_seconds: float) -> None:
         # `_created` series double the page and no dashboard of ours reads them.
         disable_created_metrics()
+        self.store = StoreCollector(engine, expiry_seconds)
+        # Everything, for prometheus_client users (tests, get_sample_value) …
         self.registry = CollectorRegistry()
-        self.registry.register(StoreCollector(engine, expiry_seconds))
+        self.registry.register(self.store)
+        # … and the process counters alone, which the fast page appends.
+        self.process_registry = CollectorRegistry()
+        self.registry.register(self.process_registry)
         self.records = Counter(
             "schoolnet_collector_records", "Records received by this collector process, by status",
-            ["status"], registry=self.registry)
+            ["status"], registry=self.process_registry)
         self.rejected = Counter(
             "schoolnet_collector_records_rejected",
             "Records this collector process rejected, by reason", ["reason"],
-            registry=self.registry)
+            registry=self.process_registry)
         self.batches = Counter(
             "schoolnet_collector_batches", "Ingest requests answered by this process, by HTTP status",
-            ["code"], registry=self.registry)
+            ["code"], registry=self.process_registry)
         for status in ("accepted", "duplicate", "rejected"):
             self.records.labels(status)
         for reason in RecordError.CODES:
             self.rejected.labels(reason)
+
+    def render(self) -> bytes:
+        """The /metrics page: the store's families through the fast writer, then this
+        process's own counters through prometheus_client."""
+        return render(self.store.families()).encode() + generate_latest(self.process_registry)
 
     def count_outcome(self, outcome: IngestOutcome) -> None:
         for status, count in outcome.statuses.items():

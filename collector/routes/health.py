@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,7 +26,7 @@ def healthz(engine: EngineDep) -> dict[str, str]:
 @router.get("/metrics", summary="Prometheus metrics, built from the store at each scrape")
 async def metrics(request: Request) -> Response:
     try:
-        body = await run_in_threadpool(generate_latest, request.app.state.metrics.registry)
+        body = await run_in_threadpool(request.app.state.metrics.render)
     except SQLAlchemyError:
         raise HTTPException(503, "the store does not answer", headers={"Retry-After": "5"}) from None
     return Response(body, media_type=CONTENT_TYPE_LATEST)

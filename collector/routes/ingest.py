@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,16 +19,17 @@ from agent.wire import (
     Batch,
     BatchResult,
     describe_validation_error,
+    may_contain_mac,
 )
 from collector.body import decode, read_limited
-from collector.deps import CurrentAgent, EngineDep
-from collector.ingest import ingest_batch
+from collector.deps import CurrentAgent
+from collector.ingest import prepare
 
 router = APIRouter()
 
 
 @router.post(INGEST_PATH, response_model=BatchResult, summary="Deliver a batch of records")
-async def ingest(request: Request, agent: CurrentAgent, engine: EngineDep) -> Any:
+async def ingest(request: Request, agent: CurrentAgent) -> Any:
     raw = await read_limited(request.stream(), request.headers.get("content-length"),
                              MAX_COMPRESSED_BODY_BYTES)
     body = decode(raw, request.headers.get("content-encoding"), MAX_DECOMPRESSED_BODY_BYTES)
@@ -45,9 +47,15 @@ async def ingest(request: Request, agent: CurrentAgent, engine: EngineDep) -> An
     except ValidationError as exc:
         raise HTTPException(422, "batch " + describe_validation_error(exc)) from None
     try:
-        outcome = await run_in_threadpool(ingest_batch, engine, agent, batch)
+        # A \uXXXX escape could spell a MAC that the raw text does not show.
+        may_hold_mac = b"\\u" in body or may_contain_mac(body)
+        prepared = await run_in_threadpool(prepare, agent, batch, may_hold_mac)
+        # Stored by the writer thread with whatever else is waiting; committed before this
+        # returns.
+        outcome = await asyncio.wrap_future(request.app.state.committer.submit(prepared))
     except SQLAlchemyError:
         raise HTTPException(503, "the store is not available; retry later",
                             headers={"Retry-After": "5"}) from None
     request.app.state.metrics.count_outcome(outcome)
-    return outcome.result
+    # Serialised directly: the result is already a validated model.
+    return Response(outcome.result.model_dump_json(), media_type="application/json")

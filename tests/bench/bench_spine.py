@@ -214,10 +214,11 @@ def median_run_seconds(command: list[str], env: dict[str, str], repeats: int = 5
 
 
 def python_rss(code: str) -> int:
-    result = subprocess.run(
-        [sys.executable, "-c",
-         code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
-        capture_output=True, text=True, check=True)
+    """RSS of a fresh Python after ``code`` (from /proc: ru_maxrss would carry the
+    forking parent's peak across exec)."""
+    probe = "\nprint(open('/proc/self/status').read().split('VmRSS:')[1].split()[0])"
+    result = subprocess.run([sys.executable, "-c", code + probe], capture_output=True,
+                            text=True, check=True)
     return int(result.stdout.split()[-1]) * 1024
 
 
@@ -255,6 +256,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--json", type=Path, default=Path("bench-results/spine.json"))
+    parser.add_argument("--only", choices=["ingest", "metrics", "agent"],
+                        help="run one part (the table shows what ran)")
     args = parser.parse_args()
     quick = args.quick
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
@@ -262,7 +265,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="schoolnet-bench-") as tmp:
         work = Path(tmp)
         ingest_results = []
-        for agents in ([4, 16] if quick else [10, 50, 100]):
+        for agents in ([4, 16] if quick else [10, 50, 100]) if args.only in (None, "ingest") else []:
             run_dir = work / f"ingest-{agents}"
             run_dir.mkdir()
             collector = CollectorProcess(run_dir)
@@ -279,10 +282,11 @@ def main() -> int:
             finally:
                 collector.stop()
         results["ingest"] = ingest_results
-        results["ingest_anchor_sqlite"] = sqlite_anchor(work, 200, 100)
+        if ingest_results:
+            results["ingest_anchor_sqlite"] = sqlite_anchor(work, 200, 100)
 
         metrics_results = []
-        for agents in ([200, 1000] if quick else [1000, 10000]):
+        for agents in ([200, 1000] if quick else [1000, 10000]) if args.only in (None, "metrics") else []:
             run_dir = work / f"metrics-{agents}"
             run_dir.mkdir()
             collector = CollectorProcess(run_dir)
@@ -296,15 +300,16 @@ def main() -> int:
                 collector.stop()
         results["metrics"] = metrics_results
 
-        run_dir = work / "footprint"
-        run_dir.mkdir()
-        collector = CollectorProcess(run_dir)
-        set_up_school(collector)
-        collector.start()
-        try:
-            results["agent"] = agent_footprint(collector, run_dir, 5 if quick else 30)
-        finally:
-            collector.stop()
+        if args.only in (None, "agent"):
+            run_dir = work / "footprint"
+            run_dir.mkdir()
+            collector = CollectorProcess(run_dir)
+            set_up_school(collector)
+            collector.start()
+            try:
+                results["agent"] = agent_footprint(collector, run_dir, 5 if quick else 30)
+            finally:
+                collector.stop()
 
     print_table(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -315,29 +320,34 @@ def main() -> int:
 
 def print_table(results: dict[str, Any]) -> None:
     mb = 1024 * 1024
-    anchor = results["ingest_anchor_sqlite"]
-    print("\nCollector ingest (batches of 100, gzip, real HTTP, SQLite synchronous=FULL)")
-    print(f"{'agents':>7} {'records/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'durable':>8}  target")
-    for row in results["ingest"]:
-        print(f"{row['agents']:>7} {row['records_per_second']:>10.0f} "
-              f"{row['latency_p50_seconds'] * 1000:>8.1f} {row['latency_p99_seconds'] * 1000:>8.1f} "
-              f"{'yes' if row['durable_acks'] else 'NO':>8}  >=10000/s, p99<100ms"
-              + (f"  errors {row['errors']}" if row["errors"] else ""))
-    print(f"{'anchor':>7} {anchor['records_per_second']:>10.0f}  raw SQLite inserts, "
-          f"{anchor['commits_per_second']:.0f} commits/s on this disk")
-    print("\n/metrics render (HTTP GET, median of 5)")
-    print(f"{'agents':>7} {'seconds':>8} {'max':>8} {'KiB':>8} {'healthz ms':>11}  target")
-    for row in results["metrics"]:
-        print(f"{row['agents']:>7} {row['median_seconds']:>8.3f} {row['max_seconds']:>8.3f} "
-              f"{row['bytes'] / 1024:>8.0f} {row['anchor_healthz_seconds'] * 1000:>11.1f}  <1 s at 10000")
-    agent = results["agent"]
-    print("\nAgent footprint")
-    print(f"  idle RSS after {agent['idle_seconds']:.0f} s of `run`: {agent['idle_rss_bytes'] / mb:.1f} MiB"
-          f"  (target <= 50 MB; anchors: bare python {agent['anchor_python_rss_bytes'] / mb:.1f} MiB,"
-          f" python + psutil/httpx/pydantic/pydantic-settings {agent['anchor_deps_rss_bytes'] / mb:.1f} MiB)")
-    print(f"  start-up: `--help` {agent['help_seconds'] * 1000:.0f} ms, `status` "
-          f"{agent['status_seconds'] * 1000:.0f} ms (anchor: bare python "
-          f"{agent['anchor_python_start_seconds'] * 1000:.0f} ms)")
+    if results.get("ingest"):
+        anchor = results["ingest_anchor_sqlite"]
+        print("\nCollector ingest (batches of 100, gzip, real HTTP, SQLite synchronous=FULL)")
+        print(f"{'agents':>7} {'records/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'durable':>8}  target")
+        for row in results["ingest"]:
+            print(f"{row['agents']:>7} {row['records_per_second']:>10.0f} "
+                  f"{row['latency_p50_seconds'] * 1000:>8.1f} {row['latency_p99_seconds'] * 1000:>8.1f} "
+                  f"{'yes' if row['durable_acks'] else 'NO':>8}  >=10000/s, p99<100ms"
+                  + (f"  errors {row['errors']}" if row["errors"] else ""))
+        print(f"{'anchor':>7} {anchor['records_per_second']:>10.0f}  raw SQLite inserts, "
+              f"{anchor['commits_per_second']:.0f} commits/s on this disk")
+    if results.get("metrics"):
+        print("\n/metrics render (HTTP GET, median of 5)")
+        print(f"{'agents':>7} {'seconds':>8} {'max':>8} {'KiB':>8} {'healthz ms':>11}  target")
+        for row in results["metrics"]:
+            print(f"{row['agents']:>7} {row['median_seconds']:>8.3f} {row['max_seconds']:>8.3f} "
+                  f"{row['bytes'] / 1024:>8.0f} {row['anchor_healthz_seconds'] * 1000:>11.1f}"
+                  "  <1 s at 10000")
+    agent = results.get("agent")
+    if agent:
+        print("\nAgent footprint")
+        print(f"  idle RSS after {agent['idle_seconds']:.0f} s of `run`: "
+              f"{agent['idle_rss_bytes'] / mb:.1f} MiB (target <= 50 MB; anchors: bare python "
+              f"{agent['anchor_python_rss_bytes'] / mb:.1f} MiB, python + psutil/httpx/pydantic/"
+              f"pydantic-settings {agent['anchor_deps_rss_bytes'] / mb:.1f} MiB)")
+        print(f"  start-up: `--help` {agent['help_seconds'] * 1000:.0f} ms, `status` "
+              f"{agent['status_seconds'] * 1000:.0f} ms (anchor: bare python "
+              f"{agent['anchor_python_start_seconds'] * 1000:.0f} ms)")
 
 
 if __name__ == "__main__":

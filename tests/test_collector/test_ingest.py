@@ -172,3 +172,13 @@ def test_out_of_range_numbers_are_rejected_not_crashing(site) -> None:  # type: 
     answer = post(site, body, gzipped=False)
     assert answer.status_code == 200
     assert statuses(answer) == ["rejected", "rejected"]
+
+
+def test_a_mac_spelled_with_json_escapes_is_still_found(site) -> None:  # type: ignore[no-untyped-def]
+    stream = new_stream()
+    body = json.dumps(batch(record(1, stream, error="seen 00:1a:2b:3c:4d:5e", ok=False, payload={})))
+    hidden = body.replace("00:1a:2b:3c:4d:5e", "00\\u003a1a\\u003a2b\\u003a3c\\u003a4d\\u003a5e")
+    assert "00:1a" not in hidden
+    answer = post(site, hidden.encode(), gzipped=False)
+    assert answer.json()["results"][0]["status"] == "rejected"
+    assert "MAC-shaped" in answer.json()["results"][0]["reason"]

@@ -13,8 +13,8 @@ from support.tools import require_tool
 from collector.metrics import StoreCollector
 
 
-def deliver(site, *records):  # type: ignore[no-untyped-def]
-    body = gzip.compress(json.dumps(batch(*records)).encode())
+def deliver(site, *records, given_up=None):  # type: ignore[no-untyped-def]
+    body = gzip.compress(json.dumps(batch(*records, given_up=given_up)).encode())
     answer = site.client.post("/api/v1/ingest", content=body,
                               headers={**site.auth, "Content-Encoding": "gzip"})
     assert answer.status_code == 200
@@ -70,7 +70,7 @@ def test_promtool_finds_nothing_to_lint(site) -> None:  # type: ignore[no-untype
     stream = new_stream()
     deliver(site, record(1, stream), record(2, stream, "bandwidth"),
             record(3, stream, "bandwidth", ok=False, error="stalled", payload={}))
-    deliver(site, record(4, stream), **{})  # a second report: counters and gauges move
+    deliver(site, record(4, stream))  # a second report: counters and gauges move
     text = site.client.get("/metrics").text
     assert "schoolnet_bandwidth_download_bytes_per_second{" in text
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
@@ -89,3 +89,26 @@ def test_a_failed_run_keeps_the_last_good_value_and_says_it_failed(site) -> None
     assert value("schoolnet_probe_success", probe) == 0
     assert value("schoolnet_probe_last_run_timestamp_seconds", probe) > value(
         "schoolnet_probe_last_success_timestamp_seconds", probe)
+
+
+def test_the_fast_page_says_exactly_what_prometheus_client_says(site) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    stream = new_stream()
+    deliver(site, record(1, stream), record(2, stream, "bandwidth"),
+            record(3, stream, "bandwidth", ok=False, error="stalled", payload={}),
+            given_up=[{"stream_id": stream, "first": 10, "last": 12, "reason": "evicted"}])
+    metrics = site.client.app.state.metrics
+
+    def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
+    fast = samples(metrics.render().decode())
+    reference = samples(generate_latest(metrics.registry).decode())
+    assert fast == reference
+    assert len(fast) > 25
+    assert fast[("schoolnet_agent_given_up_records_total",
+                 (("agent", "pi"), ("board", "test-board"), ("reason", "evicted"),
+                  ("school", "test-school")))] == 3
