@@ -17,12 +17,12 @@ from agent.wire import AGENT_SETTINGS_PATH, CentralSettings
 log = logging.getLogger("schoolnet.agent.settings")
 
 
-def refresh_central_settings(credential: Credential, state_dir: Path, timeout: float,
-                             ca_bundle: Path | None) -> bool:
+def refresh_central_settings(credential: Credential, collector_url: str, state_dir: Path,
+                             timeout: float, ca_bundle: Path | None) -> bool:
     """Fetch and cache; on any failure keep the cached copy (it still applies) and say so."""
     try:
         with make_client(timeout, ca_bundle, credential.credential) as client:
-            answer = client.get(credential.collector_url.rstrip("/") + AGENT_SETTINGS_PATH)
+            answer = client.get(collector_url.rstrip("/") + AGENT_SETTINGS_PATH)
         answer.raise_for_status()
         settings = CentralSettings.model_validate(answer.json())
     except httpx.HTTPStatusError as exc:
@@ -36,6 +36,10 @@ def refresh_central_settings(credential: Credential, state_dir: Path, timeout: f
         return False
     cache = state_dir / CENTRAL_CACHE
     temporary = cache.with_suffix(".tmp")
-    temporary.write_text(json.dumps(settings.model_dump(mode="json"), indent=2))
-    os.replace(temporary, cache)
+    try:
+        temporary.write_text(json.dumps(settings.model_dump(mode="json"), indent=2))
+        os.replace(temporary, cache)  # atomic: a reader never sees half a document
+    except OSError as exc:
+        log.warning("could not cache the collector's settings in %s: %s", cache, exc.strerror)
+        return False
     return True

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent.wire import ClockStamp
@@ -32,9 +33,9 @@ class _Timex(ctypes.Structure):
     ]
 
 
-def boot_id() -> str:
+def boot_id(source: Path = _BOOT_ID_FILE) -> str:
     try:
-        return _BOOT_ID_FILE.read_text().strip() or _PROCESS_BOOT_ID
+        return source.read_text().strip() or _PROCESS_BOOT_ID
     except OSError:
         return _PROCESS_BOOT_ID
 
@@ -61,9 +62,25 @@ def clock_synchronized() -> bool | None:
 
 @functools.cache
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    # The symbols already loaded into this process, libc among them; find_library would
+    # run ldconfig in a subprocess, which is slow on a Pi.
+    return ctypes.CDLL(None, use_errno=True)
 
 
-def now() -> ClockStamp:
-    return ClockStamp(wall_time_seconds=time.time(), boot_id=boot_id(),
-                      since_boot_seconds=since_boot(), clock_synchronized=clock_synchronized())
+@dataclass(frozen=True)
+class Clock:
+    """Makes ClockStamps. Each source can be replaced, so tests choose the time."""
+
+    wall: Callable[[], float] = time.time
+    since_boot: Callable[[], float] = since_boot
+    boot_id: Callable[[], str] = boot_id
+    synchronized: Callable[[], bool | None] = clock_synchronized
+
+    def __call__(self) -> ClockStamp:
+        return ClockStamp(wall_time_seconds=self.wall(), boot_id=self.boot_id(),
+                          since_boot_seconds=self.since_boot(),
+                          clock_synchronized=self.synchronized())
+
+
+# The real clock; ``now()`` is what probes and the outbox use.
+now = Clock()

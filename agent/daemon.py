@@ -10,13 +10,13 @@ from pathlib import Path
 
 from agent.central import refresh_central_settings
 from agent.clock import now as clock_now
-from agent.config import AgentSettings, load_settings
+from agent.config import AgentSettings, ConfigError, load_settings
 from agent.credential import Credential, credential_path, load_credential
 from agent.outbox import Outbox
 from agent.probes import Measurement, Probe, ProbeContext, probe_class
 from agent.scheduler import Scheduler
 from agent.transport import make_client
-from agent.uploader import Backoff, CredentialRejected, RetryLater, Uploader
+from agent.uploader import Backoff, CredentialRejected, RetryLater, Uploader, UploadLoop
 from agent.wire import ClockStamp
 
 log = logging.getLogger("schoolnet.agent")
@@ -72,8 +72,8 @@ def make_uploader(settings: AgentSettings, credential: Credential, outbox: Outbo
 
 
 def refresh(settings: AgentSettings, credential: Credential, config: Path | None) -> AgentSettings:
-    refresh_central_settings(credential, settings.state_dir, min(settings.collector.timeout, 10),
-                             settings.collector.ca_bundle)
+    refresh_central_settings(credential, collector_url(settings, credential), settings.state_dir,
+                             min(settings.collector.timeout, 10), settings.collector.ca_bundle)
     return load_settings(config)
 
 
@@ -82,13 +82,12 @@ def once(settings: AgentSettings, config: Path | None) -> list[str]:
     credential = require_credential(settings)
     settings = refresh(settings, credential, config)
     outbox = open_outbox(settings)
-    problems = []
+    problems: list[str] = []
     for name, (probe, _) in enabled_probes(settings, credential).items():
         stamp = clock_now()
         measurement = probe.measure()
         outbox.add(name, stamp, measurement.ok, measurement.error, measurement.payload)
-        if not measurement.ok:
-            problems.append(f"{name}: {measurement.error}")
+        problems.extend(f"{name}: {reason}" for reason in measurement.problems())
     uploader = make_uploader(settings, credential, outbox)
     backoff = Backoff(cap=ONCE_BACKOFF_CAP_SECONDS)
     for attempt in range(ONCE_UPLOAD_ATTEMPTS):
@@ -124,7 +123,16 @@ def run(settings: AgentSettings, config: Path | None, stop: threading.Event) -> 
         scheduler.start_due()
         if time.monotonic() >= next_refresh:
             next_refresh = time.monotonic() + CENTRAL_REFRESH_SECONDS
-            settings = refresh(settings, credential, config)
+            try:
+                # A re-enrolment since the start brings a new credential for the probes too.
+                credential = load_credential(settings.state_dir) or credential
+            except ValueError as exc:
+                log.error("%s", exc)
+            try:
+                settings = refresh(settings, credential, config)
+            except (ConfigError, OSError) as exc:
+                # The file was edited into something invalid: keep running as configured.
+                log.error("keeping the current settings: %s", exc)
             scheduler.configure(enabled_probes(settings, credential))
         stop.wait(min(scheduler.seconds_until_next(), 30.0))
     upload.join(timeout=15)
@@ -132,41 +140,23 @@ def run(settings: AgentSettings, config: Path | None, stop: threading.Event) -> 
 
 
 def upload_loop(settings: AgentSettings, outbox: Outbox, stop: threading.Event) -> None:
-    backoff = Backoff(cap=settings.upload.max_backoff)
-    credential_file = credential_path(settings.state_dir)
-    rejected_at: float | None = None
-    while not stop.is_set():
-        if rejected_at is not None:
-            # Stopped until the agent is enrolled again (credential.json changes).
-            if _mtime(credential_file) == rejected_at:
-                stop.wait(10)
-                continue
-            rejected_at = None
-            log.info("new credential found; uploading again")
-        credential = load_credential(settings.state_dir)
-        if credential is None:
-            stop.wait(10)
-            continue
-        uploader = make_uploader(settings, credential, outbox)
+    def connect() -> Uploader | None:
         try:
-            uploader.drain()
-            backoff.reset()
-            wait = settings.upload.interval
-        except CredentialRejected as exc:
-            log.error("%s; uploading stops until the agent is enrolled again", exc)
-            rejected_at = _mtime(credential_file)
-            wait = 0
-        except RetryLater as exc:
-            wait = backoff.next_delay(exc.retry_after)
-            log.warning("upload failed: %s; retrying in %.0f s", exc, wait)
-        finally:
-            uploader.client.close()
-        # A final attempt on shutdown would delay it; the outbox keeps everything anyway.
-        stop.wait(wait)
+            credential = load_credential(settings.state_dir)
+        except ValueError as exc:  # a half-edited credential.json must not end uploading
+            log.error("%s", exc)
+            return None
+        return make_uploader(settings, credential, outbox) if credential else None
+
+    UploadLoop(connect, lambda: _stamp(credential_path(settings.state_dir)),
+               settings.upload.interval, settings.upload.max_backoff, stop.wait).run()
 
 
-def _mtime(path: Path) -> float:
+def _stamp(path: Path) -> tuple[float, int, int]:
+    """What changes when credential.json is written again (mtime alone may not, within
+    its resolution)."""
     try:
-        return path.stat().st_mtime
+        info = path.stat()
     except OSError:
-        return -1.0
+        return (-1.0, -1, -1)
+    return (info.st_mtime, info.st_ino, info.st_size)

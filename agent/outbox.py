@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.wire import ClockStamp, Record, SeqRange
+from agent.wire import BatchResult, ClockStamp, Record, SeqRange
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -63,6 +64,9 @@ class Outbox:
         self.clock = clock
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        # The daemon's probe threads and its upload thread share this connection: one
+        # transaction at a time on it (other processes are kept apart by SQLite's lock).
+        self.lock = threading.RLock()
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA busy_timeout=30000")
@@ -111,18 +115,31 @@ class Outbox:
         self._bump("evicted_total", len(evicted))
         self._record_ranges(evicted, "evicted")
 
-    def acknowledge(self, stored: Iterable[int], accounted_through: int | None,
-                    given_up_ids: Iterable[int]) -> None:
-        """Delete what the collector accounted for, and the ranges it was told about."""
+    def acknowledge(self, result: BatchResult,
+                    reported: Iterable[tuple[int, SeqRange]] = ()) -> int:
+        """Apply the collector's answer to a batch; return how many records it removed.
+
+        Only records the collector accounted for leave: those with a status (accepted,
+        duplicate, rejected) and everything up to ``accounted_through`` for this stream.
+        The given-up ranges that went out with the batch are cleared: they were reported.
+        A range that grew since it was sent keeps its new tail, to go out next time.
+        """
+        seqs = {r.seq for r in result.results
+                if r.stream_id == self.stream_id and r.seq is not None
+                and r.status in ("accepted", "duplicate", "rejected")}
+        through = result.accounted_through.get(self.stream_id)
         with self._write():
-            seqs = set(stored)
-            if accounted_through:
+            if through:
                 seqs.update(row[0] for row in self.db.execute(
-                    "SELECT seq FROM records WHERE seq <= ?", (accounted_through,)))
-            self._delete(seqs)
-            self.db.executemany("DELETE FROM given_up WHERE id = ?", ((i,) for i in given_up_ids))
+                    "SELECT seq FROM records WHERE seq <= ?", (through,)))
+            removed = self._delete(seqs)
+            for row_id, sent in reported:
+                self.db.execute("DELETE FROM given_up WHERE id = ? AND last <= ?", (row_id, sent.last))
+                self.db.execute("UPDATE given_up SET first = ? WHERE id = ? AND first <= ?",
+                                (sent.last + 1, row_id, sent.last))
             self._set_meta("last_upload_at", str(self.clock()))
             self._set_meta("last_error", "")
+        return removed
 
     def dead_letter(self, seqs: Iterable[int], reason: str) -> None:
         """Move records the collector refused as malformed aside (they are not retried)."""
@@ -146,9 +163,13 @@ class Outbox:
 
     # --- reading ------------------------------------------------------------------------
 
-    def pending(self, limit: int) -> Pending:
-        rows = self.db.execute("SELECT seq, body FROM records ORDER BY seq LIMIT ?", (limit,)).fetchall()
-        ranges = self.db.execute("SELECT id, first, last, reason FROM given_up ORDER BY id LIMIT 10000")
+    def next_batch(self, limit: int) -> Pending:
+        """The oldest ``limit`` records and every given-up range not yet reported."""
+        with self._read():
+            rows = self.db.execute("SELECT seq, body FROM records ORDER BY seq LIMIT ?",
+                                   (limit,)).fetchall()
+            ranges = self.db.execute(
+                "SELECT id, first, last, reason FROM given_up ORDER BY id LIMIT 10000").fetchall()
         return Pending(
             records=[(seq, json.loads(body)) for seq, body in rows],
             given_up=[(row_id, SeqRange(stream_id=self.stream_id, first=first, last=last,
@@ -157,27 +178,35 @@ class Outbox:
         )
 
     def seqs(self) -> list[int]:
-        return [row[0] for row in self.db.execute("SELECT seq FROM records ORDER BY seq")]
+        with self._read():
+            return [row[0] for row in self.db.execute("SELECT seq FROM records ORDER BY seq")]
 
     def status(self) -> OutboxStatus:
-        count, oldest = self.db.execute("SELECT count(*), min(created_at) FROM records").fetchone()
+        with self._read():
+            count, oldest = self.db.execute("SELECT count(*), min(created_at) FROM records").fetchone()
+            meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
         return OutboxStatus(
             stream_id=self.stream_id,
             records=count,
-            bytes=int(self._meta("bytes") or 0),
+            bytes=int(meta.get("bytes") or 0),
             oldest_record_age_seconds=max(0.0, self.clock() - oldest) if oldest else None,
-            evicted_total=int(self._meta("evicted_total") or 0),
-            dead_lettered_total=int(self._meta("dead_lettered_total") or 0),
-            last_upload_at=_float(self._meta("last_upload_at")),
-            last_error=self._meta("last_error") or None,
-            last_error_at=_float(self._meta("last_error_at")),
-            credential_rejected=self._meta("credential_rejected") or None,
+            evicted_total=int(meta.get("evicted_total") or 0),
+            dead_lettered_total=int(meta.get("dead_lettered_total") or 0),
+            last_upload_at=_float(meta.get("last_upload_at")),
+            last_error=meta.get("last_error") or None,
+            last_error_at=_float(meta.get("last_error_at")),
+            credential_rejected=meta.get("credential_rejected") or None,
         )
 
     # --- helpers --------------------------------------------------------------------------
 
     def _write(self) -> _Transaction:
-        return _Transaction(self.db)
+        return _Transaction(self.db, self.lock, "BEGIN IMMEDIATE")
+
+    def _read(self) -> _Transaction:
+        # One snapshot for several SELECTs: a writer in another process cannot slip
+        # between them (an eviction would otherwise show a record and its range both).
+        return _Transaction(self.db, self.lock, "BEGIN DEFERRED")
 
     def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -192,33 +221,52 @@ class Outbox:
                               "RETURNING value", (by, key)).fetchone()
         return int(row[0])
 
-    def _delete(self, seqs: set[int]) -> None:
-        if not seqs:
-            return
-        freed = 0
+    def _delete(self, seqs: set[int]) -> int:
+        freed = removed = 0
         for seq in seqs:
             row = self.db.execute("DELETE FROM records WHERE seq = ? RETURNING size", (seq,)).fetchone()
-            freed += row[0] if row else 0
-        self._bump("bytes", -freed)
+            if row:
+                freed += row[0]
+                removed += 1
+        if freed:
+            self._bump("bytes", -freed)
+        return removed
 
     def _record_ranges(self, seqs: list[int], reason: str) -> None:
         for first, last in contiguous_ranges(seqs):
-            self.db.execute("INSERT INTO given_up (first, last, reason) VALUES (?, ?, ?)",
-                            (first, last, reason))
+            # Extend the newest range when this one continues it: a week of evicting one
+            # record per minute is then one range, not ten thousand.
+            extended = self.db.execute(
+                "UPDATE given_up SET last = ? WHERE id = (SELECT max(id) FROM given_up) "
+                "AND reason = ? AND last = ? RETURNING id", (last, reason, first - 1)).fetchone()
+            if extended is None:
+                self.db.execute("INSERT INTO given_up (first, last, reason) VALUES (?, ?, ?)",
+                                (first, last, reason))
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``: the write lock is taken up front, so two processes
-    never both read ``next_seq`` before either writes it."""
+    """``BEGIN`` … ``COMMIT`` under the connection's thread lock. Writes use ``BEGIN
+    IMMEDIATE``: the write lock is taken up front, so two processes never both read
+    ``next_seq`` before either writes it."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock, begin: str) -> None:
         self.db = db
+        self.lock = lock
+        self.begin = begin
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        self.lock.acquire()
+        try:
+            self.db.execute(self.begin)
+        except BaseException:
+            self.lock.release()
+            raise
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        try:
+            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            self.lock.release()
 
 
 def contiguous_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:

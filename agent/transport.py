@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ssl
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,12 +20,23 @@ def make_client(timeout: float, ca_bundle: Path | None = None,
     HTTPS_PROXY/NO_PROXY honoured, because many schools sit behind a filtering proxy."""
     if ca_bundle is not None and not ca_bundle.is_file():
         raise ValueError(f"collector.ca_bundle: {ca_bundle} is not a file")
-    verify = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+    verify = tls_context(ca_bundle)
     headers = {"User-Agent": USER_AGENT}
     if credential:
         headers["Authorization"] = f"Bearer {credential}"
     return httpx.Client(verify=verify, trust_env=True, headers=headers,
                         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+
+
+@functools.cache
+def tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
+    """One verifying context per CA choice, shared by every client: loading the system
+    store costs about a megabyte and some CPU each time, on a Pi, every minute."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+    except ssl.SSLError as exc:
+        raise ValueError(f"collector.ca_bundle: {ca_bundle} holds no usable certificate "
+                         f"({exc.reason or exc})") from None
 
 
 def same_origin(first: str, second: str) -> bool:

@@ -85,7 +85,7 @@ class Uploader:
         """
         delivered = 0
         while True:
-            pending = self.outbox.pending(self.batch_records)
+            pending = self.outbox.next_batch(self.batch_records)
             if not pending.records and not pending.given_up:
                 return delivered
             delivered += self._send(pending)
@@ -143,14 +143,11 @@ class Uploader:
         except (ValueError, json.JSONDecodeError) as exc:
             raise self._failed(f"collector answered 2xx with a body that is not a batch result: "
                                f"{str(exc).splitlines()[0]}") from None
-        stream = self.outbox.stream_id
-        accounted = [r.seq for r in result.results if r.stream_id == stream and r.seq is not None]
         for rejected in (r for r in result.results if r.status == "rejected"):
             log.warning("collector rejected record %s: %s", rejected.seq, rejected.reason)
-        self.outbox.acknowledge(accounted, result.accounted_through.get(stream),
-                                [row_id for row_id, _ in pending.given_up])
+        removed = self.outbox.acknowledge(result, pending.given_up)
         self.outbox.set_credential_rejected(None)
-        return len(accounted)
+        return removed
 
     def _dead_letter(self, pending: Pending, reason: str) -> None:
         log.error("dead-lettering %d records: %s", len(pending.records), reason)
@@ -182,3 +179,72 @@ def _retry_after(answer: httpx.Response, clock: Callable[[], float]) -> float | 
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - clock())
+
+
+class UploadLoop:
+    """The daemon's delivery cadence: drain every ``interval``; after a failure wait a
+    jittered backoff (at least the collector's Retry-After); after 401/403 wait, without
+    sending anything, until the credential changes (the agent was enrolled again).
+
+    ``connect`` builds an Uploader for the current credential (None: not enrolled); it is
+    called again only when ``credential_stamp`` changes, so one HTTP client (and its TLS
+    context and pooled connection) serves every round. ``wait`` sleeps and returns True
+    when the agent is stopping. All three are injected so tests run a week in a blink.
+    """
+
+    def __init__(self, connect: Callable[[], Uploader | None], credential_stamp: Callable[[], object],
+                 interval: float, max_backoff: float, wait: Callable[[float], bool],
+                 backoff: Backoff | None = None, idle_check_seconds: float = 10.0) -> None:
+        self.connect = connect
+        self.credential_stamp = credential_stamp
+        self.interval = interval
+        self.backoff = backoff or Backoff(cap=max_backoff)
+        self.wait = wait
+        self.idle_check_seconds = idle_check_seconds
+        self.rejected_stamp: object | None = None
+        self.uploader: Uploader | None = None
+        self.uploader_stamp: object | None = None
+
+    def step(self) -> float:
+        """One round: try to deliver, and return how long to wait before the next."""
+        stamp = self.credential_stamp()
+        if self.rejected_stamp is not None:
+            if stamp == self.rejected_stamp:
+                return self.idle_check_seconds
+            self.rejected_stamp = None
+            log.info("the credential changed; uploading again")
+        uploader = self._uploader(stamp)
+        if uploader is None:
+            return self.idle_check_seconds
+        try:
+            uploader.drain()
+        except CredentialRejected as exc:
+            log.error("%s; uploading stops until the agent is enrolled again", exc)
+            self.rejected_stamp = stamp
+            return self.idle_check_seconds
+        except RetryLater as exc:
+            delay = self.backoff.next_delay(exc.retry_after)
+            log.warning("upload failed: %s; retrying in %.0f s", exc, delay)
+            return delay
+        self.backoff.reset()
+        return self.interval
+
+    def run(self) -> None:
+        # No final attempt on shutdown: it would delay it, and the outbox keeps everything.
+        try:
+            while not self.wait(self.step()):
+                pass
+        finally:
+            self._close()
+
+    def _uploader(self, stamp: object) -> Uploader | None:
+        if self.uploader is None or stamp != self.uploader_stamp:
+            self._close()
+            self.uploader = self.connect()
+            self.uploader_stamp = stamp
+        return self.uploader
+
+    def _close(self) -> None:
+        if self.uploader is not None:
+            self.uploader.client.close()
+            self.uploader = None

@@ -159,8 +159,8 @@ _MAC_SHAPED = re.compile(
     r"|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4})(?![0-9A-Fa-f])"
 )
 
-# A cheap necessary condition: every MAC-shaped value contains ":xx:yy:" / "-xx-yy-" or
-# ".xxxx.". Searching for that is four times faster than the full pattern, so whole
+# A cheap necessary condition: every MAC-shaped value contains ":hh:hh:" / "-hh-hh-" or
+# ".hhhh." (h: a hex digit). Searching for that is four times faster than the full pattern, so whole
 # bodies are screened with it and only a hit leads to the precise walk.
 _MAC_HINT = r"[:-][0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-]|\.[0-9A-Fa-f]{4}\."
 _MAC_HINT_TEXT = re.compile(_MAC_HINT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--forwarded-allow-ips", default="127.0.0.1",
                        help="reverse proxies whose X-Forwarded-* headers are trusted")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes (default 1). More use more cores; on SQLite "
+                       "they contend for the one write lock, so use them with PostgreSQL")
     serve.set_defaults(run=cmd_serve)
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date "
@@ -158,22 +162,23 @@ def _settings(args: argparse.Namespace) -> Any:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from collector.app import create_app
-
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
     for path in (args.tls_cert, args.tls_key):
         if path and not path.is_file():
             raise UsageError(f"{path} is not a readable file")
-    app = create_app(_settings(args))
-    # Ingest threads alternate between CPU (validation) and waiting on fsync while they
-    # hold the store's write lock; with the default 5 ms GIL switch interval the writer,
-    # back from fsync, queued behind validating threads and throughput halved.
-    sys.setswitchinterval(0.0005)
+    settings = _settings(args)
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    # Migrate once here, not racing in every worker; the workers read the settings from
+    # the environment.
+    _engine(args).dispose()
+    os.environ["SCHOOLNET_DB"] = settings.db
     scheme = "https" if args.tls_cert else "http"
     print(f"{PROG}: serving on {scheme}://{args.host}:{args.port}", file=sys.stderr, flush=True)
     uvicorn.run(
-        app, host=args.host, port=args.port, log_level=args.log_level,
+        "collector.app:create_app", factory=True, workers=args.workers, host=args.host,
+        port=args.port, log_level=args.log_level,
         ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
         ssl_keyfile=str(args.tls_key) if args.tls_key else None,
         proxy_headers=True, forwarded_allow_ips=args.forwarded_allow_ips,

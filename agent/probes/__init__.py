@@ -26,7 +26,15 @@ PROBES = {
 
 
 class ProbeError(Exception):
-    """The probe could not measure; the message says why, in one line."""
+    """The probe could not measure; the message says why, in one line.
+
+    ``payload`` keeps what was measured anyway (a bandwidth test whose two directions both
+    failed still records the server and each direction's reason).
+    """
+
+    def __init__(self, reason: str, payload: BaseModel | None = None) -> None:
+        super().__init__(reason)
+        self.payload = payload
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,15 @@ class Measurement:
     def failed(cls, reason: str, payload: BaseModel | None = None) -> Measurement:
         return cls(False, reason, payload.model_dump(mode="json") if payload else None)
 
+    def problems(self) -> list[str]:
+        """Why this is not a complete measurement: the failure, or a direction that failed
+        while the other measured (the record is kept, but it is not a full success)."""
+        if not self.ok:
+            return [self.error or "failed"]
+        payload = self.payload or {}
+        return [f"{key.removesuffix('_error')}: {payload[key]}"
+                for key in ("download_error", "upload_error") if payload.get(key)]
+
 
 @dataclass(frozen=True)
 class ProbeContext:
@@ -54,7 +71,12 @@ class ProbeContext:
 
 
 class Probe:
+    """One kind of measurement. Subclasses set the class attributes and write ``run``."""
+
     name: ClassVar[str]
+    # Used when the config says nothing; the config section model carries the same default.
+    default_interval: ClassVar[float]
+    config_model: ClassVar[type[BaseModel]]
 
     def __init__(self, context: ProbeContext) -> None:
         self.context = context
@@ -66,13 +88,14 @@ class Probe:
     def measure(self) -> Measurement:
         """Run once; every failure becomes a failed measurement with its reason."""
         try:
-            return self.run()
+            return Measurement.of(self.run())
         except ProbeError as exc:
-            return Measurement.failed(str(exc))
+            return Measurement.failed(str(exc) or "failed without a reason", exc.payload)
         except Exception as exc:  # a probe's bug must not stop the agent: record it
             return Measurement.failed(f"{type(exc).__name__}: {exc}")
 
-    def run(self) -> Measurement:
+    def run(self) -> BaseModel:
+        """Measure once: the payload (a model from agent/wire.py), or ProbeError(reason)."""
         raise ProbeError(f"probe {self.name!r} does not measure anything")
 
 

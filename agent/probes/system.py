@@ -12,7 +12,8 @@ from pathlib import Path
 
 import psutil
 
-from agent.probes import Measurement, Probe, ProbeContext
+from agent.config import SystemProbeConfig
+from agent.probes import Probe, ProbeContext
 from agent.wire import SystemPayload
 
 ROUTE_TABLE = Path("/proc/net/route")
@@ -46,6 +47,8 @@ def hottest_temperature() -> float | None:
 
 class SystemProbe(Probe):
     name = "system"
+    default_interval = 60.0
+    config_model = SystemProbeConfig
 
     def __init__(self, context: ProbeContext) -> None:
         super().__init__(context)
@@ -54,7 +57,7 @@ class SystemProbe(Probe):
         psutil.cpu_percent(interval=None)
         self.first = True
 
-    def run(self) -> Measurement:
+    def run(self) -> SystemPayload:
         cpu = psutil.cpu_percent(interval=0.5 if self.first else None) / 100
         self.first = False
         memory = psutil.virtual_memory()
@@ -75,7 +78,7 @@ class SystemProbe(Probe):
             free = shutil.disk_usage(self.context.state_dir).free
         except OSError:
             free = None
-        return Measurement.of(SystemPayload(
+        return SystemPayload(
             cpu_usage_ratio=min(1.0, max(0.0, cpu)), cpu_count=psutil.cpu_count() or 1,
             load_average_1m=load[0], load_average_5m=load[1], load_average_15m=load[2],
             memory_total_bytes=memory.total, memory_available_bytes=memory.available,
@@ -84,4 +87,4 @@ class SystemProbe(Probe):
             uplink_received_bytes_total=received, uplink_sent_bytes_total=sent,
             agent_resident_memory_bytes=self.process.memory_info().rss,
             host_boot_time_seconds=psutil.boot_time(), state_dir_free_bytes=free,
-        ))
+        )

@@ -137,3 +137,15 @@ def test_collector_killed_while_agent_uploads_loses_and_duplicates_nothing(
     assert generated <= set(rows)
     status = agent.status()
     assert status["evicted_total"] == 0 and status["dead_lettered_total"] == 0
+
+
+def test_the_agent_reports_over_ipv6(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    collector = CollectorProcess(tmp_path, host="::1")
+    collector.start()
+    try:
+        agent = AgentProcess(tmp_path, SYSTEM_ONLY)
+        agent.cli("enroll", "--collector", collector.url, "--code", collector.enroll_code())
+        agent.cli("once")
+        assert collector.query("SELECT kind FROM records") == [("system",)]
+    finally:
+        collector.stop()

@@ -25,8 +25,11 @@ def accept_all(batch: dict[str, Any]) -> Answer:
 
 
 class FakeCollector:
-    def __init__(self, script: Script = accept_all) -> None:
+    def __init__(self, script: Script = accept_all, settings: dict[str, Any] | None = None) -> None:
         self.script = script
+        # What GET /api/v1/agent/settings answers (the collector's settings for the agent).
+        self.settings = settings or {}
+        self.settings_requests = 0
         self.batches: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
 
@@ -50,6 +53,18 @@ def serve(fake: FakeCollector) -> Iterator[str]:
             self.send_response(status)
             for key, value in {"Content-Type": "application/json", **headers}.items():
                 self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path != "/api/v1/agent/settings":
+                self.send_error(404)
+                return
+            fake.settings_requests += 1
+            data = json.dumps({"settings": fake.settings, "updated_at_seconds": None}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sqlite3
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -32,14 +33,17 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, step: fl
 class CollectorProcess:
     """``schoolnet-collector serve`` on its own SQLite file; restartable on the same port."""
 
-    def __init__(self, workdir: Path, mode: str = "production") -> None:
+    def __init__(self, workdir: Path, mode: str = "production", host: str = "127.0.0.1") -> None:
         self.db_path = workdir / "collector.db"
         self.db_url = f"sqlite:///{self.db_path}"
+        self.host = host
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
         self.log_path = workdir / "collector.log"
         self.env = dict(os.environ, SCHOOLNET_DB=self.db_url, SCHOOLNET_MODE=mode)
         self.process: subprocess.Popen[bytes] | None = None
+        self.serve_args: list[str] = []
+        self.verify: ssl.SSLContext | bool = True
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -53,8 +57,8 @@ class CollectorProcess:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [console_script("schoolnet-collector"), "serve", "--host", "127.0.0.1",
-             "--port", str(self.port)],
+            [console_script("schoolnet-collector"), "serve", "--host", self.host,
+             "--port", str(self.port), *self.serve_args],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         wait_until(self._healthy, 30, f"the collector on {self.url} (log: {self.log_path})")
@@ -64,7 +68,7 @@ class CollectorProcess:
         if self.process.poll() is not None:
             raise AssertionError(f"collector exited: {self.log_path.read_text()[-2000:]}")
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            return httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -116,3 +116,74 @@ def test_the_credential_goes_to_our_collector_only(tmp_path: Path) -> None:
     assert backend_for("https://collector.example").client.headers.get("Authorization")
     other = backend_for("https://speed.example.net")
     assert "Authorization" not in other.client.headers
+
+
+def test_run_measures_uploads_caches_settings_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from agent.credential import Credential, save_credential
+
+    fake = FakeCollector(settings={"probes": {"system": {"interval": "1s"}},
+                                   "a_setting_from_a_newer_collector": 1})
+    with serve(fake) as url:
+        save_credential(tmp_path / "state", Credential(url, "sna_run", "b", "s", "pi"))
+        config = tmp_path / "agent.toml"
+        config.write_text(f'state_dir = "{tmp_path / "state"}"\n'
+                          '[upload]\ninterval = "1s"\n[probes.bandwidth]\nenabled = false\n')
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLNET_")}
+        daemon = subprocess.Popen([console_script("schoolnet-agent"), "--config", str(config), "run"],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while len(fake.delivered_seqs) < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            _, stderr = daemon.communicate(timeout=20)
+    assert daemon.returncode == 0, stderr
+    assert len(fake.delivered_seqs) >= 2, "the collector's 1 s interval applied: " + stderr
+    assert fake.headers[0]["Authorization"] == "Bearer sna_run"
+    assert all(r["kind"] == "system" and r["ok"] for b in fake.batches for r in b["records"])
+    cached = json.loads((tmp_path / "state" / "central-settings.json").read_text())
+    assert cached["settings"]["probes"]["system"]["interval"] == "1s"
+    assert "a_setting_from_a_newer_collector" in stderr, "an unknown central key is a warning"
+    assert "Traceback" not in stderr
+
+
+def test_help_stays_light() -> None:
+    """--help on a Pi must not pay for httpx, pydantic or psutil."""
+    import sys
+
+    probe = subprocess.run([sys.executable, "-c", (
+        "import sys\n"
+        "from agent.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('httpx', 'pydantic', 'psutil', 'sqlite3') if m in sys.modules),"
+        " file=sys.stderr)")], capture_output=True, text=True, timeout=60, check=True)
+    assert probe.stderr.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", [["status"], ["measure", "system", "--json"], ["once"], ["run"]])
+def test_a_bad_config_value_is_exit_2_naming_the_key(tmp_path: Path, command: list[str]) -> None:
+    result = run(tmp_path, *command, config='[probes.system]\ninterval = "often"\n')
+    assert result.returncode == 2
+    assert result.stderr.startswith("schoolnet-agent: error: config: probes.system.interval: ")
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+
+
+def test_a_config_file_named_but_missing_is_exit_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLNET_")}
+    result = subprocess.run([console_script("schoolnet-agent"), "--config", str(tmp_path / "nope.toml"),
+                             "status"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_refused_enrolment_code_prints_the_collectors_reason(tmp_path: Path) -> None:
+    fake = FakeCollector(lambda b: (403, {}, {"detail": "enrolment code expired"}))
+    with serve(fake) as url:
+        result = run(tmp_path, "enroll", "--collector", url, "--code", "OLD")
+    assert result.returncode == 1
+    assert result.stderr == "schoolnet-agent: error: enrolment refused (403): enrolment code expired\n"
+    assert not (tmp_path / "state" / "credential.json").exists()

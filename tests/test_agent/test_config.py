@@ -67,6 +67,15 @@ def test_state_dir_from_the_environment(tmp_path: Path, monkeypatch) -> None:  #
     ('[upload]\nbatch_records = 5000\n', "upload.batch_records"),
     ('[probes.bandwidth]\nbackend = "carrier-pigeon"\n', "probes.bandwidth.backend"),
     ('log_level = "chatty"\n', "log_level"),
+    ('[collector]\ntimeout = "0s"\n', "collector.timeout"),
+    ('[collector]\nwhere = "x"\n', "collector.where"),
+    ('[upload]\ninterval = "an hour"\n', "upload.interval"),
+    ('[upload]\nmax_backoff = "10 parsecs"\n', "upload.max_backoff"),
+    ('[probes.system]\nenabled = "perhaps"\n', "probes.system.enabled"),
+    ('[probes.bandwidth]\nduration = "forever"\n', "probes.bandwidth.duration"),
+    ('[probes.bandwidth]\nmax_bytes = "1 lorry"\n', "probes.bandwidth.max_bytes"),
+    ('[contract]\ndownload_bytes_per_second = -1\n', "contract.download_bytes_per_second"),
+    ('stat_dir = "/tmp"\n', "stat_dir"),
     ('[probes\n', "not valid TOML"),
 ])
 def test_every_bad_value_is_one_line_naming_the_key(tmp_path: Path, text: str, named: str) -> None:

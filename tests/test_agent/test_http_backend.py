@@ -65,7 +65,7 @@ def good_server(connection: socket.socket, request: bytes) -> None:
     line = request.split(b"\r\n", 1)[0].decode()
     if "/speed/download" in line:
         size = int(line.split("bytes=")[1].split()[0])
-        connection.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n"
+        connection.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nConnection: close\r\n"
                            "Content-Type: application/octet-stream\r\n\r\n".encode())
         block = b"\x5a" * 65536
         while size > 0:
@@ -75,10 +75,10 @@ def good_server(connection: socket.socket, request: bytes) -> None:
         body = request.split(b"\r\n\r\n", 1)[1]
         received = _read_chunked(connection, body)
         answer = json.dumps({"received_bytes": received, "seconds": 0.1}).encode()
-        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
                            b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
     else:
-        connection.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+        connection.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
 
 
 def _read_chunked(connection: socket.socket, buffered: bytes) -> int:
@@ -193,3 +193,33 @@ def test_the_probe_records_each_directions_error_and_fails_only_when_both_fail(t
     nothing = probe_for(f"http://127.0.0.1:{free_port()}").measure()
     assert not nothing.ok and nothing.error and "cannot connect" in nothing.error
     assert nothing.payload is not None and nothing.payload["download_bytes_per_second"] is None
+
+
+def test_one_lost_ping_does_not_void_the_latency() -> None:
+    calls = {"n": 0}
+
+    def drops_the_first(connection: socket.socket, request: bytes) -> None:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            good_server(connection, request)
+
+    with raw_server(drops_the_first) as url:
+        latency = HttpBackend(url, None).ping()
+    assert 0 < latency < 1
+
+
+def test_only_one_bandwidth_test_at_a_time_on_this_agent(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from agent.config import AgentSettings
+    from agent.probes import ProbeContext
+    from agent.probes.bandwidth import BandwidthProbe
+    from agent.probes.bandwidth.exclusive import exclusive_test
+
+    with raw_server(good_server) as url:
+        settings = AgentSettings(state_dir=tmp_path, probes={"bandwidth": {
+            "server": url, "duration": "5s", "max_bytes": "1MB"}})
+        probe = BandwidthProbe(ProbeContext(settings, None, tmp_path))
+        with exclusive_test(tmp_path):  # e.g. the daemon is testing right now
+            busy = probe.measure()
+        free = probe.measure()
+    assert not busy.ok and busy.error == "another bandwidth test is running on this agent"
+    assert free.ok and free.payload and free.payload["download_bytes"] == 1_000_000

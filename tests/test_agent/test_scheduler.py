@@ -8,9 +8,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from agent.clock import now
 from agent.config import AgentSettings
-from agent.probes import Measurement, Probe, ProbeContext, ProbeError
+from agent.probes import Probe, ProbeContext, ProbeError
 from agent.scheduler import FIRST_RUN_CAP, Scheduler
 
 
@@ -22,6 +24,10 @@ class FakeClock:
         return self.now
 
 
+class RunPayload(BaseModel):
+    run: int
+
+
 class CountingProbe(Probe):
     name = "system"
 
@@ -30,11 +36,11 @@ class CountingProbe(Probe):
         self.fail = fail
         self.runs = 0
 
-    def run(self) -> Measurement:
+    def run(self) -> RunPayload:
         self.runs += 1
         if self.fail:
             raise ProbeError("sensor unplugged")
-        return Measurement(True, None, {"run": self.runs})
+        return RunPayload(run=self.runs)
 
 
 def context(tmp_path: Path) -> ProbeContext:
@@ -103,7 +109,7 @@ def test_a_crashing_probe_becomes_a_failure_record(tmp_path: Path) -> None:
     class Broken(Probe):
         name = "system"
 
-        def run(self) -> Measurement:
+        def run(self) -> RunPayload:
             raise ZeroDivisionError("division by zero")
 
     measurement = Broken(context(tmp_path)).measure()

@@ -13,7 +13,7 @@ from support.tools import free_port
 from agent.clock import now
 from agent.outbox import Outbox
 from agent.transport import make_client
-from agent.uploader import Backoff, CredentialRejected, RetryLater, Uploader
+from agent.uploader import Backoff, CredentialRejected, RetryLater, Uploader, UploadLoop
 
 
 def filled(tmp_path: Path, count: int) -> Outbox:
@@ -52,7 +52,7 @@ def test_only_what_the_collector_accounted_for_is_deleted(tmp_path: Path) -> Non
 
     with serve(FakeCollector(half)) as url:
         sender = uploader(outbox, url, batch_records=4)
-        sender._send(outbox.pending(4))
+        sender._send(outbox.next_batch(4))
     assert outbox.seqs() == [2, 3, 4]
 
 
@@ -90,7 +90,7 @@ def test_422_dead_letters_the_batch_and_reports_it_next_time(tmp_path: Path) -> 
     reported = [r for b in fake.batches for r in b["health"]["given_up"]]
     assert reported[0]["first"] == 1 and reported[0]["last"] == 3
     assert reported[0]["reason"] == "dead_lettered"
-    assert outbox.pending(10).given_up == [], "reported once, then cleared"
+    assert outbox.next_batch(10).given_up == [], "reported once, then cleared"
 
 
 def test_401_stops_and_keeps_everything(tmp_path: Path) -> None:
@@ -145,5 +145,117 @@ def test_backoff_is_jittered_exponential_capped_and_honours_retry_after() -> Non
 def test_transport_verifies_certificates(tmp_path: Path) -> None:
     client = make_client(5)
     assert isinstance(client, httpx.Client)
+    assert client.headers["User-Agent"].startswith("schoolnet-agent/")
     with pytest.raises(ValueError, match="ca_bundle"):
         make_client(5, ca_bundle=tmp_path / "missing.pem")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    with pytest.raises(ValueError, match=r"ca_bundle: .* no usable certificate"):
+        make_client(5, ca_bundle=garbage)
+
+
+def test_the_loop_keeps_one_client_while_the_credential_is_unchanged(tmp_path: Path) -> None:
+    outbox = filled(tmp_path, 1)
+    made: list[Uploader] = []
+
+    def connect(url: str) -> Uploader:
+        made.append(uploader(outbox, url))
+        return made[-1]
+
+    with serve(FakeCollector()) as url:
+        UploadLoop(lambda: connect(url), lambda: "same", 60, 600, Waits(rounds=5)).run()
+    assert len(made) == 1
+    assert made[0].client.is_closed, "closed when the loop ends"
+
+
+def test_duplicates_are_accounted_for_and_leave_the_outbox(tmp_path: Path) -> None:
+    outbox = filled(tmp_path, 3)
+
+    def already_have_them(batch: dict[str, Any]) -> Answer:
+        status, headers, body = accept_all(batch)
+        for result in body["results"]:
+            result["status"] = "duplicate"
+        return status, headers, body
+
+    with serve(FakeCollector(already_have_them)) as url:
+        assert uploader(outbox, url).drain() == 3
+    assert outbox.seqs() == []
+
+
+class Waits:
+    """The loop's sleep: records each wait and stops after ``rounds``."""
+
+    def __init__(self, rounds: int, between: Any = None) -> None:
+        self.rounds = rounds
+        self.between = between
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        if self.between:
+            self.between(len(self.waits))
+        return len(self.waits) >= self.rounds
+
+
+def loop(outbox: Outbox, url: str, waits: Waits, stamp: Any = lambda: 1,
+         backoff: Backoff | None = None) -> UploadLoop:
+    return UploadLoop(lambda: uploader(outbox, url), stamp, interval=60, max_backoff=600,
+                      wait=waits, backoff=backoff)
+
+
+def test_a_collector_that_stays_down_is_retried_with_backoff_capped_at_the_maximum(
+    tmp_path: Path,
+) -> None:
+    outbox = filled(tmp_path, 2)
+    fake = FakeCollector(lambda b: (503, {}, {"detail": "maintenance"}))
+    waits = Waits(rounds=12)
+    with serve(fake) as url:
+        loop(outbox, url, waits, backoff=Backoff(cap=600, random=lambda: 1.0)).run()
+    assert waits.waits[:5] == [2, 4, 8, 16, 32]
+    assert max(waits.waits) == 600 and waits.waits[-1] == 600
+    assert len(fake.batches) == 12 and outbox.seqs() == [1, 2]
+
+
+def test_retry_after_is_honoured_as_the_minimum_wait(tmp_path: Path) -> None:
+    outbox = filled(tmp_path, 1)
+    answers = iter([(429, {"Retry-After": "120"}, {"detail": "slow down"})])
+    fake = FakeCollector(lambda b: next(answers, None) or accept_all(b))
+    waits = Waits(rounds=2)
+    with serve(fake) as url:
+        loop(outbox, url, waits, backoff=Backoff(cap=600, random=lambda: 0.0)).run()
+    assert waits.waits == [120, 60], "Retry-After, then the normal interval after success"
+    assert outbox.seqs() == []
+
+
+def test_network_errors_are_retried_until_the_collector_is_back(tmp_path: Path) -> None:
+    outbox = filled(tmp_path, 3)
+    fake = FakeCollector()
+    with serve(fake) as url:
+        down = f"http://127.0.0.1:{free_port()}"
+        targets = iter([down, down, url])
+        waits = Waits(rounds=3)
+        # A new credential each round makes the loop connect again, to the next target.
+        rounds = iter(range(100))
+        UploadLoop(lambda: uploader(outbox, next(targets)), lambda: next(rounds), 60, 600,
+                   waits).run()
+    assert outbox.seqs() == [] and len(fake.batches) == 1
+    assert all(w <= 600 for w in waits.waits[:2]) and waits.waits[2] == 60
+
+
+def test_a_refused_credential_stops_uploading_until_it_changes(tmp_path: Path) -> None:
+    outbox = filled(tmp_path, 2)
+    refuse = {"on": True}
+    fake = FakeCollector(lambda b: (401, {}, {"detail": "revoked"}) if refuse["on"] else accept_all(b))
+    stamp = {"value": "old"}
+
+    def between(rounds: int) -> None:
+        if rounds == 4:  # the ICT person enrols the agent again
+            refuse["on"] = False
+            stamp["value"] = "new"
+
+    waits = Waits(rounds=6, between=between)
+    with serve(fake) as url:
+        loop(outbox, url, waits, stamp=lambda: stamp["value"]).run()
+    assert len(fake.batches) == 2, "one refused attempt, nothing sent until re-enrolment, then one"
+    assert outbox.seqs() == []
+    assert outbox.status().credential_rejected is None, "cleared once accepted again"
