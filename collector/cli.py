@@ -8,11 +8,12 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from pydantic import ValidationError
 
 from agent import __version__
+from agent.cli import OneLineParser
 from agent.units import parse_duration
 from agent.wire import describe_validation_error
 
@@ -21,13 +22,6 @@ PROG = "schoolnet-collector"
 
 class UsageError(Exception):
     """Bad input from the command line: exit 2 with one line."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line naming what was wrong, then exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from support.fakes import FakeClock, system_payload
 
 from agent.clock import now
 from agent.outbox import Outbox
 from agent.uploader import RetryLater, Uploader
-from agent.wire import SystemPayload
 from collector.app import create_app
 from collector.registry import add_board, add_school, create_enrolment_code
 from collector.settings import CollectorSettings
@@ -21,18 +21,6 @@ WEEK = 7 * 24 * 3600
 EVERY_MINUTE = 60
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_790_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def payload(minute: int) -> dict[str, object]:
-    return SystemPayload(cpu_usage_ratio=0.1, cpu_count=4, memory_total_bytes=4 << 30,
-                         memory_available_bytes=3 << 30, agent_resident_memory_bytes=40 << 20,
-                         uplink_received_bytes_total=minute * 1000).model_dump(mode="json")
 
 
 def unreachable(request: httpx.Request) -> httpx.Response:
@@ -62,7 +50,7 @@ def test_week_offline_then_delivered(tmp_path: Path, collector: tuple[TestClient
 
     minutes = WEEK // EVERY_MINUTE
     for minute in range(minutes):
-        outbox.add("system", now(), True, None, payload(minute))
+        outbox.add("system", now(), True, None, system_payload(minute))
         clock.now += EVERY_MINUTE
         if minute % 60 == 0:  # the daemon keeps trying, and failing, all week
             with pytest.raises(RetryLater):

@@ -30,7 +30,27 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, step: fl
         time.sleep(step)
 
 
-class CollectorProcess:
+class ChildProcess:
+    """A child we can stop politely (SIGTERM, then SIGKILL) or kill outright."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class CollectorProcess(ChildProcess):
     """``schoolnet-collector serve`` on its own SQLite file; restartable on the same port."""
 
     def __init__(self, workdir: Path, mode: str = "production", host: str = "127.0.0.1") -> None:
@@ -72,20 +92,6 @@ class CollectorProcess:
         except httpx.HTTPError:
             return False
 
-    def kill9(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
     def enroll_code(self, board: str = "test-board", school: str = "test-school") -> str:
         """Make the board and school when needed, and return a one-use code."""
         if board not in self.cli("board", "list").stdout.split():
@@ -100,7 +106,7 @@ class CollectorProcess:
             return db.execute(sql, params).fetchall()
 
 
-class AgentProcess:
+class AgentProcess(ChildProcess):
     """``schoolnet-agent`` with its own config file and state directory."""
 
     def __init__(self, workdir: Path, config: str = "") -> None:
@@ -134,20 +140,6 @@ class AgentProcess:
         )
         return self.process
 
-    def kill9(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
     def status(self) -> dict[str, Any]:
         return dict(json.loads(self.cli("status", "--json").stdout))
 
@@ -163,7 +155,7 @@ class AgentProcess:
                 return set()
 
 
-class PrometheusProcess:
+class PrometheusProcess(ChildProcess):
     """Debian's Prometheus scraping the collector once a second."""
 
     def __init__(self, workdir: Path, target: str, metrics_path: str = "/metrics") -> None:
@@ -206,7 +198,3 @@ class PrometheusProcess:
         answer.raise_for_status()
         return list(answer.json()["data"]["result"])
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=15)

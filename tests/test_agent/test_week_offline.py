@@ -8,40 +8,28 @@ from pathlib import Path
 
 import pytest
 from support.fake_collector import FakeCollector, serve
+from support.fakes import FakeClock, system_payload
 from support.tools import free_port
 
 from agent.clock import Clock
 from agent.outbox import Outbox
 from agent.transport import make_client
 from agent.uploader import RetryLater, Uploader
-from agent.wire import SystemPayload
 
 MINUTES_IN_A_WEEK = 7 * 24 * 60
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1_790_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def payload(minute: int) -> dict[str, object]:
-    return SystemPayload(cpu_usage_ratio=0.1, cpu_count=4, memory_total_bytes=4 << 30,
-                         memory_available_bytes=3 << 30, agent_resident_memory_bytes=40 << 20,
-                         uplink_received_bytes_total=minute * 1000).model_dump(mode="json")
 
 
 @pytest.mark.parametrize("cap_bytes", [50_000_000, 2_000_000], ids=["within-cap", "beyond-cap"])
 def test_a_week_offline(tmp_path: Path, cap_bytes: int) -> None:
-    fake_time = FakeTime()
+    fake_time = FakeClock()
     stamp = Clock(wall=fake_time, since_boot=lambda: fake_time.now - 1_789_000_000.0)
     outbox = Outbox(tmp_path / "outbox.sqlite", cap_bytes, clock=fake_time)
     down = Uploader(outbox, make_client(2, credential="sna_t"), f"http://127.0.0.1:{free_port()}",
                     500, clock=fake_time)
     for minute in range(MINUTES_IN_A_WEEK):
-        outbox.add("system", stamp(), True, None, payload(minute))
+        outbox.add("system", stamp(), True, None, system_payload(minute))
         fake_time.now += 60
         if minute % 360 == 0:  # the daemon keeps trying all week, and failing
             with pytest.raises(RetryLater, match="unreachable"):
