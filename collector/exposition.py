@@ -41,26 +41,38 @@ class Family:
         return metric
 
 
+# Labels are written in the family's order, not sorted (the format does not ask for it):
+# then the leading identity labels, the same for all of an agent's series, are rendered
+# once per agent and reused.
+SHARED_LABELS = 3
+
+
 def render(families: list[Family]) -> str:
     """The text exposition format (version 0.0.4) of ``families``."""
     lines: list[str] = []
-    label_strings: dict[tuple[tuple[str, ...], LabelValues], str] = {}
+    heads: dict[tuple[tuple[str, ...], LabelValues], str] = {}
     for family in families:
         name = family.sample_name
         lines.append(f"# HELP {name} {_escape_help(family.help)}")
         lines.append(f"# TYPE {name} {family.type}")
-        names = family.labelnames
+        head_names = family.labelnames[:SHARED_LABELS]
+        tail_names = family.labelnames[SHARED_LABELS:]
         for labels, value in family.rows:
-            key = (names, labels)
-            rendered = label_strings.get(key)
+            key = (head_names, labels[:SHARED_LABELS])
+            rendered = heads.get(key)
             if rendered is None:
-                rendered = ",".join(f'{n}="{_escape_value(v)}"' for n, v in
-                                    sorted(zip(names, labels, strict=True)))
-                label_strings[key] = rendered
+                rendered = _labels(head_names, key[1])
+                heads[key] = rendered
+            if tail_names:
+                rendered = f"{rendered},{_labels(tail_names, labels[SHARED_LABELS:])}"
             lines.append(f"{name}{{{rendered}}} {_number(value)}" if rendered
                          else f"{name} {_number(value)}")
     lines.append("")
     return "\n".join(lines)
+
+
+def _labels(names: tuple[str, ...], values: LabelValues) -> str:
+    return ",".join(f'{n}="{_escape_value(v)}"' for n, v in zip(names, values, strict=True))
 
 
 def _number(value: float) -> str:
