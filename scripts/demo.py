@@ -44,6 +44,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("SCHOOLNET_DEMO_PORT", 8470)))
     args = parser.parse_args()
+    # SIGTERM (a terminal closing, `timeout`) stops the demo like Ctrl-C: with its
+    # collector and agent, not leaving them running.
+    signal.signal(signal.SIGTERM, _interrupt)
     DEMO.mkdir(exist_ok=True)
     url = f"http://127.0.0.1:{args.port}"
     env = dict(os.environ, SCHOOLNET_DB=f"sqlite:///{DEMO / 'collector.db'}",
@@ -87,6 +90,10 @@ schoolnet demo is running (Ctrl-C stops it). Look here:
                     process.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def set_up_school(env: dict[str, str]) -> str:
