@@ -47,7 +47,7 @@ async def ingest(request: Request, agent: CurrentAgent) -> Any:
     except ValidationError as exc:
         raise HTTPException(422, "batch " + describe_validation_error(exc)) from None
     try:
-        # A \uXXXX escape could spell a MAC that the raw text does not show.
+        # A JSON escape (\\u003a is ":") could spell a MAC that the raw text does not show.
         may_hold_mac = b"\\u" in body or may_contain_mac(body)
         prepared = await run_in_threadpool(prepare, agent, batch, may_hold_mac)
         # Stored by the writer thread with whatever else is waiting; committed before this

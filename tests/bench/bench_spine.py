@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,19 @@ async def enroll_many(collector: CollectorProcess, count: int, concurrency: int 
     async with httpx.AsyncClient(base_url=collector.url, timeout=60) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     return credentials
+
+
+@contextmanager
+def running_collector(run_dir: Path) -> Iterator[CollectorProcess]:
+    """A fresh collector with the bench board and school, stopped afterwards."""
+    run_dir.mkdir()
+    collector = CollectorProcess(run_dir)
+    set_up_school(collector)
+    collector.start()
+    try:
+        yield collector
+    finally:
+        collector.stop()
 
 
 def set_up_school(collector: CollectorProcess) -> None:
@@ -282,12 +297,7 @@ def main() -> int:
         work = Path(tmp)
         ingest_results = []
         for agents in ([4, 16] if quick else [10, 50, 100]) if args.only in (None, "ingest") else []:
-            run_dir = work / f"ingest-{agents}"
-            run_dir.mkdir()
-            collector = CollectorProcess(run_dir)
-            set_up_school(collector)
-            collector.start()
-            try:
+            with running_collector(work / f"ingest-{agents}") as collector:
                 credentials = asyncio.run(enroll_many(collector, agents))
                 batches = 5 if quick else max(10, 3000 // agents)
                 peak = asyncio.run(ingest_load(collector, credentials, batches, 100))
@@ -299,37 +309,22 @@ def main() -> int:
                     figures["records_stored"] = stored
                     figures["durable_acks"] = stored == peak["records_accepted"] + paced["records_accepted"]
                     ingest_results.append(figures)
-            finally:
-                collector.stop()
         results["ingest"] = ingest_results
         if ingest_results:
             results["ingest_anchor_sqlite"] = sqlite_anchor(work, 200, 100)
 
         metrics_results = []
         for agents in ([200, 1000] if quick else [1000, 10000]) if args.only in (None, "metrics") else []:
-            run_dir = work / f"metrics-{agents}"
-            run_dir.mkdir()
-            collector = CollectorProcess(run_dir)
-            set_up_school(collector)
-            collector.start()
-            try:
+            with running_collector(work / f"metrics-{agents}") as collector:
                 credentials = asyncio.run(enroll_many(collector, agents))
                 asyncio.run(populate_agents(collector, credentials))
                 metrics_results.append({"agents": agents, **time_metrics(collector)})
-            finally:
-                collector.stop()
         results["metrics"] = metrics_results
 
         if args.only in (None, "agent"):
-            run_dir = work / "footprint"
-            run_dir.mkdir()
-            collector = CollectorProcess(run_dir)
-            set_up_school(collector)
-            collector.start()
-            try:
-                results["agent"] = agent_footprint(collector, run_dir, 5 if quick else 30)
-            finally:
-                collector.stop()
+            with running_collector(work / "footprint") as collector:
+                results["agent"] = agent_footprint(collector, work / "footprint",
+                                                   5 if quick else 30)
 
     print_table(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
