@@ -236,8 +236,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             "stream_id": status.stream_id,
         })
     else:
-        document.update({"outbox_records": 0, "outbox_bytes": 0, "last_upload_at": None,
-                         "last_error": None, "credential_rejected": None})
+        # Nothing measured yet: the same keys, so scripts need no special case.
+        document.update({"outbox_records": 0, "outbox_bytes": 0, "oldest_record_age_seconds": None,
+                         "evicted_total": 0, "dead_lettered_total": 0, "last_upload_at": None,
+                         "last_error": None, "last_error_at": None, "credential_rejected": None,
+                         "stream_id": None})
     if args.json:
         print(json.dumps(document))
     else:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from agent.units import parse_duration, parse_size
 from agent.wire import describe_validation_error
@@ -27,16 +28,25 @@ CONFIG_ENV = "SCHOOLNET_AGENT_CONFIG"
 CENTRAL_CACHE = "central-settings.json"
 
 
+def _not_a_bool(value: Any) -> Any:
+    # pydantic would read `interval = true` as 1 second: a typo must not pass as a number.
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is not a number")
+    return value
+
+
 def _duration(value: Any) -> Any:
-    return parse_duration(value) if isinstance(value, str) else value
+    return parse_duration(value) if isinstance(value, str) else _not_a_bool(value)
 
 
 def _size(value: Any) -> Any:
-    return parse_size(value) if isinstance(value, str) else value
+    return parse_size(value) if isinstance(value, str) else _not_a_bool(value)
 
 
-Duration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
+# Finite: `1e400` in TOML is infinity, and an interval of infinity never runs.
+Duration = Annotated[float, BeforeValidator(_duration), Field(gt=0, allow_inf_nan=False)]
 ByteSize = Annotated[int, BeforeValidator(_size), Field(gt=0)]
+Count = Annotated[int, BeforeValidator(_not_a_bool)]
 
 
 class ConfigError(ValueError):
@@ -59,7 +69,7 @@ class OutboxConfig(_Section):
 
 class UploadConfig(_Section):
     interval: Duration = 60.0
-    batch_records: int = Field(default=500, ge=1, le=1000)
+    batch_records: Count = Field(default=500, ge=1, le=1000)
     max_backoff: Duration = 600.0
 
 
@@ -83,8 +93,10 @@ class ProbesConfig(_Section):
 
 
 class ContractConfig(_Section):
-    download_bytes_per_second: float | None = Field(default=None, gt=0)
-    upload_bytes_per_second: float | None = Field(default=None, gt=0)
+    download_bytes_per_second: Annotated[float | None, BeforeValidator(_not_a_bool)] = Field(
+        default=None, gt=0, allow_inf_nan=False)
+    upload_bytes_per_second: Annotated[float | None, BeforeValidator(_not_a_bool)] = Field(
+        default=None, gt=0, allow_inf_nan=False)
 
 
 class AgentSettings(BaseSettings):
@@ -154,6 +166,36 @@ def _validate(values: dict[str, Any]) -> AgentSettings:
         return AgentSettings(**values)
     except ValidationError as exc:
         raise ConfigError("config: " + describe_validation_error(exc)) from None
+    except SettingsError as exc:
+        # An environment variable naming a whole section (SCHOOLNET_PROBES=...) must hold
+        # JSON; pydantic-settings says so without the variable's name.
+        raise ConfigError("config: " + describe_settings_error(exc)) from None
+
+
+def describe_settings_error(exc: SettingsError) -> str:
+    match = re.search(r'field "([^"]+)"', str(exc))
+    if match is None:
+        return str(exc).splitlines()[0]
+    field = match.group(1)
+    variable = section_variable(field) or "SCHOOLNET_" + field.upper()
+    return f"{field}: {variable} names a section, not a key; set one key with {variable}__KEY"
+
+
+def section_variable(field: str) -> str | None:
+    """The environment variable that gave a whole section a value (the culprit)."""
+    prefix = "SCHOOLNET_" + field.upper()
+    for name in sorted(os.environ):
+        if name != prefix and not name.startswith(prefix + "__"):
+            continue
+        model: Any = AgentSettings
+        for part in name.removeprefix("SCHOOLNET_").lower().split("__"):
+            annotation = model.model_fields[part].annotation if part in model.model_fields else None
+            model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+            if model is None:
+                break
+        if model is not None:
+            return name
+    return None
 
 
 def read_central_cache(state_dir: Path) -> dict[str, Any]:

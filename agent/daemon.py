@@ -114,7 +114,8 @@ def run(settings: AgentSettings, config: Path | None, stop: threading.Event) -> 
     outbox = open_outbox(settings)
     scheduler = Scheduler(keep(outbox))
     scheduler.configure(enabled_probes(settings, credential))
-    upload = threading.Thread(target=upload_loop, args=(settings, outbox, stop), daemon=True)
+    delivery = Delivery(settings, outbox)
+    upload = threading.Thread(target=delivery.loop(stop.wait).run, daemon=True)
     upload.start()
     log.info("agent %s running; reporting to %s", credential.identity,
              collector_url(settings, credential))
@@ -134,22 +135,51 @@ def run(settings: AgentSettings, config: Path | None, stop: threading.Event) -> 
                 # The file was edited into something invalid: keep running as configured.
                 log.error("keeping the current settings: %s", exc)
             scheduler.configure(enabled_probes(settings, credential))
+            delivery.apply(settings)
         stop.wait(min(scheduler.seconds_until_next(), 30.0))
     upload.join(timeout=15)
     outbox.close()
 
 
-def upload_loop(settings: AgentSettings, outbox: Outbox, stop: threading.Event) -> None:
-    def connect() -> Uploader | None:
-        try:
-            credential = load_credential(settings.state_dir)
-        except ValueError as exc:  # a half-edited credential.json must not end uploading
-            log.error("%s", exc)
-            return None
-        return make_uploader(settings, credential, outbox) if credential else None
+class Delivery:
+    """The upload side of the daemon, following the settings as they change (the hourly
+    refresh may bring a new interval, batch size, outbox cap or collector address)."""
 
-    UploadLoop(connect, lambda: _stamp(credential_path(settings.state_dir)),
-               settings.upload.interval, settings.upload.max_backoff, stop.wait).run()
+    def __init__(self, settings: AgentSettings, outbox: Outbox) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.upload_loop: UploadLoop | None = None
+
+    def loop(self, wait: Callable[[float], bool]) -> UploadLoop:
+        self.upload_loop = UploadLoop(
+            self.connect, lambda: _stamp(credential_path(self.settings.state_dir)),
+            self.settings.upload.interval, self.settings.upload.max_backoff, wait,
+            settings_stamp=self.connection_settings)
+        return self.upload_loop
+
+    def apply(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.outbox.max_bytes = settings.outbox.max_bytes
+        if self.upload_loop is not None:
+            self.upload_loop.interval = settings.upload.interval
+            self.upload_loop.backoff.cap = settings.upload.max_backoff
+
+    def connect(self) -> Uploader | None:
+        # A half-edited credential.json or a CA bundle that went away must not end
+        # uploading for good: say so, and try again on the next round.
+        try:
+            credential = load_credential(self.settings.state_dir)
+            return make_uploader(self.settings, credential, self.outbox) if credential else None
+        except ValueError as exc:
+            log.error("cannot upload: %s", exc)
+            return None
+
+    def connection_settings(self) -> object:
+        """What the uploader is built from, besides the credential: a change means a new
+        client (another collector address or CA, another timeout or batch size)."""
+        collector = self.settings.collector
+        return (collector.url, collector.ca_bundle, collector.timeout,
+                self.settings.upload.batch_records)
 
 
 def _stamp(path: Path) -> tuple[float, int, int]:

@@ -88,7 +88,13 @@ class Uploader:
             pending = self.outbox.next_batch(self.batch_records)
             if not pending.records and not pending.given_up:
                 return delivered
-            delivered += self._send(pending)
+            accounted = self._send(pending)
+            if pending.records and accounted == 0:
+                # A 2xx that accounts for nothing would send the same batch again at once,
+                # forever: wait like after any other transient failure instead.
+                raise self._failed(f"the collector accounted for none of the "
+                                   f"{len(pending.records)} records sent")
+            delivered += accounted
 
     def _send(self, pending: Pending) -> int:
         body = self._encode(pending)
@@ -187,16 +193,19 @@ class UploadLoop:
     sending anything, until the credential changes (the agent was enrolled again).
 
     ``connect`` builds an Uploader for the current credential (None: not enrolled); it is
-    called again only when ``credential_stamp`` changes, so one HTTP client (and its TLS
-    context and pooled connection) serves every round. ``wait`` sleeps and returns True
-    when the agent is stopping. All three are injected so tests run a week in a blink.
+    called again only when ``credential_stamp`` or ``settings_stamp`` (the connection's
+    settings) changes, so one HTTP client (and its TLS context and pooled connection)
+    serves every round. Only a new credential lifts a refusal. ``wait`` sleeps and returns
+    True when the agent is stopping. All are injected so tests run a week in a blink.
     """
 
     def __init__(self, connect: Callable[[], Uploader | None], credential_stamp: Callable[[], object],
                  interval: float, max_backoff: float, wait: Callable[[float], bool],
-                 backoff: Backoff | None = None, idle_check_seconds: float = 10.0) -> None:
+                 backoff: Backoff | None = None, idle_check_seconds: float = 10.0,
+                 settings_stamp: Callable[[], object] = lambda: None) -> None:
         self.connect = connect
         self.credential_stamp = credential_stamp
+        self.settings_stamp = settings_stamp
         self.interval = interval
         self.backoff = backoff or Backoff(cap=max_backoff)
         self.wait = wait
@@ -213,7 +222,7 @@ class UploadLoop:
                 return self.idle_check_seconds
             self.rejected_stamp = None
             log.info("the credential changed; uploading again")
-        uploader = self._uploader(stamp)
+        uploader = self._uploader((stamp, self.settings_stamp()))
         if uploader is None:
             return self.idle_check_seconds
         try:

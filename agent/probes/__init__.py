@@ -25,6 +25,17 @@ PROBES = {
 }
 
 
+# wire.Record.error and the payloads' *_error fields hold at most this many characters; a
+# longer reason would make the record itself invalid, and the measurement would be lost.
+MAX_REASON_CHARS = 1000
+
+
+def one_line_reason(text: str) -> str:
+    """A failure reason as the wire takes it: one line, bounded, never empty."""
+    line = " ".join(text.split()) or "failed without a reason"
+    return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 3] + "..."
+
+
 class ProbeError(Exception):
     """The probe could not measure; the message says why, in one line.
 
@@ -90,9 +101,9 @@ class Probe:
         try:
             return Measurement.of(self.run())
         except ProbeError as exc:
-            return Measurement.failed(str(exc) or "failed without a reason", exc.payload)
+            return Measurement.failed(one_line_reason(str(exc)), exc.payload)
         except Exception as exc:  # a probe's bug must not stop the agent: record it
-            return Measurement.failed(f"{type(exc).__name__}: {exc}")
+            return Measurement.failed(one_line_reason(f"{type(exc).__name__}: {exc}"))
 
     def run(self) -> BaseModel:
         """Measure once: the payload (a model from agent/wire.py), or ProbeError(reason)."""

@@ -149,6 +149,13 @@ def test_run_measures_uploads_caches_settings_and_stops_on_sigterm(tmp_path: Pat
     assert cached["settings"]["probes"]["system"]["interval"] == "1s"
     assert "a_setting_from_a_newer_collector" in stderr, "an unknown central key is a warning"
     assert "Traceback" not in stderr
+    after = json.loads(run(tmp_path, "status", "--json").stdout)
+    assert after["last_upload_at"] is not None and after["last_error"] is None
+    assert after["agent"] == "b/s/pi" and after["stream_id"]
+    (tmp_path / "fresh").mkdir()
+    fresh = json.loads(run(tmp_path / "fresh", "status", "--json").stdout)
+    assert fresh["last_upload_at"] is None and fresh["outbox_records"] == 0
+    assert set(fresh) == set(after), "status has the same keys before the first record"
 
 
 def test_help_stays_light() -> None:

@@ -77,6 +77,13 @@ def test_state_dir_from_the_environment(tmp_path: Path, monkeypatch) -> None:  #
     ('[contract]\ndownload_bytes_per_second = -1\n', "contract.download_bytes_per_second"),
     ('stat_dir = "/tmp"\n', "stat_dir"),
     ('[probes\n', "not valid TOML"),
+    ('[probes.system]\ninterval = true\n', "probes.system.interval"),
+    ('[probes.system]\ninterval = 1e400\n', "probes.system.interval"),
+    ('[probes.system]\ninterval = nan\n', "probes.system.interval"),
+    ('[upload]\nbatch_records = true\n', "upload.batch_records"),
+    ('[outbox]\nmax_bytes = false\n', "outbox.max_bytes"),
+    ('[outbox]\nmax_bytes = 1.5\n', "outbox.max_bytes"),
+    ('[contract]\nupload_bytes_per_second = inf\n', "contract.upload_bytes_per_second"),
 ])
 def test_every_bad_value_is_one_line_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -101,3 +108,14 @@ def test_sizes_and_durations_in_human_units(tmp_path: Path) -> None:
                                              'interval = "2m"\nmax_backoff = 90\n'))
     assert settings.outbox.max_bytes == 20 * 1024 * 1024
     assert settings.upload.interval == 120 and settings.upload.max_backoff == 90
+
+
+@pytest.mark.parametrize("variable", ["SCHOOLNET_PROBES", "SCHOOLNET_PROBES__SYSTEM"])
+def test_an_environment_variable_naming_a_section_is_one_line_naming_it(
+    monkeypatch, variable: str  # type: ignore[no-untyped-def]
+) -> None:
+    monkeypatch.setenv(variable, "30s")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None)
+    message = str(caught.value)
+    assert message.startswith("config: probes: ") and f"{variable} names a section" in message

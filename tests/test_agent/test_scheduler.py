@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from agent.clock import now
 from agent.config import AgentSettings
+from agent.outbox import Outbox
 from agent.probes import Probe, ProbeContext, ProbeError
 from agent.scheduler import FIRST_RUN_CAP, Scheduler
 
@@ -128,3 +129,19 @@ def test_threads_really_run_and_stop(tmp_path: Path) -> None:
     stop.set()
     runner.join(5)
     assert not runner.is_alive() and kept[0].ok
+
+
+def test_a_long_multi_line_reason_still_makes_a_valid_record(tmp_path: Path) -> None:
+    class Verbose(Probe):
+        name = "system"
+
+        def run(self) -> RunPayload:
+            raise ProbeError("line one\n" + "x" * 5000)
+
+    measurement = Verbose(context(tmp_path)).measure()
+    assert measurement.error is not None
+    assert "\n" not in measurement.error and len(measurement.error) <= 1000
+    assert measurement.error.startswith("line one xxx")
+    outbox = Outbox(tmp_path / "outbox.sqlite", 1_000_000)
+    outbox.add("system", now(), measurement.ok, measurement.error, measurement.payload)
+    assert outbox.status().records == 1

@@ -259,3 +259,12 @@ def test_a_refused_credential_stops_uploading_until_it_changes(tmp_path: Path) -
     assert len(fake.batches) == 2, "one refused attempt, nothing sent until re-enrolment, then one"
     assert outbox.seqs() == []
     assert outbox.status().credential_rejected is None, "cleared once accepted again"
+
+
+def test_a_2xx_that_accounts_for_nothing_is_retried_later_not_resent_at_once(tmp_path: Path) -> None:
+    outbox = filled(tmp_path, 3)
+    fake = FakeCollector(lambda b: (200, {}, {"results": [], "accounted_through": {}}))
+    with serve(fake) as url, pytest.raises(RetryLater, match="accounted for none"):
+        uploader(outbox, url).drain()
+    assert len(fake.batches) == 1, "the same batch must not be sent again in a tight loop"
+    assert outbox.seqs() == [1, 2, 3]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.config import BandwidthProbeConfig
-from agent.probes import Probe, ProbeError
+from agent.probes import Probe, ProbeError, one_line_reason
 from agent.probes.bandwidth.backend import Backend, TransferError, backend_class
 from agent.probes.bandwidth.exclusive import Busy, exclusive_test
 from agent.transport import same_origin
@@ -60,7 +60,7 @@ class BandwidthProbe(Probe):
                 try:
                     result = transfer(config.duration, config.max_bytes)
                 except TransferError as exc:
-                    values[f"{direction}_error"] = str(exc) or f"{direction} failed"
+                    values[f"{direction}_error"] = one_line_reason(str(exc) or f"{direction} failed")
                     continue
                 values[f"{direction}_bytes_per_second"] = result.bytes_per_second
                 values[f"{direction}_bytes"] = result.bytes
