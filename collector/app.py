@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent import __version__
@@ -58,6 +59,15 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
         return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, 422)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def store_unavailable(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        # Whatever the route: a store that fails is the server's trouble, not the
+        # client's, and a client may retry; never a 500 with a traceback.
+        log.warning("store error on %s %s: %s", request.method, request.url.path,
+                    type(exc).__name__)
+        return JSONResponse({"detail": "the store is not available; retry later"}, 503,
+                            headers={"Retry-After": "5"})
 
     app.add_middleware(CountIngestAnswers, metrics=app.state.metrics)
     app.router.add_event_handler("shutdown", app.state.committer.close)

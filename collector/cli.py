@@ -154,30 +154,37 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from collector.server import make_config, serve
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
     for path in (args.tls_cert, args.tls_key):
         if path and not path.is_file():
             raise UsageError(f"{path} is not a readable file")
-    settings = _settings(args)
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port} is not a port number (1-65535)")
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    settings = _settings(args)
     # Migrate once here, not racing in every worker; the workers read the settings from
     # the environment.
     _engine(args).dispose()
     os.environ["SCHOOLNET_DB"] = settings.db
     scheme = "https" if args.tls_cert else "http"
-    print(f"{PROG}: serving on {scheme}://{args.host}:{args.port}", file=sys.stderr, flush=True)
-    uvicorn.run(
-        "collector.app:create_app", factory=True, workers=args.workers, host=args.host,
-        port=args.port, log_level=args.log_level,
-        ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
-        ssl_keyfile=str(args.tls_key) if args.tls_key else None,
-        proxy_headers=True, forwarded_allow_ips=args.forwarded_allow_ips,
-        timeout_graceful_shutdown=10,
-    )
+    host = f"[{args.host}]" if ":" in args.host else args.host
+
+    def announce() -> None:
+        print(f"{PROG}: serving on {scheme}://{host}:{args.port}", flush=True)
+
+    config = make_config(
+        host=args.host, port=args.port, workers=args.workers, log_level=args.log_level,
+        tls_cert=str(args.tls_cert) if args.tls_cert else None,
+        tls_key=str(args.tls_key) if args.tls_key else None,
+        forwarded_allow_ips=args.forwarded_allow_ips)
+    if not serve(config, announce):
+        # uvicorn has logged why (e.g. the port is taken).
+        print(f"{PROG}: error: could not serve on {host}:{args.port}", file=sys.stderr)
+        return 1
     return 0
 
 

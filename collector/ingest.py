@@ -12,13 +12,15 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, select, union_all, update
+from sqlalchemy import Connection, Engine, bindparam, case, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.elements import BindParameter
 
 from agent.wire import (
     INT64_MAX,
@@ -32,6 +34,10 @@ from agent.wire import (
 from collector.db.engine import writer
 from collector.db.schema import agents, given_up_ranges, latest, records, rejected_records, streams
 from collector.registry import AgentIdentity
+
+# How many seqs above the watermark one query looks at; the loop asks again only while
+# the run of accounted seqs fills the whole window.
+WATERMARK_WINDOW = 1000
 
 
 @dataclass
@@ -52,12 +58,18 @@ class Prepared:
     rejected: list[tuple[str | None, int | None, RecordError]]
 
 
-def prepare(agent: AgentIdentity, batch: Batch, may_hold_mac: bool = True) -> Prepared:
+def prepare(agent: AgentIdentity, batch: Batch, may_hold_mac: bool = True,
+            may_hold_nul: bool = True) -> Prepared:
     """Validate each record on its own. ``may_hold_mac=False``: the caller searched the
-    whole body and found nothing MAC-shaped, so records need no privacy walk each."""
+    whole body and found nothing MAC-shaped, so records need no privacy walk each;
+    ``may_hold_nul=False`` likewise for the JSON escape of a NUL character."""
     prepared = Prepared(agent, batch, [None] * len(batch.records), [], [])
     for index, raw in enumerate(batch.records):
         try:
+            if may_hold_nul and contains_nul(raw):
+                # PostgreSQL refuses NUL in text: stored, such a record would fail its
+                # whole batch on every retry.
+                raise RecordError("invalid_field", "a text value contains a NUL character")
             prepared.valid.append((index, validate_record(raw, may_hold_mac)))
         except RecordError as exc:
             stream_id, seq = _identity_of(raw)
@@ -92,10 +104,18 @@ def store(conn: Connection, prepared: Prepared, now: float) -> IngestOutcome:
         conn.execute(_insert(conn, given_up_ranges).on_conflict_do_nothing(), given_up)
     _update_latest(conn, agent.id, accepted)
     _update_health(conn, agent.id, batch, now)
-    touched: set[str] = {r.stream_id for _, r in valid}
-    touched |= {r.stream_id for r in batch.health.given_up}
-    touched |= {stream for stream, seq, _ in prepared.rejected if stream and seq}
-    accounted = {stream: _advance_watermark(conn, agent.id, stream) for stream in sorted(touched)}
+    # What this batch itself accounts for, per stream (stored now or before, rejected,
+    # given up), as (first, last) ranges: usually all the watermark needs.
+    known: dict[str, list[tuple[int, int]]] = {}
+    for _, record in valid:
+        known.setdefault(record.stream_id, []).append((record.seq, record.seq))
+    for stream_id, seq, _ in prepared.rejected:
+        if stream_id and seq:
+            known.setdefault(stream_id, []).append((seq, seq))
+    for seq_range in batch.health.given_up:
+        known.setdefault(seq_range.stream_id, []).append((seq_range.first, seq_range.last))
+    accounted = {stream: _advance_watermark(conn, agent.id, stream, known[stream])
+                 for stream in sorted(known)}
 
     outcome = IngestOutcome(BatchResult(results=[r for r in results if r is not None],
                                         accounted_through=accounted))
@@ -174,6 +194,17 @@ class GroupCommitter:
             return
         for future, outcome in done:
             future.set_result(outcome)
+
+
+def contains_nul(value: Any) -> bool:
+    """Whether any string (or key) inside ``value`` holds a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(key) or contains_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(item) for item in value)
+    return False
 
 
 def _identity_of(raw: Any) -> tuple[str | None, int | None]:
@@ -273,31 +304,59 @@ def _update_health(conn: Connection, agent_id: int, batch: Batch, now: float) ->
         oldest_record_age_seconds=health.oldest_record_age_seconds))
 
 
-def _advance_watermark(conn: Connection, agent_id: int, stream_id: str) -> int:
+def _advance_watermark(conn: Connection, agent_id: int, stream_id: str,
+                       known: list[tuple[int, int]]) -> int:
     """Move the stream's watermark over every seq now accounted for, and return it."""
-    current = conn.scalar(select(streams.c.accounted_through).where(
-        streams.c.agent_id == agent_id, streams.c.stream_id == stream_id))
-    mark = current or 0
-    # Everything above the watermark, as (first, last) ranges, in one round trip; normally
-    # that is just this batch.
-    stored = select(records.c.seq.label("first"), records.c.seq.label("last")).where(
-        records.c.agent_id == agent_id, records.c.stream_id == stream_id, records.c.seq > mark)
-    rejected = select(rejected_records.c.seq, rejected_records.c.seq).where(
-        rejected_records.c.agent_id == agent_id, rejected_records.c.stream_id == stream_id,
-        rejected_records.c.seq > mark)
-    given_up = select(given_up_ranges.c.first_seq, given_up_ranges.c.last_seq).where(
-        given_up_ranges.c.agent_id == agent_id, given_up_ranges.c.stream_id == stream_id,
-        given_up_ranges.c.last_seq > mark)
-    start = mark
-    for first, last in sorted(conn.execute(union_all(stored, rejected, given_up)).all()):
+    current_query, above_query, insert_stream, update_stream = _watermark_statements()
+    key = {"a_id": agent_id, "s_id": stream_id}
+    current = conn.scalar(current_query, key)
+    mark = _extend(current or 0, known)
+    # Earlier batches may have stored what continues the run (records delivered out of
+    # order): look above the new mark, one window at a time. A gap that stays open (a
+    # lost batch) must not make every later batch read all the rows stored above it.
+    window_full = True
+    while window_full and mark < INT64_MAX:
+        until = min(mark + WATERMARK_WINDOW, INT64_MAX)
+        found = conn.execute(above_query, {**key, "mark": mark, "until": until}).all()
+        mark = _extend(mark, found)
+        window_full = mark >= until
+    if current is None:
+        conn.execute(insert_stream, {"agent_id": agent_id, "stream_id": stream_id,
+                                     "accounted_through": mark})
+    elif mark != current:
+        conn.execute(update_stream, {**key, "new_mark": mark})
+    return mark
+
+
+def _extend(mark: int, ranges: Sequence[tuple[int, int]]) -> int:
+    """The highest seq reachable from ``mark`` through contiguous or overlapping ranges."""
+    for first, last in sorted(ranges):
         if first > mark + 1:
             break
         mark = max(mark, last)
-    if current is None:
-        conn.execute(streams.insert().values(agent_id=agent_id, stream_id=stream_id,
-                                             accounted_through=mark))
-    elif mark != start:
-        conn.execute(update(streams).where(streams.c.agent_id == agent_id,
-                                           streams.c.stream_id == stream_id)
-                     .values(accounted_through=mark))
     return mark
+
+
+@functools.cache
+def _watermark_statements() -> tuple[Any, Any, Any, Any]:
+    """Built once: building them per batch cost more than running them."""
+    agent_id: BindParameter[int] = bindparam("a_id")
+    stream_id: BindParameter[str] = bindparam("s_id")
+    mark: BindParameter[int] = bindparam("mark")
+    until: BindParameter[int] = bindparam("until")
+    current = select(streams.c.accounted_through).where(
+        streams.c.agent_id == agent_id, streams.c.stream_id == stream_id)
+    # Each part reads only seqs in (mark, until]: a range scan of its unique index.
+    stored = select(records.c.seq.label("first"), records.c.seq.label("last")).where(
+        records.c.agent_id == agent_id, records.c.stream_id == stream_id,
+        records.c.seq > mark, records.c.seq <= until)
+    rejected = select(rejected_records.c.seq, rejected_records.c.seq).where(
+        rejected_records.c.agent_id == agent_id, rejected_records.c.stream_id == stream_id,
+        rejected_records.c.seq > mark, rejected_records.c.seq <= until)
+    given_up = select(given_up_ranges.c.first_seq, given_up_ranges.c.last_seq).where(
+        given_up_ranges.c.agent_id == agent_id, given_up_ranges.c.stream_id == stream_id,
+        given_up_ranges.c.last_seq > mark, given_up_ranges.c.first_seq <= until)
+    update_stream = (update(streams)
+                     .where(streams.c.agent_id == agent_id, streams.c.stream_id == stream_id)
+                     .values(accounted_through=bindparam("new_mark")))
+    return current, union_all(stored, rejected, given_up), streams.insert(), update_stream

@@ -24,6 +24,7 @@ from collector.ingest import IngestOutcome
 
 IDENTITY = ("board", "school", "agent")
 ON_REPORT = "updated when the agent reports"
+LIVE = "counted as they happen, from zero when the process starts"
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,8 @@ class StoreCollector(Collector):
         info = Family("schoolnet_agent_info", "Agent metadata, value 1; " + ON_REPORT,
                       "gauge", (*IDENTITY, "version"))
         last = Family("schoolnet_agent_last_report_timestamp_seconds",
-                      "When the agent last delivered a batch, Unix seconds", "gauge", IDENTITY)
+                      "When the agent last delivered a batch, Unix seconds (collector clock); "
+                      + ON_REPORT, "gauge", IDENTITY)
         depth = Family("schoolnet_agent_outbox_records",
                        "Records waiting in the agent's outbox; " + ON_REPORT, "gauge", IDENTITY)
         size = Family("schoolnet_agent_outbox_bytes",
@@ -157,21 +159,26 @@ class StoreCollector(Collector):
                    for metric in kind_metrics]
             for kind, kind_metrics in PAYLOAD_METRICS.items()
         }
-        runs = Family("schoolnet_probe_runs", "Probe runs stored, per probe", "counter", per_probe)
+        runs = Family("schoolnet_probe_runs",
+                      "Probe runs stored (successful or not), a count; " + ON_REPORT,
+                      "counter", per_probe)
         failures = Family("schoolnet_probe_failures",
-                          "Probe runs that could not measure, per probe", "counter", per_probe)
+                          "Probe runs that could not measure, a count; " + ON_REPORT,
+                          "counter", per_probe)
         last_run = Family("schoolnet_probe_last_run_timestamp_seconds",
-                          "When the probe's newest stored run measured, Unix seconds (agent clock)",
+                          "When the probe's newest stored run measured, Unix seconds "
+                          "(agent clock); " + ON_REPORT,
                           "gauge", per_probe)
         last_success = Family(
             "schoolnet_probe_last_success_timestamp_seconds",
             "When the probe last measured successfully, Unix seconds (agent clock); the "
-            "kind's other metrics show that run", "gauge", per_probe)
+            "kind's other metrics show that run; " + ON_REPORT, "gauge", per_probe)
         success = Family("schoolnet_probe_success",
                          "Whether the probe's newest stored run measured (1) or failed (0); "
                          + ON_REPORT, "gauge", per_probe)
         test_time = Family("schoolnet_bandwidth_test_timestamp_seconds",
-                           "When the latest bandwidth test ran, Unix seconds (agent clock)",
+                           "When the latest bandwidth test ran, Unix seconds (agent clock); "
+                           + ON_REPORT,
                            "gauge", IDENTITY)
         test_info = Family("schoolnet_bandwidth_test_info",
                            "How the latest bandwidth test was made, value 1; " + ON_REPORT,
@@ -217,14 +224,16 @@ class CollectorMetrics:
         self.process_registry = CollectorRegistry()
         self.registry.register(self.process_registry)
         self.records = Counter(
-            "schoolnet_collector_records", "Records received by this collector process, by status",
+            "schoolnet_collector_records",
+            "Records received by this collector process, a count by status; " + LIVE,
             ["status"], registry=self.process_registry)
         self.rejected = Counter(
             "schoolnet_collector_records_rejected",
-            "Records this collector process rejected, by reason", ["reason"],
+            "Records this collector process rejected, a count by reason; " + LIVE, ["reason"],
             registry=self.process_registry)
         self.batches = Counter(
-            "schoolnet_collector_batches", "Ingest requests answered by this process, by HTTP status",
+            "schoolnet_collector_batches",
+            "Ingest requests answered by this process, a count by HTTP status; " + LIVE,
             ["code"], registry=self.process_registry)
         for status in ("accepted", "duplicate", "rejected"):
             self.records.labels(status)

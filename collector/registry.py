@@ -111,6 +111,8 @@ def create_enrolment_code(engine: Engine, school: str, uses: int, valid_for: flo
 
 def enroll(engine: Engine, code: str, name: str | None, version: str) -> EnrollResponse:
     """Exchange an enrolment code for a new agent's credential (shown once, stored hashed)."""
+    if "\x00" in (name or "") + version:
+        raise RegistryError("name and version must not contain a NUL character")
     now = time.time()
     credential = new_secret("sna")
     base = slugify(name or "") or "agent"
@@ -128,12 +130,14 @@ def enroll(engine: Engine, code: str, name: str | None, version: str) -> EnrollR
             raise NotAllowed("this enrolment code has been used up; ask for a new one")
         conn.execute(update(enrolment_codes).where(enrolment_codes.c.id == row.id)
                      .values(uses_left=enrolment_codes.c.uses_left - 1))
+        # Suffixed ids are cut to fit 63 characters, so look for the shortened stem too.
+        stem = base[:58].rstrip("-")
         taken = set(conn.scalars(select(agents.c.slug).where(
-            agents.c.school_id == row.school_id, agents.c.slug.like(f"{base}%"))))
+            agents.c.school_id == row.school_id, agents.c.slug.like(f"{stem}%"))))
         slug = base
         suffix = 2
         while slug in taken:
-            slug = f"{base[:58]}-{suffix}"
+            slug = f"{stem}-{suffix}"
             suffix += 1
         conn.execute(agents.insert().values(
             school_id=row.school_id, slug=slug, name=name or slug,

@@ -22,7 +22,7 @@ from agent.wire import (
 )
 from collector.body import decode, read_limited
 from collector.deps import CurrentAgent
-from collector.ingest import prepare
+from collector.ingest import contains_nul, prepare
 
 router = APIRouter()
 
@@ -45,12 +45,16 @@ async def ingest(request: Request, agent: CurrentAgent) -> Any:
         batch = Batch.model_validate(document)
     except ValidationError as exc:
         raise HTTPException(422, "batch " + describe_validation_error(exc)) from None
+    # JSON spells a NUL character only as an escape; without one, no text can hold it.
+    may_hold_nul = b"\\u0000" in body
+    if may_hold_nul and contains_nul(batch.health.model_dump()):
+        raise HTTPException(422, "batch health: a text value contains a NUL character")
     try:
         # A JSON escape (\\u003a is ":") could spell a MAC that the raw text does not show.
         may_hold_mac = b"\\u" in body or may_contain_mac(body)
         # Validation runs on the event loop: a hop to the thread pool per batch cost more
         # (GIL hand-overs) than the few milliseconds it blocks the loop.
-        prepared = prepare(agent, batch, may_hold_mac)
+        prepared = prepare(agent, batch, may_hold_mac, may_hold_nul)
         # Stored by the writer thread with whatever else is waiting; committed before this
         # returns.
         outcome = await asyncio.wrap_future(request.app.state.committer.submit(prepared))

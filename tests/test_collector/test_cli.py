@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
-from support.tools import console_script
+from support.tools import console_script, free_port
 
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -60,3 +63,76 @@ def test_help_explains_every_command(tmp_path: Path) -> None:
                     ["admin-token", "create"], ["agent", "revoke"], ["agent-settings", "set"]):
         result = run(tmp_path, *command, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_lists_revocation_and_settings_round_trip(tmp_path: Path) -> None:
+    from collector.db.engine import open_engine
+    from collector.registry import enroll
+
+    assert run(tmp_path, "migrate").returncode == 0
+    run(tmp_path, "board", "add", "North", "--id", "north")
+    run(tmp_path, "board", "add", "South", "--id", "south")
+    run(tmp_path, "school", "add", "--board", "north", "Oak")
+    run(tmp_path, "school", "add", "--board", "south", "Elm")
+    assert run(tmp_path, "board", "list").stdout.split() == ["north", "North", "south", "South"]
+    assert run(tmp_path, "school", "list", "--board", "south").stdout.split() == ["south", "elm", "Elm"]
+    code = run(tmp_path, "enroll-code", "--school", "north/oak").stdout.strip()
+    enroll(open_engine(f"sqlite:///{tmp_path / 'c.db'}"), code, "Pi 1", "0.1.0")
+    listed = run(tmp_path, "agent", "list", "--school", "oak").stdout
+    assert listed.startswith("north/oak/pi-1\tactive\tversion=0.1.0")
+    assert run(tmp_path, "agent", "list", "--school", "elm").stdout == ""
+    revoked = run(tmp_path, "agent", "revoke", "oak/pi-1")
+    assert revoked.returncode == 0 and revoked.stdout == ""
+    assert "\trevoked\t" in run(tmp_path, "agent", "list").stdout
+    run(tmp_path, "agent-settings", "set", "--school", "oak", "probes.bandwidth.enabled=false",
+        "contract.provider=KPN")
+    run(tmp_path, "agent-settings", "set", "--school", "oak", "--agent", "pi-1", "probes.system.interval=30s")
+    school = json.loads(run(tmp_path, "agent-settings", "show", "--school", "oak").stdout)
+    assert school == {"contract": {"provider": "KPN"}, "probes": {"bandwidth": {"enabled": False}}}
+    agent = json.loads(run(tmp_path, "agent-settings", "show", "--school", "oak", "--agent", "pi-1").stdout)
+    assert agent == {"probes": {"system": {"interval": "30s"}}}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["board", "add", "North", "--id", "north"], "exists already"),
+    (["school", "list", "--board"], "expected one argument"),
+    (["agent", "list", "--school", "nowhere"], "no school 'nowhere'"),
+    (["agent", "revoke", "north/oak/ghost"], "no agent 'ghost'"),
+    (["agent-settings", "set", "--school", "oak", "novalue"], "KEY=VALUE"),
+    (["agent-settings", "show", "--school", "oak", "--agent", "ghost"], "no agent 'ghost'"),
+    (["admin-token"], "required"),
+    (["serve", "--port", "70000"], "not a port number"),
+    (["serve", "--workers", "0"], "--workers"),
+])
+def test_every_command_refuses_bad_input_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    run(tmp_path, "board", "add", "North", "--id", "north")
+    run(tmp_path, "school", "add", "--board", "north", "Oak")
+    result = run(tmp_path, *args)
+    assert result.returncode == 2, result
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("schoolnet-collector")
+    assert message in result.stderr, result.stderr
+
+
+def test_serve_says_where_once_listening_and_stops_cleanly(tmp_path: Path) -> None:
+    env = dict(os.environ, SCHOOLNET_DB=f"sqlite:///{tmp_path / 'c.db'}")
+    port = free_port()
+    server = subprocess.Popen([console_script("schoolnet-collector"), "serve", "--port", str(port)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line == f"schoolnet-collector: serving on http://127.0.0.1:{port}\n"
+        # The line means "connect now": no retry loop needed.
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json() == {"status": "ok"}
+        # Production mode: no API description for strangers.
+        assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5).status_code == 404
+        taken = run(tmp_path, "serve", "--port", str(port))
+        assert taken.returncode == 1
+        expected = f"schoolnet-collector: error: could not serve on 127.0.0.1:{port}"
+        assert taken.stderr.splitlines()[-1] == expected
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()

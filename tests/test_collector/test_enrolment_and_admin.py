@@ -90,3 +90,27 @@ def test_agent_settings_merge_school_then_agent(site) -> None:  # type: ignore[n
     assert missing.status_code == 404
     with pytest.raises(RegistryError, match="KEY=VALUE"):
         parse_assignments(["no-equals-sign"])
+
+
+def test_development_mode_opens_the_api_description(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from collector.app import create_app
+    from collector.settings import CollectorSettings
+
+    app = create_app(CollectorSettings(db=f"sqlite:///{tmp_path / 'dev.db'}", mode="development"))
+    with TestClient(app) as client:
+        assert client.get("/docs").status_code == 200
+        schema = client.get("/openapi.json").json()
+        assert "/api/v1/ingest" in schema["paths"]
+
+
+def test_admin_settings_need_a_json_object(site) -> None:  # type: ignore[no-untyped-def]
+    admin = {"Authorization": f"Bearer {create_admin_token(site.engine)}"}
+    path = "/api/v1/admin/schools/test-board/test-school/agents/pi/agent-settings"
+    for body in ([1, 2], "text", 5):
+        answer = site.client.put(path, json=body, headers=admin)
+        assert answer.status_code == 422, answer.text
+    assert site.client.put(path, json={"probes": {"system": {"interval": "2m"}}},
+                           headers=admin).json() == {"probes": {"system": {"interval": "2m"}}}
+    assert site.client.put(path.replace("/pi/", "/ghost/"), json={}, headers=admin).status_code == 404

@@ -182,3 +182,30 @@ def test_a_mac_spelled_with_json_escapes_is_still_found(site) -> None:  # type: 
     answer = post(site, hidden.encode(), gzipped=False)
     assert answer.json()["results"][0]["status"] == "rejected"
     assert "MAC-shaped" in answer.json()["results"][0]["reason"]
+
+
+def test_the_watermark_crosses_many_windows_once_a_gap_is_filled(site, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import collector.ingest
+
+    # A small window, so the loop that looks above the mark must run several times.
+    monkeypatch.setattr(collector.ingest, "WATERMARK_WINDOW", 3)
+    stream = new_stream()
+    evicted = [{"stream_id": stream, "first": 12, "last": 20, "reason": "evicted"}]
+    held_back = post(site, batch(*(record(seq, stream) for seq in range(2, 12)), given_up=evicted))
+    assert held_back.json()["accounted_through"] == {stream: 0}, "seq 1 is missing"
+    # A later batch beyond another gap (21 missing) does not move the mark either.
+    assert post(site, batch(record(22, stream))).json()["accounted_through"] == {stream: 0}
+    filled = post(site, batch(record(1, stream)))
+    assert filled.json()["accounted_through"] == {stream: 20}
+    assert site.sql("SELECT accounted_through FROM streams") == [(20,)]
+    assert post(site, batch(record(21, stream))).json()["accounted_through"] == {stream: 22}
+
+
+def test_the_watermark_stops_at_the_largest_seq(site) -> None:  # type: ignore[no-untyped-def]
+    from agent.wire import INT64_MAX
+
+    stream = new_stream()
+    evicted = [{"stream_id": stream, "first": 1, "last": INT64_MAX - 1, "reason": "evicted"}]
+    answer = post(site, batch(record(INT64_MAX, stream), given_up=evicted))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["accounted_through"] == {stream: INT64_MAX}
