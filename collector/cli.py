@@ -51,9 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Prometheus, and administers boards, schools and agents.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--db", help="database URL: sqlite:///FILE (default: $SCHOOLNET_DB, else "
-        "sqlite:///schoolnet-collector.db) or postgresql://USER@HOST/DB")
+    parser.add_argument("--db", metavar="URL", help=DB_HELP)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True,
                                      parser_class=OneLineParser)
 
@@ -66,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="reverse proxies whose X-Forwarded-* headers are trusted")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--workers", type=int, default=1,
-                       help="worker processes (default 1). More use more cores; on SQLite "
-                       "they contend for the one write lock, so use them with PostgreSQL")
+                       help="worker processes (default 1). More use more cores (2 on a "
+                       "2-core box); on SQLite they take turns at the one write lock; the "
+                       "schoolnet_collector_* request counters are then per worker")
     serve.set_defaults(run=cmd_serve)
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date "
@@ -128,7 +127,24 @@ def build_parser() -> argparse.ArgumentParser:
                               help="dotted key; the value is JSON when it parses, else text")
     settings_set.set_defaults(run=cmd_settings_set)
     settings_show.set_defaults(run=cmd_settings_show)
+    _accept_db_everywhere(parser)
     return parser
+
+
+DB_HELP = ("database URL: sqlite:///FILE (default: $SCHOOLNET_DB, else "
+           "sqlite:///schoolnet-collector.db) or postgresql://USER@HOST/DB")
+
+
+def _accept_db_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Every command takes ``--db`` after its name too (``board list --db URL``), as well
+    as before it. SUPPRESS: when not given there, the value from before the name stays."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                _accept_db_everywhere(sub)
+            return
+    if parser.prog != PROG:
+        parser.add_argument("--db", default=argparse.SUPPRESS, metavar="URL", help=DB_HELP)
 
 
 # --- commands ----------------------------------------------------------------------------

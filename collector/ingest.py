@@ -298,10 +298,19 @@ def _update_latest(conn: Connection, agent_id: int, accepted: list[Record]) -> N
 
 def _update_health(conn: Connection, agent_id: int, batch: Batch, now: float) -> None:
     health = batch.health
-    conn.execute(update(agents).where(agents.c.id == agent_id).values(
-        last_report_at=now, version=health.version, outbox_records=health.outbox_records,
-        outbox_bytes=health.outbox_bytes,
-        oldest_record_age_seconds=health.oldest_record_age_seconds))
+    conn.execute(_health_statement(), {
+        "a_id": agent_id, "last_report_at": now, "version": health.version,
+        "outbox_records": health.outbox_records, "outbox_bytes": health.outbox_bytes,
+        "oldest_record_age_seconds": health.oldest_record_age_seconds})
+
+
+@functools.cache
+def _health_statement() -> Any:
+    """Built once, like the others (building it per batch cost 5 % of ingest CPU)."""
+    columns = ("last_report_at", "version", "outbox_records", "outbox_bytes",
+               "oldest_record_age_seconds")
+    return (update(agents).where(agents.c.id == bindparam("a_id"))
+            .values({name: bindparam(name) for name in columns}))
 
 
 def _advance_watermark(conn: Connection, agent_id: int, stream_id: str,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,6 +66,7 @@ def _sqlite_engine(url: Any) -> Engine:
 
 
 _SQLITE_WRITE_LOCKS: dict[int, threading.Lock] = {}
+_SQLITE_LOCK_FILES: dict[str, int] = {}
 
 
 @contextmanager
@@ -72,13 +75,38 @@ def writer(engine: Engine) -> Iterator[Connection]:
 
     On SQLite one writer runs at a time anyway; waiting for SQLite's lock means polling
     with growing sleeps (busy_timeout), which turned concurrent batches into p99 latencies
-    of a second. So writers of one process queue on a lock first, then take SQLite's
-    write lock at BEGIN. PostgreSQL needs neither.
+    of a second. So writers of one process queue on a lock first, then writers of all
+    processes on the same file (``serve --workers``, admin commands) on an flock, which
+    wakes the next one as soon as it is released; then they take SQLite's write lock at
+    BEGIN, uncontended. PostgreSQL needs none of this.
     """
     if engine.dialect.name != "sqlite":
         with engine.connect() as connection:
             yield connection
         return
     lock = _SQLITE_WRITE_LOCKS.setdefault(id(engine), threading.Lock())
-    with lock, engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
+    with lock, _across_processes(engine), \
+            engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
         yield connection
+
+
+@contextmanager
+def _across_processes(engine: Engine) -> Iterator[None]:
+    """An exclusive flock on ``<database>.write-lock`` (none for an in-memory database)."""
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    path = str(Path(database).expanduser().resolve()) + ".write-lock"
+    descriptor = _SQLITE_LOCK_FILES.get(path)
+    if descriptor is None:
+        # Opened once per process and kept: SQLite's own lock still guards the data; this
+        # one only orders the writers.
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        _SQLITE_LOCK_FILES[path] = descriptor
+    # Blocks in the kernel without the GIL; the kernel drops it if the process dies.
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)

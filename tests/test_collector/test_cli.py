@@ -136,3 +136,22 @@ def test_serve_says_where_once_listening_and_stops_cleanly(tmp_path: Path) -> No
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_db_may_follow_the_command_and_wins_over_the_environment(tmp_path: Path) -> None:
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert run(tmp_path, "board", "add", "West", "--db", other).stdout == "west\n"
+    # Given after the command it names the store; given before, the same.
+    assert run(tmp_path, "board", "list", "--db", other).stdout == "west\tWest\n"
+    assert run(tmp_path, "--db", other, "board", "list").stdout == "west\tWest\n"
+    # SCHOOLNET_DB (c.db here) was left alone.
+    assert run(tmp_path, "board", "list").stdout == ""
+    assert "--db URL" in run(tmp_path, "agent", "revoke", "--help").stdout
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["admin-token", "create"], ["board", "list"],
+                                     ["school", "list"], ["agent", "list"]])
+def test_commands_refuse_a_store_they_cannot_open(tmp_path: Path, command: list[str]) -> None:
+    result = run(tmp_path, *command, "--db", f"sqlite:///{tmp_path / 'missing' / 'c.db'}")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "does not exist" in result.stderr, result.stderr
