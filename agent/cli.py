@@ -67,9 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
                                   "or sent; exit 0 only when it measured")
     measure.add_argument("probe", help="system or bandwidth")
     measure.add_argument("--json", action="store_true", help="print one JSON object")
-    measure.add_argument("--backend", help="bandwidth: the backend (http)")
-    measure.add_argument("--server", metavar="URL", help="bandwidth: the test server's base URL "
-                         "(default: the collector's speed endpoints)")
+    measure.add_argument("--backend", choices=("http", "ndt7", "speedtest", "iperf3"),
+                         help="bandwidth: the protocol (default: probes.bandwidth.backend)")
+    measure.add_argument("--min-streams", help="bandwidth: parallel TCP streams to start with")
+    measure.add_argument("--max-streams", help="bandwidth: the most streams while throughput rises")
+    measure.add_argument("--server", metavar="URL", help="bandwidth: the test server: a base URL "
+                         "(http, ndt7: ws:// or wss://), host[:port] (iperf3), or an Ookla id "
+                         "(speedtest); the credential goes only to the agent's own collector "
+                         "(default: the backend's own choice; http: the collector's speed endpoints)")
     measure.add_argument("--duration", help="bandwidth: seconds per direction, e.g. 10s")
     measure.add_argument("--max-bytes", help="bandwidth: cap per direction, e.g. 500MB")
     measure.set_defaults(run=cmd_measure)
@@ -180,10 +185,12 @@ def cmd_measure(args: argparse.Namespace) -> int:
     settings = _settings(args)
     overrides = {key: value for key, value in (
         ("backend", args.backend), ("server", args.server), ("duration", args.duration),
-        ("max_bytes", args.max_bytes)) if value is not None}
+        ("max_bytes", args.max_bytes), ("min_streams", args.min_streams),
+        ("max_streams", args.max_streams)) if value is not None}
     if overrides:
         if args.probe != "bandwidth":
-            raise CommandError("--backend, --server, --duration and --max-bytes are for bandwidth")
+            raise CommandError("--backend, --server, --duration, --max-bytes, --min-streams and "
+                               "--max-streams are for bandwidth")
         settings = _with_bandwidth(settings, overrides)
     try:
         probe = probe_class(args.probe)
@@ -198,7 +205,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
             raise
         credential = None
     started = time.time()
-    measurement = probe(ProbeContext(settings, credential, settings.state_dir)).measure()
+    measurement = probe(ProbeContext(settings, credential, settings.state_dir,
+                                     interactive=True)).measure()
     document = {"probe": args.probe, "ok": measurement.ok, "error": measurement.error,
                 "measured_at_seconds": started, **(measurement.payload or {})}
     if args.json:

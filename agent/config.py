@@ -78,13 +78,61 @@ class SystemProbeConfig(_Section):
     interval: Duration = 60.0
 
 
+class Ndt7Config(_Section):
+    # M-Lab's locate service: the nearest ndt7 servers, used when `server` is empty.
+    locate_url: str = "https://locate.measurementlab.net/v2/nearest/ndt/ndt7"
+
+
+class SpeedtestConfig(_Section):
+    # HTTPS to Ookla's configuration and servers (speedtest-cli's --secure).
+    secure: bool = True
+
+
+class Iperf3Config(_Section):
+    # The iperf3 program; the server is `host` or `host:port` (default port 5201).
+    binary: str = "iperf3"
+
+
+_CLOCK_RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+def _clock_range(value: Any) -> Any:
+    if isinstance(value, str) and not _CLOCK_RANGE.match(value.strip()):
+        raise ValueError(f"{value!r} is not a time range (write it like 08:30-15:30)")
+    return value.strip() if isinstance(value, str) else value
+
+
+ClockRange = Annotated[str, BeforeValidator(_clock_range)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
 class BandwidthProbeConfig(_Section):
     enabled: bool = True
-    interval: Duration = 6 * 3600.0
-    backend: Literal["http"] = "http"
+    # Unset: `tests_per_day` tests at random times inside `windows`. Set: one test every
+    # `interval` (jittered), ignoring the windows (handy for a demo).
+    interval: Duration | None = None
+    tests_per_day: Count = Field(default=4, ge=1, le=96)
+    windows: list[ClockRange] = ["07:00-18:00"]
+    days: list[Weekday] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    avoid_lessons: bool = False
+    lessons: ClockRange = "08:30-15:30"
+    lesson_days: list[Weekday] = ["mon", "tue", "wed", "thu", "fri"]
+    # Public by default (M-Lab's ndt7 servers, licence-clean): a school needs no server of
+    # its own. The demo and the tests point every backend at local servers.
+    backend: Literal["http", "ndt7", "speedtest", "iperf3"] = "ndt7"
     server: str = ""
+    retest_server: str = ""
     duration: Duration = 10.0
     max_bytes: ByteSize = 1_000_000_000
+    min_streams: Count = Field(default=4, ge=1, le=64)
+    max_streams: Count = Field(default=16, ge=1, le=64)
+    daily_budget: ByteSize = 5_000_000_000
+    monthly_budget: ByteSize = 60_000_000_000
+    lease_wait: Duration = 120.0
+    require_wired: bool = False
+    ndt7: Ndt7Config = Ndt7Config()
+    speedtest: SpeedtestConfig = SpeedtestConfig()
+    iperf3: Iperf3Config = Iperf3Config()
 
 
 class ProbesConfig(_Section):

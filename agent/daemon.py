@@ -14,7 +14,7 @@ from agent.config import AgentSettings, ConfigError, load_settings
 from agent.credential import Credential, credential_path, load_credential
 from agent.outbox import Outbox
 from agent.probes import Measurement, Probe, ProbeContext, probe_class
-from agent.scheduler import Scheduler
+from agent.scheduler import Scheduler, Timing
 from agent.transport import make_client
 from agent.uploader import Backoff, CredentialRejected, RetryLater, Uploader, UploadLoop
 from agent.wire import ClockStamp
@@ -48,13 +48,14 @@ def collector_url(settings: AgentSettings, credential: Credential) -> str:
     return settings.collector.url or credential.collector_url
 
 
-def enabled_probes(settings: AgentSettings, credential: Credential | None) -> dict[str, tuple[Probe, float]]:
+def enabled_probes(settings: AgentSettings, credential: Credential | None) -> dict[str, tuple[Probe, Timing]]:
     context = ProbeContext(settings, credential, settings.state_dir)
     probes = {}
     for name in type(settings.probes).model_fields:
         config = getattr(settings.probes, name)
         if config.enabled:
-            probes[name] = (probe_class(name)(context), config.interval)
+            probe = probe_class(name)(context)
+            probes[name] = (probe, probe.timing())
     return probes
 
 

@@ -29,6 +29,12 @@ JITTER = 0.1
 
 Sink = Callable[[str, ClockStamp, Measurement], None]
 Starter = Callable[[Callable[[], None]], None]
+# A probe's own plan (the bandwidth tests' random times in windows): the wall-clock time
+# of its next run after the given one, or None for "not within the planning horizon".
+Planner = Callable[[float], float | None]
+Timing = float | Planner
+# With a planner that finds no time, look again after this long (the config may change).
+REPLAN_SECONDS = 3600.0
 
 
 def start_thread(work: Callable[[], None]) -> None:
@@ -38,7 +44,7 @@ def start_thread(work: Callable[[], None]) -> None:
 @dataclass
 class Slot:
     probe: Probe
-    interval: float
+    timing: Timing
     next_due: float
     running: bool = False
     skipped: int = 0
@@ -48,28 +54,50 @@ class Slot:
 class Scheduler:
     def __init__(self, sink: Sink, clock: Callable[[], float] = time.monotonic,
                  rng: random.Random | None = None, start: Starter = start_thread,
-                 stamp: Callable[[], ClockStamp] = clock_now) -> None:
+                 stamp: Callable[[], ClockStamp] = clock_now,
+                 wall: Callable[[], float] = time.time) -> None:
         self.sink = sink
         self.clock = clock
+        self.wall = wall
         self.rng = rng or random.Random()
         self.start = start
         self.stamp = stamp
         self.slots: dict[str, Slot] = {}
 
-    def configure(self, probes: dict[str, tuple[Probe, float]]) -> None:
-        """Set the probes and intervals; probes already scheduled keep their next slot."""
+    def configure(self, probes: dict[str, tuple[Probe, Timing]]) -> None:
+        """Set the probes and their timing (an interval, or a planner); probes already
+        scheduled keep their next slot unless the new timing brings it closer."""
         now = self.clock()
         for name in list(self.slots):
             if name not in probes:
                 del self.slots[name]
-        for name, (probe, interval) in probes.items():
+        for name, (probe, timing) in probes.items():
             slot = self.slots.get(name)
-            if slot is None:
-                offset = self.rng.uniform(0, min(interval * FIRST_RUN_SPREAD, FIRST_RUN_CAP))
-                self.slots[name] = Slot(probe, interval, now + offset)
+            if callable(timing):
+                due = self._planned(timing)
+            elif slot is None:
+                due = now + self.rng.uniform(0, min(timing * FIRST_RUN_SPREAD, FIRST_RUN_CAP))
             else:
-                slot.probe, slot.interval = probe, interval
-                slot.next_due = min(slot.next_due, now + interval)
+                due = now + timing
+            if slot is None:
+                self.slots[name] = Slot(probe, timing, due)
+            else:
+                # A planner's new plan replaces the old one; an interval only shortens.
+                slot.next_due = due if callable(timing) else min(slot.next_due, due)
+                slot.probe, slot.timing = probe, timing
+
+    def _planned(self, planner: Planner) -> float:
+        """The planner's next time, on the monotonic clock the slots use."""
+        wall = self.wall()
+        planned = planner(wall)
+        if planned is None:
+            return self.clock() + REPLAN_SECONDS
+        return self.clock() + max(0.0, planned - wall)
+
+    def _next_due(self, slot: Slot, now: float) -> float:
+        if callable(slot.timing):
+            return self._planned(slot.timing)
+        return now + slot.timing * self.rng.uniform(1 - JITTER, 1 + JITTER)
 
     def start_due(self) -> list[str]:
         """Start every probe whose slot has come; return the names started."""
@@ -78,7 +106,7 @@ class Scheduler:
         for name, slot in self.slots.items():
             if slot.next_due > now:
                 continue
-            slot.next_due = now + slot.interval * self.rng.uniform(1 - JITTER, 1 + JITTER)
+            slot.next_due = self._next_due(slot, now)
             with slot.lock:
                 if slot.running:
                     slot.skipped += 1

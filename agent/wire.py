@@ -30,6 +30,7 @@ AGENT_SETTINGS_PATH = "/api/v1/agent/settings"
 SPEED_DOWNLOAD_PATH = "/api/v1/speed/download"
 SPEED_UPLOAD_PATH = "/api/v1/speed/upload"
 SPEED_PING_PATH = "/api/v1/speed/ping"
+SPEED_LEASE_PATH = "/api/v1/speed/lease"
 
 STREAM_ID_PATTERN = r"^[0-9a-f]{32}$"
 ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
@@ -109,25 +110,56 @@ Direction = Literal["download", "upload"]
 
 
 class BandwidthPayload(_Strict):
-    """One bandwidth test: both directions, with what is needed to judge it."""
+    """One bandwidth test: both directions, with what is needed to judge it.
+
+    Rates are goodput (application payload) over each direction's stable window, the TCP
+    slow start left out; ``*_bytes`` and ``*_seconds`` cover the whole transfer.
+    """
 
     backend: str = Field(max_length=32)
     server: str = Field(max_length=500, description="Base URL or host of the test server.")
-    streams: int = Field(ge=1, le=INT64_MAX)
+    streams: int = Field(ge=1, le=INT64_MAX, description="Most parallel TCP streams used.")
     download_bytes_per_second: float | None = Field(default=None, ge=0)
     download_bytes: int = Field(default=0, ge=0, le=INT64_MAX)
     download_seconds: float = Field(default=0, ge=0)
+    download_window_seconds: float | None = Field(default=None, ge=0)
+    download_streams: int | None = Field(default=None, ge=1, le=INT64_MAX)
+    download_loaded_latency_seconds: float | None = Field(default=None, ge=0)
+    download_retransmits: int | None = Field(default=None, ge=0, le=INT64_MAX)
     download_error: str | None = Field(default=None, max_length=1000)
     upload_bytes_per_second: float | None = Field(default=None, ge=0)
     upload_bytes: int = Field(default=0, ge=0, le=INT64_MAX)
     upload_seconds: float = Field(default=0, ge=0)
+    upload_window_seconds: float | None = Field(default=None, ge=0)
+    upload_streams: int | None = Field(default=None, ge=1, le=INT64_MAX)
+    upload_loaded_latency_seconds: float | None = Field(default=None, ge=0)
+    upload_retransmits: int | None = Field(default=None, ge=0, le=INT64_MAX)
     upload_error: str | None = Field(default=None, max_length=1000)
     idle_latency_seconds: float | None = Field(default=None, ge=0)
+    # What the validity checks looked at (null where the OS cannot say).
+    interface: str | None = Field(default=None, max_length=64,
+                                  description="The agent's interface the test ran over.")
+    interface_wireless: bool | None = None
+    interface_speed_bytes_per_second: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    cpu_usage_ratio: float | None = Field(
+        default=None, ge=0, le=1, description="Host CPU busy during the test (1 = every core).")
+    agent_cpu_seconds: float | None = Field(default=None, ge=0,
+                                            description="CPU time the test itself used.")
+    download_cross_traffic_bytes: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    upload_cross_traffic_bytes: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    contract_download_bytes_per_second: float | None = Field(default=None, gt=0)
+    contract_upload_bytes_per_second: float | None = Field(default=None, gt=0)
+    # The retest on a second server, made when a direction came out below the contract.
+    retest_server: str | None = Field(default=None, max_length=500)
+    retest_download_bytes_per_second: float | None = Field(default=None, ge=0)
+    retest_upload_bytes_per_second: float | None = Field(default=None, ge=0)
+    retest_error: str | None = Field(default=None, max_length=1000)
     invalid_reasons: list[str] = Field(
-        default_factory=list, description="Why this result must not be judged; empty = valid."
-    )
+        default_factory=list, max_length=20,
+        description="Why this result must not be judged; empty = valid.")
     leased: bool | None = Field(
-        default=None, description="Whether the collector granted the school's turn."
+        default=None, description="Whether the collector granted the school's turn; null "
+        "when not asked (measure), false when the collector could not be reached."
     )
     concurrent_devices: int | None = Field(
         default=None, ge=0, le=INT64_MAX, description="Devices on the network at test time, when counted."
@@ -352,3 +384,21 @@ class CentralSettings(_Strict):
 
     settings: dict[str, Any] = Field(default_factory=dict)
     updated_at_seconds: float | None = None
+
+
+# --- the school's turn for a bandwidth test --------------------------------------------
+
+
+class LeaseRequest(_Strict):
+    """``POST /api/v1/speed/lease``: may this agent test the school's line now?"""
+
+    seconds: float = Field(gt=0, le=600, description="How long the test may take at most.")
+
+
+class LeaseAnswer(_Strict):
+    granted: bool
+    lease_id: str | None = Field(default=None, description="Set when granted; "
+                                 "DELETE /api/v1/speed/lease/{lease_id} ends it early.")
+    expires_at_seconds: float | None = None
+    retry_after_seconds: float | None = Field(
+        default=None, description="When refused: when the current holder's lease ends.")

@@ -79,6 +79,9 @@ class ProbeContext:
     settings: AgentSettings
     credential: Credential | None
     state_dir: Path
+    # `measure`: one measurement for a person or a benchmark, outside any schedule: it
+    # takes no lease and spends no budget.
+    interactive: bool = False
 
 
 class Probe:
@@ -95,6 +98,11 @@ class Probe:
     @property
     def config(self) -> Any:
         return getattr(self.context.settings.probes, self.name)
+
+    def timing(self) -> Any:
+        """When to run: an interval in seconds (jittered by the scheduler), or a planner
+        (see ``agent.scheduler.Planner``) for probes with their own plan."""
+        return self.config.interval
 
     def measure(self) -> Measurement:
         """Run once; every failure becomes a failed measurement with its reason."""

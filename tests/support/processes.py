@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from support.tools import console_script, free_port, require_tool
+from support.tools import agent_env, console_script, free_port, require_tool
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, step: float = 0.1) -> Any:
@@ -114,8 +114,7 @@ class AgentProcess(ChildProcess):
         self.config_path = workdir / "agent.toml"
         self.config_path.write_text(f'state_dir = "{self.state_dir}"\n{config}')
         self.log_path = workdir / "agent.log"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLNET_")}
-        self.env["SCHOOLNET_AGENT_CONFIG"] = str(self.config_path)
+        self.env = agent_env(self.config_path)
         self.process: subprocess.Popen[bytes] | None = None
 
     def cli(self, *args: str, check: bool = True, timeout: float = 120

@@ -40,3 +40,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# The product's default bandwidth target is public (M-Lab's locate service). Every agent a
+# test starts gets this instead, so a test that forgets to choose a local server fails
+# on loopback ("cannot connect") rather than reaching the internet.
+LOCAL_ONLY_ENV = {
+    "SCHOOLNET_PROBES__BANDWIDTH__NDT7__LOCATE_URL": "http://127.0.0.1:9/v2/nearest/ndt/ndt7",
+}
+
+
+def agent_env(config_path: Path) -> dict[str, str]:
+    """The environment for an agent process: none of the caller's SCHOOLNET_* settings,
+    this config file, and the local-only safety net above."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLNET_")}
+    env["SCHOOLNET_AGENT_CONFIG"] = str(config_path)
+    env.update(LOCAL_ONLY_ENV)
+    return env

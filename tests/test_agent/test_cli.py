@@ -10,15 +10,13 @@ from pathlib import Path
 
 import pytest
 from support.fake_collector import FakeCollector, serve
-from support.tools import console_script, free_port
+from support.tools import agent_env, console_script, free_port
 
 
 def run(tmp_path: Path, *args: str, config: str = "") -> subprocess.CompletedProcess[str]:
     path = tmp_path / "agent.toml"
     path.write_text(f'state_dir = "{tmp_path / "state"}"\n{config}')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLNET_")}
-    env["SCHOOLNET_AGENT_CONFIG"] = str(path)
-    return subprocess.run([console_script("schoolnet-agent"), *args], env=env,
+    return subprocess.run([console_script("schoolnet-agent"), *args], env=agent_env(path),
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -41,7 +39,8 @@ def test_measure_system_prints_one_json_object_and_stores_nothing(tmp_path: Path
 
 
 def test_measure_bandwidth_that_cannot_measure_exits_non_zero_with_json(tmp_path: Path) -> None:
-    result = run(tmp_path, "measure", "bandwidth", "--server", f"http://127.0.0.1:{free_port()}",
+    result = run(tmp_path, "measure", "bandwidth", "--backend", "http",
+                 "--server", f"http://127.0.0.1:{free_port()}",
                  "--duration", "2s", "--json")
     assert result.returncode == 1
     document = json.loads(result.stdout)
@@ -52,7 +51,7 @@ def test_measure_bandwidth_that_cannot_measure_exits_non_zero_with_json(tmp_path
 
 
 def test_measure_bandwidth_without_a_server_or_enrolment_says_so(tmp_path: Path) -> None:
-    result = run(tmp_path, "measure", "bandwidth", "--json")
+    result = run(tmp_path, "measure", "bandwidth", "--backend", "http", "--json")
     assert result.returncode == 1
     assert "no test server" in json.loads(result.stdout)["error"]
 
@@ -107,15 +106,19 @@ def test_the_credential_goes_to_our_collector_only(tmp_path: Path) -> None:
 
     credential = Credential("https://collector.example:443", "sna_secret", "b", "s", "a")
 
-    def backend_for(server: str):  # type: ignore[no-untyped-def]
-        settings = AgentSettings(state_dir=tmp_path, probes={"bandwidth": {"server": server}})
-        return BandwidthProbe(ProbeContext(settings, credential, tmp_path)).make_backend()
+    def probe_for(server: str) -> BandwidthProbe:
+        settings = AgentSettings(state_dir=tmp_path, probes={"bandwidth": {
+            "backend": "http", "server": server}})
+        return BandwidthProbe(ProbeContext(settings, credential, tmp_path))
 
-    own = backend_for("")
-    assert own.client.headers.get("Authorization") == "Bearer sna_secret"
-    assert backend_for("https://collector.example").client.headers.get("Authorization")
-    other = backend_for("https://speed.example.net")
-    assert "Authorization" not in other.client.headers
+    default = probe_for("")
+    servers = default._servers(default._backend_class())
+    assert servers == ["https://collector.example:443"], "http tests the collector by default"
+    assert default._options(servers[0]).credential == "sna_secret"
+    assert probe_for("")._options("https://collector.example").credential == "sna_secret"
+    other = probe_for("https://speed.example.net")
+    assert other._options("https://speed.example.net").credential is None
+    assert other._options("http://collector.example:443").credential is None, "not over plain http"
 
 
 def test_run_measures_uploads_caches_settings_and_stops_on_sigterm(tmp_path: Path) -> None:

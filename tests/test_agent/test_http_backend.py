@@ -3,109 +3,36 @@ every failure is a reason, never a crash and never a number."""
 
 from __future__ import annotations
 
-import json
 import re
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import pytest
+from support.speed_servers import COUNTED, good_server, raw_server
 from support.tools import free_port
 
-from agent.probes.bandwidth.backend import TransferError
+from agent.probes.bandwidth.backend import BackendOptions, Limits, TransferError
 from agent.probes.bandwidth.http import HttpBackend
 
-Handler = Callable[[socket.socket, bytes], None]
+
+def backend(url: str, stall_seconds: float = 5.0) -> HttpBackend:
+    return HttpBackend(BackendOptions(server=url, stall_seconds=stall_seconds))
 
 
-@contextmanager
-def raw_server(handler: Handler) -> Iterator[str]:
-    """A TCP server on 127.0.0.1 whose every connection is given to ``handler``."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            request = b""
-            while b"\r\n\r\n" not in request:
-                chunk = connection.recv(65536)
-                if not chunk:
-                    break
-                request += chunk
-            threading.Thread(target=_run, args=(handler, connection, request), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
+def limits(duration: float = 5.0, max_bytes: int = 100_000_000, streams: int = 2) -> Limits:
+    return Limits(duration=duration, max_bytes=max_bytes, min_streams=streams, max_streams=streams)
 
 
-def _run(handler: Handler, connection: socket.socket, request: bytes) -> None:
-    try:
-        handler(connection, request)
-    except OSError:
-        pass
-    finally:
-        connection.close()
-
-
-def good_server(connection: socket.socket, request: bytes) -> None:
-    """Download: N bytes as asked; upload: count the chunked body; ping: 204."""
-    line = request.split(b"\r\n", 1)[0].decode()
-    if "/speed/download" in line:
-        size = int(line.split("bytes=")[1].split()[0])
-        connection.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nConnection: close\r\n"
-                           "Content-Type: application/octet-stream\r\n\r\n".encode())
-        block = b"\x5a" * 65536
-        while size > 0:
-            connection.sendall(block[:size])
-            size -= min(size, len(block))
-    elif "/speed/upload" in line:
-        body = request.split(b"\r\n\r\n", 1)[1]
-        received = _read_chunked(connection, body)
-        answer = json.dumps({"received_bytes": received, "seconds": 0.1}).encode()
-        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                           b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
-    else:
-        connection.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-
-
-def _read_chunked(connection: socket.socket, buffered: bytes) -> int:
-    data = buffered
-    total = 0
-    while True:
-        while b"\r\n" not in data:
-            data += connection.recv(65536)
-        size_line, data = data.split(b"\r\n", 1)
-        size = int(size_line, 16)
-        if size == 0:
-            return total
-        while len(data) < size + 2:
-            data += connection.recv(1 << 20)
-        total += size
-        data = data[size + 2:]
-
-
-def test_exact_byte_counts_against_a_working_server() -> None:
+def test_the_byte_cap_holds_exactly_across_streams() -> None:
+    COUNTED.clear()
     with raw_server(good_server) as url:
-        backend = HttpBackend(url, None)
-        down = backend.download(duration=30, max_bytes=3_000_000)
-        up = backend.upload(duration=30, max_bytes=2_500_000)
-        latency = backend.ping()
-        backend.close()
+        down = backend(url).download(limits(30, 3_000_000, streams=3))
+        up = backend(url).upload(limits(30, 2_500_000, streams=3))
+        latency = backend(url).ping()
     assert down.bytes == 3_000_000 and down.bytes_per_second > 0
-    assert up.bytes == 2_500_000 and up.bytes_per_second > 0
+    # Upload counts what the server's TCP acknowledged: the bodies and the request heads.
+    assert sum(COUNTED) == 2_500_000
+    assert 2_500_000 <= up.bytes <= 2_500_000 + 3 * 400
     assert 0 < latency < 1
 
 
@@ -118,15 +45,21 @@ def test_a_transfer_stops_at_its_duration() -> None:
 
     with raw_server(slow) as url:
         started = time.monotonic()
-        result = HttpBackend(url, None).download(duration=1.0, max_bytes=100_000_000)
+        result = backend(url).download(limits(1.0))
         elapsed = time.monotonic() - started
     assert elapsed < 3
     assert 0 < result.bytes < 100_000_000
+    assert 0 < result.window_seconds < result.seconds <= 1.3
 
 
 def test_unreachable_server() -> None:
     with pytest.raises(TransferError, match="cannot connect"):
-        HttpBackend(f"http://127.0.0.1:{free_port()}", None).download(5, 1_000_000)
+        backend(f"http://127.0.0.1:{free_port()}").download(limits())
+
+
+def test_a_url_that_is_not_http_is_refused_before_any_traffic() -> None:
+    with pytest.raises(TransferError, match="not an http"):
+        backend("ftp://example.org/")
 
 
 def test_a_stalling_server() -> None:
@@ -134,35 +67,35 @@ def test_a_stalling_server() -> None:
         connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n" + b"x" * 100_000)
         time.sleep(3)
 
-    with raw_server(stall) as url, pytest.raises(TransferError, match="read timeout"):
-        HttpBackend(url, None, stall_seconds=1).download(10, 10_000_000)
+    with raw_server(stall) as url, pytest.raises(TransferError, match="stalled"):
+        backend(url, stall_seconds=1).download(limits(10))
 
 
 def test_a_server_closing_mid_stream() -> None:
     def close_early(connection: socket.socket, request: bytes) -> None:
         connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n" + b"x" * 500_000)
 
-    with raw_server(close_early) as url, pytest.raises(TransferError, match="closed"):
-        HttpBackend(url, None).download(10, 10_000_000)
+    with raw_server(close_early) as url, pytest.raises(TransferError, match="closed the connection"):
+        backend(url).download(limits(10))
 
 
 @pytest.mark.parametrize("answer, message", [
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", "ended early"),
-    (b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found", "answered 404"),
-    (b"this is not HTTP at all\r\n\r\n", "closed unexpectedly|RemoteProtocolError|Protocol"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", "too few to measure|without an answer|reset"),
+    (b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found", "answered 404 not found"),
+    (b"this is not HTTP at all\r\n\r\n", "not HTTP"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\n", "bad Content-Length"),
 ])
 def test_garbage_download_answers(answer: bytes, message: str) -> None:
     with raw_server(lambda c, r: c.sendall(answer)) as url, pytest.raises(TransferError, match=message):
-        HttpBackend(url, None).download(5, 1_000_000)
+        backend(url).download(limits(1.0))
 
 
-def test_an_upload_answer_that_is_not_a_count() -> None:
-    def html(connection: socket.socket, request: bytes) -> None:
-        _read_chunked(connection, request.split(b"\r\n\r\n", 1)[1])
-        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n<html>hi</html>")
+def test_an_upload_the_server_refuses() -> None:
+    def refuse(connection: socket.socket, request: bytes) -> None:
+        connection.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n\r\ntoo much")
 
-    with raw_server(html) as url, pytest.raises(TransferError, match="not a byte count"):
-        HttpBackend(url, None).upload(5, 1_000_000)
+    with raw_server(refuse) as url, pytest.raises(TransferError, match=r"413|connection failed"):
+        backend(url).upload(limits(3.0))
 
 
 def test_the_probe_records_each_directions_error_and_fails_only_when_both_fail(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -178,8 +111,8 @@ def test_the_probe_records_each_directions_error_and_fails_only_when_both_fail(t
 
     def probe_for(url: str) -> BandwidthProbe:
         settings = AgentSettings(state_dir=tmp_path, probes={"bandwidth": {
-            "server": url, "duration": "5s", "max_bytes": "2MB"}})
-        return BandwidthProbe(ProbeContext(settings, None, tmp_path))
+            "backend": "http", "server": url, "duration": "2s", "max_bytes": "20MB"}})
+        return BandwidthProbe(ProbeContext(settings, None, tmp_path, interactive=True))
 
     with raw_server(download_only) as url:
         half = probe_for(url).measure()
@@ -188,7 +121,8 @@ def test_the_probe_records_each_directions_error_and_fails_only_when_both_fail(t
     assert half.payload["upload_bytes_per_second"] is None
     # The server answers 503 and hangs up while the body is still coming: which of the two
     # the client sees first depends on timing; either way it is a reason, not a number.
-    assert re.search("503|closed", half.payload["upload_error"])
+    assert re.search("503|connection failed|closed", half.payload["upload_error"])
+    assert half.payload["leased"] is None, "measure asks for no lease"
 
     nothing = probe_for(f"http://127.0.0.1:{free_port()}").measure()
     assert not nothing.ok and nothing.error and "cannot connect" in nothing.error
@@ -204,7 +138,7 @@ def test_one_lost_ping_does_not_void_the_latency() -> None:
             good_server(connection, request)
 
     with raw_server(drops_the_first) as url:
-        latency = HttpBackend(url, None).ping()
+        latency = backend(url).ping()
     assert 0 < latency < 1
 
 
@@ -216,8 +150,8 @@ def test_only_one_bandwidth_test_at_a_time_on_this_agent(tmp_path) -> None:  # t
 
     with raw_server(good_server) as url:
         settings = AgentSettings(state_dir=tmp_path, probes={"bandwidth": {
-            "server": url, "duration": "5s", "max_bytes": "1MB"}})
-        probe = BandwidthProbe(ProbeContext(settings, None, tmp_path))
+            "backend": "http", "server": url, "duration": "5s", "max_bytes": "1MB"}})
+        probe = BandwidthProbe(ProbeContext(settings, None, tmp_path, interactive=True))
         with exclusive_test(tmp_path):  # e.g. the daemon is testing right now
             busy = probe.measure()
         free = probe.measure()
