@@ -136,7 +136,7 @@ def test_plateau_start_on_samples_taken_elsewhere() -> None:
         total += rate * MB // 2
         samples.append((index * 0.5, total))
     start = plateau_start(samples, duration=4.0)
-    # The step 1.5–2.0 s is the first that did not rise: the window starts there.
+    # The step 1.5-2.0 s is the first that did not rise: the window starts there.
     assert samples[start][0] == 1.5, "the window starts after the ramp"
     rate, window = goodput(samples, start)
     assert rate == pytest.approx(10 * MB) and window == 2.5
