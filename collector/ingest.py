@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from agent.wire import (
     INT64_MAX,
+    BandwidthPayload,
     Batch,
     BatchResult,
     Record,
@@ -32,7 +33,15 @@ from agent.wire import (
     validate_record,
 )
 from collector.db.engine import writer
-from collector.db.schema import agents, given_up_ranges, latest, records, rejected_records, streams
+from collector.db.schema import (
+    agents,
+    bandwidth_totals,
+    given_up_ranges,
+    latest,
+    records,
+    rejected_records,
+    streams,
+)
 from collector.registry import AgentIdentity
 
 # How many seqs above the watermark one query looks at; the loop asks again only while
@@ -103,6 +112,7 @@ def store(conn: Connection, prepared: Prepared, now: float) -> IngestOutcome:
     if given_up:
         conn.execute(_insert(conn, given_up_ranges).on_conflict_do_nothing(), given_up)
     _update_latest(conn, agent.id, accepted)
+    _update_bandwidth_totals(conn, agent.id, accepted)
     _update_health(conn, agent.id, batch, now)
     # What this batch itself accounts for, per stream (stored now or before, rejected,
     # given up), as (first, last) ranges: usually all the watermark needs.
@@ -294,6 +304,50 @@ def _update_latest(conn: Connection, agent_id: int, accepted: list[Record]) -> N
             "runs_total": len(kind_records),
             "failures_total": len(kind_records) - len(good),
         })
+
+
+BANDWIDTH_TOTALS = ("download_bytes_total", "upload_bytes_total", "tests_valid_total",
+                    "tests_invalid_total", "tests_failed_total")
+
+
+def _update_bandwidth_totals(conn: Connection, agent_id: int, accepted: list[Record]) -> None:
+    """Add this batch's bandwidth tests to the agent's totals: the bytes each moved (a
+    failed test that says what it moved counts too) and how many were valid, invalid
+    (measured, but not to be judged) or failed. Accepted records only, so a duplicate
+    delivered again never counts twice."""
+    tests = [record for record in accepted if record.kind == "bandwidth"]
+    if not tests:
+        return
+    added = dict.fromkeys(BANDWIDTH_TOTALS, 0)
+    for record in tests:
+        if record.payload:
+            # Validated already; parsed again for typed values (the stored payload keeps
+            # what the agent sent, and pydantic accepts "123" for an int).
+            payload = BandwidthPayload.model_validate(record.payload)
+            added["download_bytes_total"] += payload.download_bytes
+            added["upload_bytes_total"] += payload.upload_bytes
+            invalid = bool(payload.invalid_reasons)
+        else:
+            invalid = False
+        result = "failed" if not record.ok else "invalid" if invalid else "valid"
+        added[f"tests_{result}_total"] += 1
+    conn.execute(_bandwidth_totals_statement(conn.dialect.name), {
+        "agent_id": agent_id, **{name: min(value, INT64_MAX) for name, value in added.items()}})
+
+
+@functools.cache
+def _bandwidth_totals_statement(dialect_name: str) -> Any:
+    """Built once per dialect, like the others."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    upsert = dialect.insert(bandwidth_totals)
+    # Saturating sums: a bogus byte count near the 64-bit limit must not overflow the
+    # column (PostgreSQL would fail the batch on every retry), so a total stops at the top.
+    return upsert.on_conflict_do_update(
+        index_elements=["agent_id"],
+        set_={name: case((bandwidth_totals.c[name] > INT64_MAX - upsert.excluded[name], INT64_MAX),
+                         else_=bandwidth_totals.c[name] + upsert.excluded[name])
+              for name in BANDWIDTH_TOTALS},
+    )
 
 
 def _update_health(conn: Connection, agent_id: int, batch: Batch, now: float) -> None:

@@ -15,10 +15,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Engine, func, select
 
 from agent.wire import RecordError
-from collector.db.schema import agents, boards, given_up_ranges, latest, schools
+from collector.db.schema import agents, bandwidth_totals, boards, given_up_ranges, latest, schools
 from collector.exposition import Family, LabelValues, render
 from collector.ingest import IngestOutcome
 
@@ -74,13 +75,51 @@ BANDWIDTH_METRICS = [
                   "Upload goodput of the latest bandwidth test, bytes per second"),
     PayloadMetric("idle_latency_seconds", "schoolnet_bandwidth_idle_latency_seconds",
                   "Round-trip time to the test server before the latest test, seconds"),
+    PayloadMetric("download_loaded_latency_seconds",
+                  "schoolnet_bandwidth_download_loaded_latency_seconds",
+                  "Round-trip time to the test server while the latest test downloaded "
+                  "(latency under load), seconds"),
+    PayloadMetric("upload_loaded_latency_seconds",
+                  "schoolnet_bandwidth_upload_loaded_latency_seconds",
+                  "Round-trip time to the test server while the latest test uploaded "
+                  "(latency under load), seconds"),
+    PayloadMetric("retest_download_bytes_per_second",
+                  "schoolnet_bandwidth_retest_download_bytes_per_second",
+                  "Download goodput of the retest on a second server that the latest test "
+                  "made because it came out below the contract, bytes per second"),
+    PayloadMetric("retest_upload_bytes_per_second",
+                  "schoolnet_bandwidth_retest_upload_bytes_per_second",
+                  "Upload goodput of the retest on a second server that the latest test "
+                  "made because it came out below the contract, bytes per second"),
+    PayloadMetric("contract_download_bytes_per_second",
+                  "schoolnet_contract_download_bytes_per_second",
+                  "Advertised download speed of the school's line as the agent knew it at "
+                  "the latest bandwidth test, bytes per second"),
+    PayloadMetric("contract_upload_bytes_per_second",
+                  "schoolnet_contract_upload_bytes_per_second",
+                  "Advertised upload speed of the school's line as the agent knew it at "
+                  "the latest bandwidth test, bytes per second"),
 ]
+
+# Per-direction values of the latest test: (payload field, metric, help).
+BANDWIDTH_DIRECTION_METRICS = [
+    ("{direction}_streams", "schoolnet_bandwidth_streams",
+     "Parallel TCP streams the latest bandwidth test used at most, per direction, a count"),
+    ("{direction}_retransmits", "schoolnet_bandwidth_retransmits",
+     "TCP segments retransmitted during the latest bandwidth test, per direction, a count "
+     "for that test alone (absent where the backend cannot see them)"),
+    ("{direction}_cross_traffic_bytes", "schoolnet_bandwidth_cross_traffic_bytes",
+     "Other traffic on the agent's interface while the latest bandwidth test ran, per "
+     "direction, bytes"),
+]
+DIRECTIONS = ("download", "upload")
+TEST_RESULTS = ("valid", "invalid", "failed")
 
 PAYLOAD_METRICS = {"system": SYSTEM_METRICS, "bandwidth": BANDWIDTH_METRICS}
 
 
 class StoreCollector(Collector):
-    """Builds every per-agent family from the store, with three queries per scrape."""
+    """Builds every per-agent family from the store, with four queries per scrape."""
 
     def __init__(self, engine: Engine, expiry_seconds: float,
                  clock: Callable[[], float] = time.time) -> None:
@@ -118,11 +157,15 @@ class StoreCollector(Collector):
                        func.sum(given_up_ranges.c.last_seq - given_up_ranges.c.first_seq + 1))
                 .join(agents, agents.c.id == given_up_ranges.c.agent_id).where(live)
                 .group_by(given_up_ranges.c.agent_id, given_up_ranges.c.reason)).all()
+            totals_rows = conn.execute(
+                select(bandwidth_totals)
+                .join(agents, agents.c.id == bandwidth_totals.c.agent_id).where(live)).all()
 
         labels: dict[int, LabelValues] = {
             row.id: (row.board, row.school, row.agent) for row in agent_rows}
         return [*self._agent_families(agent_rows, given_up_rows, labels),
-                *self._latest_families(latest_rows, labels)]
+                *self._latest_families(latest_rows, labels),
+                *bandwidth_families(latest_rows, totals_rows, labels)]
 
     def _agent_families(self, agent_rows: Sequence[Any], given_up_rows: Sequence[Any],
                         labels: dict[int, LabelValues]) -> list[Family]:
@@ -208,6 +251,96 @@ class StoreCollector(Collector):
         payload_families = [family for pairs in values.values() for _, family in pairs]
         return [*payload_families, runs, failures, last_run, last_success, success, test_time,
                 test_info]
+
+
+def bandwidth_families(latest_rows: Sequence[Any], totals_rows: Sequence[Any],
+                       labels: dict[int, LabelValues]) -> list[Family]:
+    """What the latest bandwidth test says beyond its plain values (per direction, derived
+    ratios, validity, lease, retest), and the agent's test totals kept at ingest."""
+    latest_value = f"latest value, {ON_REPORT}"
+    per_direction = (*IDENTITY, "direction")
+    directional = [
+        (field, Family(name, f"{help_text}; {latest_value}", "gauge", per_direction))
+        for field, name, help_text in BANDWIDTH_DIRECTION_METRICS]
+    ratios = {direction: Family(
+        f"schoolnet_bandwidth_{direction}_ratio",
+        f"{direction.title()} goodput of the latest bandwidth test over the advertised "
+        f"{direction} speed the agent knew (1 = as advertised), a ratio; {latest_value}",
+        "gauge", IDENTITY) for direction in DIRECTIONS}
+    valid = Family("schoolnet_bandwidth_valid",
+                   "Whether the latest bandwidth test may be judged against the contract (1) or "
+                   "the agent found it invalid (0); " + latest_value, "gauge", IDENTITY)
+    leased = Family("schoolnet_bandwidth_leased",
+                    "Whether the latest bandwidth test ran in its school's turn granted by the "
+                    "collector (1) or without it because the collector could not be reached (0); "
+                    "absent when the record does not say; " + latest_value, "gauge", IDENTITY)
+    retest = Family("schoolnet_bandwidth_retest_info",
+                    "The retest on a second server that the latest bandwidth test made (ok: "
+                    "whether it measured), value 1; absent when it made none; " + latest_value,
+                    "gauge", (*IDENTITY, "server", "ok"))
+    for row in latest_rows:
+        identity = labels.get(row.agent_id)
+        if identity is None or row.kind != "bandwidth" or not row.payload:
+            continue
+        payload = row.payload
+        for direction in DIRECTIONS:
+            for field, family in directional:
+                value = _number(payload.get(field.format(direction=direction)))
+                if value is not None:
+                    family.add((*identity, direction), value)
+            measured = _number(payload.get(f"{direction}_bytes_per_second"))
+            advertised = _number(payload.get(f"contract_{direction}_bytes_per_second"))
+            if measured is not None and advertised:
+                ratios[direction].add(identity, measured / advertised)
+        valid.add(identity, 0 if payload.get("invalid_reasons") else 1)
+        was_leased = _flag(payload.get("leased"))
+        if was_leased is not None:
+            leased.add(identity, 1 if was_leased else 0)
+        if payload.get("retest_server") or payload.get("retest_error"):
+            retest.add((*identity, str(payload.get("retest_server") or ""),
+                        "false" if payload.get("retest_error") else "true"), 1)
+
+    test_bytes = Family(
+        "schoolnet_bandwidth_test_bytes",
+        "Bytes the agent's bandwidth tests moved (test traffic, failed tests included), per "
+        "direction, a count since the agent enrolled; " + ON_REPORT, "counter", per_direction)
+    tests = Family(
+        "schoolnet_bandwidth_tests",
+        "Bandwidth tests stored, by result (valid; invalid: measured but not to be judged; "
+        "failed: could not measure), a count since the agent enrolled; " + ON_REPORT,
+        "counter", (*IDENTITY, "result"))
+    for row in totals_rows:
+        identity = labels.get(row.agent_id)
+        if identity is None:
+            continue
+        for direction in DIRECTIONS:
+            test_bytes.add((*identity, direction), getattr(row, f"{direction}_bytes_total"))
+        for result in TEST_RESULTS:
+            tests.add((*identity, result), getattr(row, f"tests_{result}_total"))
+    return [*(family for _, family in directional), *ratios.values(), valid, leased, retest,
+            test_bytes, tests]
+
+
+# Stored payloads keep what the agent sent, and validation is lax ("12" passed as a
+# number): read values with the same rules for arithmetic.
+_OPTIONAL_NUMBER: TypeAdapter[float | None] = TypeAdapter(float | None)
+_OPTIONAL_FLAG: TypeAdapter[bool | None] = TypeAdapter(bool | None)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value  # as sent: a count stays an integer on the page
+    try:
+        return _OPTIONAL_NUMBER.validate_python(value)
+    except ValidationError:
+        return None
+
+
+def _flag(value: Any) -> bool | None:
+    try:
+        return _OPTIONAL_FLAG.validate_python(value)
+    except ValidationError:
+        return None
 
 
 class CollectorMetrics:

@@ -157,3 +157,27 @@ agent_settings = Table(
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("school_id", "agent_id", name="uq_agent_settings_scope"),
 )
+
+# The school's turn for a bandwidth test: one row per school, taken over by an atomic
+# upsert once the holder's lease has ended (see collector/leases.py). `lease_id` is a
+# random token the holder ends its turn with; it grants nothing, so it is stored as is.
+bandwidth_leases = Table(
+    "bandwidth_leases", metadata,
+    Column("school_id", ForeignKey("schools.id"), primary_key=True),
+    Column("agent_id", ForeignKey("agents.id"), nullable=False),
+    Column("lease_id", String(64), nullable=False, unique=True),
+    Column("granted_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+# Per agent, kept at ingest with the records (accepted ones only, never a duplicate):
+# test traffic and test outcomes since the agent enrolled, the counters on /metrics.
+bandwidth_totals = Table(
+    "bandwidth_totals", metadata,
+    Column("agent_id", ForeignKey("agents.id"), primary_key=True),
+    Column("download_bytes_total", BigInteger, nullable=False),
+    Column("upload_bytes_total", BigInteger, nullable=False),
+    Column("tests_valid_total", BigInteger, nullable=False),
+    Column("tests_invalid_total", BigInteger, nullable=False),
+    Column("tests_failed_total", BigInteger, nullable=False),
+)
