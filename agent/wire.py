@@ -161,6 +161,9 @@ class BandwidthPayload(_Strict):
         default=None, description="Whether the collector granted the school's turn; null "
         "when not asked (measure), false when the collector could not be reached."
     )
+    lease_wait_seconds: float | None = Field(
+        default=None, ge=0, description="How long the agent waited for the school's turn: the "
+        "test itself began this long after the record's clock.")
     concurrent_devices: int | None = Field(
         default=None, ge=0, le=INT64_MAX, description="Devices on the network at test time, when counted."
     )

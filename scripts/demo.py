@@ -29,8 +29,11 @@ state_dir = "{state_dir}"
 interval = "15s"
 
 [probes.bandwidth]
+# A fixed cadence instead of a few random times a day, so that tests show up soon.
 interval = "5m"
-# Empty server = the collector's own speed endpoints (here: 127.0.0.1).
+# The product's default is M-Lab's public servers; the demo tests against the local
+# collector's own speed endpoints (http backend, empty server = the collector).
+backend = "http"
 server = ""
 duration = "3s"
 max_bytes = "200MB"

@@ -10,6 +10,7 @@ from support.processes import AgentProcess, CollectorProcess, PrometheusProcess,
 
 QUICK_TESTS = """
 [probes.bandwidth]
+backend = "http"
 duration = "1s"
 max_bytes = "50MB"
 """

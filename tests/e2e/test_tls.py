@@ -41,7 +41,7 @@ def test_https_with_a_private_ca(tmp_path: Path) -> None:
 
         (tmp_path / "a2").mkdir()
         trusting = AgentProcess(tmp_path / "a2", f'[collector]\nca_bundle = "{cert}"\n'
-                                                 '[probes.bandwidth]\nduration = "1s"\n'
+                                                 '[probes.bandwidth]\nbackend = "http"\nduration = "1s"\n'
                                                  'max_bytes = "20MB"\n')
         trusting.cli("enroll", "--collector", collector.url, "--code", collector.enroll_code())
         trusting.cli("once")

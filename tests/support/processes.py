@@ -117,10 +117,13 @@ class AgentProcess(ChildProcess):
         self.env = agent_env(self.config_path)
         self.process: subprocess.Popen[bytes] | None = None
 
+    def cli_command(self, *args: str) -> list[str]:
+        return [console_script("schoolnet-agent"), *args]
+
     def cli(self, *args: str, check: bool = True, timeout: float = 120
             ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [console_script("schoolnet-agent"), *args],
+            self.cli_command(*args),
             env=self.env, capture_output=True, text=True, timeout=timeout, check=False,
         )
         if check and result.returncode != 0:

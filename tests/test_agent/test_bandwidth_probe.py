@@ -67,6 +67,7 @@ def lease_collector(answers: list[dict[str, Any]]) -> Iterator[tuple[str, list[s
 
 GRANTED = {"granted": True, "lease_id": "abc", "expires_at_seconds": 2e9}
 REFUSED = {"granted": False, "retry_after_seconds": 3}
+LONG_REFUSED = {"granted": False, "retry_after_seconds": 40}
 
 
 def test_a_granted_turn_is_released_after_the_test() -> None:
@@ -86,10 +87,11 @@ def test_a_busy_school_is_waited_for_then_given_up_on() -> None:
         slept.append(seconds)
         clock.now += seconds
 
-    with lease_collector([REFUSED, REFUSED, GRANTED]) as (url, log):
+    with lease_collector([REFUSED, LONG_REFUSED, GRANTED]) as (url, log):
         turn = LeaseClient(url, "sna_x", sleep=sleep, clock=clock).take(60, wait=120)
-    assert turn.leased and len(log) == 3
-    assert all(3 <= pause <= 3.6 for pause in slept), "waits as long as the collector says"
+    assert turn.leased and len(log) == 3 and turn.waited == sum(slept)
+    assert 3 <= slept[0] <= 3.6, "waits as long as the collector says"
+    assert 5 <= slept[1] <= 6, "but asks again within 5 s: the holder may end its lease early"
 
     with lease_collector([REFUSED]) as (url, log), pytest.raises(SchoolBusy, match="waited 20 s"):
         LeaseClient(url, "sna_x", sleep=sleep, clock=clock).take(60, wait=20)
@@ -167,6 +169,17 @@ def test_a_test_that_would_exceed_the_budget_is_skipped_and_smaller_ones_shrink(
 # --- the retest ---------------------------------------------------------------------------
 
 SLOW = 2_000_000.0  # bytes per second per stream
+
+
+@pytest.fixture(autouse=True)
+def _host_load_is_not_under_test(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs below are about the retest and the budget: whatever else keeps this
+    machine's CPU busy (a parallel build, say) must not turn them invalid."""
+    if request.node.name != "test_the_reasons_a_result_is_not_judged":
+        from agent.probes.bandwidth import validity
+
+        monkeypatch.setattr(validity, "CPU_SATURATED", 1.01)
+        monkeypatch.setattr(validity, "AGENT_CPU_SATURATED", 1e9)
 
 
 def test_below_the_contract_on_one_server_only_is_not_judged(tmp_path: Path) -> None:

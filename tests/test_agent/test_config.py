@@ -22,7 +22,10 @@ def test_an_empty_file_is_valid_and_every_key_has_a_default(tmp_path: Path, monk
     assert settings.state_dir == Path("/var/lib/schoolnet-agent")
     assert settings.outbox.max_bytes == 50_000_000
     assert settings.upload.max_backoff == 600
-    assert settings.probes.system.interval == 60 and settings.probes.bandwidth.interval == 6 * 3600
+    assert settings.probes.system.interval == 60
+    # Bandwidth tests have no interval by default: a few a day at planned random times.
+    assert settings.probes.bandwidth.interval is None and settings.probes.bandwidth.tests_per_day == 4
+    assert settings.probes.bandwidth.backend == "ndt7", "public M-Lab servers by default"
 
 
 def test_defaults_then_central_then_file_then_environment(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -42,7 +45,7 @@ def test_defaults_then_central_then_file_then_environment(tmp_path: Path, monkey
     assert settings.probes.bandwidth.interval == 4 * 3600, "the collector beats the default"
     assert settings.probes.bandwidth.duration == 3, "the environment beats the file"
     assert settings.contract.download_bytes_per_second == 12_500_000
-    assert load_settings(path, use_central=False).probes.bandwidth.interval == 6 * 3600
+    assert load_settings(path, use_central=False).probes.bandwidth.interval is None
 
 
 def test_a_bad_central_value_is_ignored_not_fatal(tmp_path: Path) -> None:

@@ -123,6 +123,7 @@ class BandwidthProbe(Probe):
             if scheduled:
                 budget.spend(sum(test.moved() for test in tested))
         payload["leased"] = turn.leased if turn is not None else None
+        payload["lease_wait_seconds"] = turn.waited if turn is not None else None
         result = BandwidthPayload.model_validate(payload)
         if result.download_bytes_per_second is None and result.upload_bytes_per_second is None:
             errors = [e for e in (result.download_error, result.upload_error) if e]

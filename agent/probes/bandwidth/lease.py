@@ -22,8 +22,10 @@ from agent.wire import SPEED_LEASE_PATH, LeaseAnswer, LeaseRequest
 
 log = logging.getLogger("schoolnet.agent.bandwidth")
 
-# Asking again sooner than this would only load the collector.
+# Asking again sooner than this would only load the collector; later than the most
+# would waste the turn, since a holder usually ends its lease well before it expires.
 MIN_RETRY_SECONDS = 2.0
+MAX_RETRY_SECONDS = 5.0
 REQUEST_TIMEOUT_SECONDS = 10.0
 
 
@@ -38,6 +40,7 @@ class Turn:
     leased: bool
     lease_id: str | None = None
     reason: str | None = None  # why there is no lease, when the collector was unreachable
+    waited: float = 0.0  # seconds spent waiting for the turn
 
 
 class LeaseClient:
@@ -54,26 +57,31 @@ class LeaseClient:
     def take(self, seconds: float, wait: float) -> Turn:
         """Wait for the school's turn for up to ``wait`` seconds; SchoolBusy when it did
         not come, a Turn with leased=False when the collector could not say."""
-        deadline = self.clock() + wait
+        began = self.clock()
+        deadline = began + wait
         while True:
             try:
                 answer = self.client.post(self.url, json=LeaseRequest(seconds=seconds).model_dump())
             except httpx.HTTPError as exc:
-                return Turn(False, reason=f"collector unreachable: {describe_error(exc)}")
+                return Turn(False, reason=f"collector unreachable: {describe_error(exc)}",
+                            waited=self.clock() - began)
             if answer.status_code != 200:
                 # 401 is for the uploader to report; 404 is a collector older than leases.
-                return Turn(False, reason=f"collector answered {answer.status_code} to the lease")
+                return Turn(False, reason=f"collector answered {answer.status_code} to the lease",
+                            waited=self.clock() - began)
             try:
                 granted = LeaseAnswer.model_validate(answer.json())
             except ValueError:
-                return Turn(False, reason="the collector's lease answer is not valid")
+                return Turn(False, reason="the collector's lease answer is not valid",
+                            waited=self.clock() - began)
             if granted.granted:
-                return Turn(True, granted.lease_id)
+                return Turn(True, granted.lease_id, waited=self.clock() - began)
             left = deadline - self.clock()
             if left <= 0:
                 raise SchoolBusy("another agent of this school is testing the line; "
                                  f"waited {wait:.0f} s for its turn")
-            pause = max(MIN_RETRY_SECONDS, granted.retry_after_seconds or MIN_RETRY_SECONDS)
+            pause = min(MAX_RETRY_SECONDS,
+                        max(MIN_RETRY_SECONDS, granted.retry_after_seconds or MIN_RETRY_SECONDS))
             # A little jitter, so two waiting agents do not ask in lock-step.
             self.sleep(min(left, pause * random.uniform(1.0, 1.2)))
 
