@@ -40,6 +40,7 @@ def test_two_agents_of_one_school_never_test_at_the_same_time(
     first_test = min(p["download_seconds"] + p["upload_seconds"] for p in payloads)
     # One went straight in; the other waited at least for the first one's transfers.
     assert waits[0] < 1.0
-    assert waits[1] >= first_test, f"the second agent waited {waits[1]:.1f} s, the test took {first_test:.1f} s"
+    assert waits[1] >= first_test, (
+        f"the second agent waited {waits[1]:.1f} s, the first test took {first_test:.1f} s")
     leases = collector.query("SELECT COUNT(*) FROM bandwidth_leases")
     assert leases == [(0,)], "each agent ended its lease when done"

@@ -101,6 +101,7 @@ class Response:
     length: int | None  # Content-Length; None: read until the server closes
     keep_alive: bool
     body_start: bytes  # body bytes that came with the head
+    head_bytes: int  # the status line and headers, as they came over the wire
 
 
 def read_head(sock: socket.socket, what: str) -> Response:
@@ -131,7 +132,7 @@ def read_head(sock: socket.socket, what: str) -> Response:
         length = 0  # no body, whatever the headers say (RFC 9110)
     keep_alive = (status_line[0] == "HTTP/1.1" and length is not None
                   and headers.get("connection", "").lower() != "close")
-    return Response(int(status_line[1]), length, keep_alive, rest)
+    return Response(int(status_line[1]), length, keep_alive, rest, len(head) + 4)
 
 
 def _recv(sock: socket.socket, what: str) -> bytes:
@@ -192,7 +193,9 @@ class DownloadStream:
         self.allowance = allowance
         self.connection = _Connection(endpoint)
         self.buffer = memoryview(bytearray(BUFFER_BYTES))
-        self.received = 0
+        self.received_before = 0  # body bytes of connections already closed
+        self.received_here = 0  # body bytes read on this connection
+        self.heads_here = 0  # response heads on this connection (TCP counts them too)
         self.left: int | None = 0  # body bytes still due on this response; None: until EOF
         self.keep_alive = False
 
@@ -215,7 +218,7 @@ class DownloadStream:
                 return
             raise TransferError(f"download: the server closed the connection with {self.left} "
                                 "bytes of the answer still due")
-        self.received += count
+        self.received_here += count
         if self.left is not None:
             self.left -= count
 
@@ -232,6 +235,8 @@ class DownloadStream:
         sock = self.connection.sock
         if sock is None or not self.keep_alive:
             self.connection.drop()
+            self.received_before += self.received_here
+            self.received_here = self.heads_here = 0
             sock = self.connection.open()
         try:
             sock.sendall(request_head(self.endpoint, "GET", template.replace("{bytes}", str(size))))
@@ -240,6 +245,7 @@ class DownloadStream:
         response = read_head(sock, "download")
         if response.status != 200:
             raise refuse(response, sock, "download")
+        self.heads_here += response.head_bytes
         self.keep_alive = response.keep_alive
         early = len(response.body_start)
         if response.length is not None and "{bytes}" not in template:
@@ -251,10 +257,21 @@ class DownloadStream:
                 raise TransferError("download: the server sent an empty answer")
         else:
             self.left = None
-        self.received += early
+        self.received_here += early
 
     def moved(self) -> int:
-        return self.received
+        """What TCP received, when the OS says: bytes still waiting in the socket buffer
+        have crossed the line too. Counting only what this thread has read would let a
+        moment of GIL contention at the window's start inflate the rate a little."""
+        sock = self.connection.sock
+        info = tcp_info(sock) if sock is not None else None
+        if info is None:
+            return self.received_before + self.received_here
+        arrived = info.bytes_received - self.heads_here
+        if self.left is not None:
+            # Never past the answer's end (the server's FIN counts one byte in TCP).
+            arrived = min(arrived, self.received_here + self.left)
+        return self.received_before + max(self.received_here, arrived)
 
     def retransmits(self) -> int | None:
         return None  # the server is the sender: its retransmits are not visible here
