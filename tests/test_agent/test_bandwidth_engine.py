@@ -38,9 +38,10 @@ class Link:
 
 
 class SyntheticStream:
-    def __init__(self, link: Link, fail_after: float | None = None, byte_cap: Allowance | None = None
-                 ) -> None:
+    def __init__(self, link: Link, fail_after: float | None = None, byte_cap: Allowance | None = None,
+                 retransmitted: int = 0) -> None:
         self.link = link
+        self.retransmitted = retransmitted
         self.opened = time.perf_counter()
         self.bytes = 0.0
         self.last = self.opened
@@ -69,7 +70,7 @@ class SyntheticStream:
         return int(self.bytes)
 
     def retransmits(self) -> int | None:
-        return 3
+        return self.retransmitted
 
     def close(self) -> None:
         self.closed.set()
@@ -77,7 +78,7 @@ class SyntheticStream:
 
 def test_slow_start_is_left_out_of_the_rate() -> None:
     link = Link(capacity=20 * MB, per_stream=20 * MB, ramp=0.8)
-    result = measure(lambda i: SyntheticStream(link), Limits(3.0, 10**12, 4, 4))
+    result = measure(lambda i: SyntheticStream(link, retransmitted=3), Limits(3.0, 10**12, 4, 4))
     whole = result.bytes / result.seconds
     assert result.bytes_per_second == pytest.approx(20 * MB, rel=0.04)
     assert whole < result.bytes_per_second * 0.95, "the average over everything is lower"
@@ -91,6 +92,43 @@ def test_streams_are_added_while_throughput_rises_and_not_beyond() -> None:
     result = measure(lambda i: SyntheticStream(link), Limits(3.0, 10**12, 2, 32))
     assert 8 <= result.streams <= 16, "doubling stops once the line is full"
     assert result.bytes_per_second == pytest.approx(16 * MB, rel=0.05)
+
+
+class Pings:
+    """Round trips under load as a test sets them."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def start(self) -> None:
+        pass
+
+    def recent(self) -> float | None:
+        return self.seconds
+
+    def stop(self) -> list[float]:
+        return [self.seconds]
+
+
+def test_no_streams_are_added_once_the_line_is_full() -> None:
+    # Each stream could carry more, but the queue before the bottleneck is filling
+    # (round trips 40 ms under load against 2 ms idle), or the streams lose packets.
+    link = Link(capacity=16 * MB, per_stream=2 * MB, ramp=0.0)
+    queueing = measure(lambda i: SyntheticStream(link), Limits(3.0, 10**12, 2, 32), Pings(0.040), 0.002)
+    assert queueing.streams == 2 and queueing.loaded_latency_seconds == 0.040
+
+    link = Link(capacity=16 * MB, per_stream=2 * MB, ramp=0.0)
+    losing = iter(range(1000))
+
+    class Lossy(SyntheticStream):
+        def retransmits(self) -> int | None:
+            return next(losing)
+
+    assert measure(lambda i: Lossy(link), Limits(3.0, 10**12, 2, 32)).streams == 2
+
+    link = Link(capacity=16 * MB, per_stream=2 * MB, ramp=0.0)
+    calm = measure(lambda i: SyntheticStream(link), Limits(3.0, 10**12, 2, 32), Pings(0.003), 0.002)
+    assert calm.streams >= 8, "a little more delay under load is no reason to stop"
 
 
 def test_the_stream_cap_is_kept() -> None:

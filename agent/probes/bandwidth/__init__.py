@@ -98,7 +98,6 @@ class BandwidthProbe(Probe):
         limits = Limits(config.duration, max(max_bytes, 1), config.min_streams,
                         max(config.min_streams, config.max_streams))
         factory = self._backend_class()
-        servers = self._servers(factory)
         lease = self._lease_client() if scheduled else None
         turn: Turn | None = None
         tested: list[Tested] = []
@@ -112,6 +111,9 @@ class BandwidthProbe(Probe):
                 if not turn.leased:
                     log.warning("testing without the school's turn: %s", turn.reason)
             with exclusive_test(self.context.state_dir):
+                # Found once the turn has come: a locate service's access tokens are
+                # short-lived, and the wait for the turn may be long.
+                servers = self._servers(factory)
                 payload = self._test_and_confirm(factory, servers, limits, tested)
         except Busy as exc:
             raise ProbeError(str(exc)) from None

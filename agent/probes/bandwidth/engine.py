@@ -7,8 +7,9 @@ works unchanged), samples the bytes every tenth of a second, and decides:
 
 - **streams**: it starts with ``limits.min_streams``; at every ramp step (half a
   second) in which throughput still rose by more than 10 %, it doubles them, up to
-  ``limits.max_streams``. One TCP stream rarely fills a long, lossy path; sixteen are
-  plenty for a school's line.
+  ``limits.max_streams`` — unless the path is already full: round trips under load
+  well above the idle ones (the bottleneck's queue is filling) or retransmissions.
+  One TCP stream rarely fills a long, lossy path; sixteen are plenty for a school.
 - **the stable window**: the first step in which throughput stopped rising marks the
   end of slow start; goodput is computed from there to the end. If throughput is still
   rising at half the duration, the window starts there anyway.
@@ -91,9 +92,32 @@ class LatencyUnderLoad(Protocol):
 
     def start(self) -> None: ...
 
+    def recent(self) -> float | None:
+        """The median of the last few round trips, seconds; None before there are any."""
+        ...
+
     def stop(self) -> list[float]:
         """Stop and return the round trips measured, seconds."""
         ...
+
+
+# The bottleneck's queue is filling when round trips under load exceed the idle ones by
+# this much (and by at least QUEUE_DELAY_SECONDS): the line is full, and more streams
+# would only add loss and delay for everyone else on it.
+QUEUE_DELAY_FACTOR = 2.0
+QUEUE_DELAY_SECONDS = 0.005
+
+
+def line_is_full(latency: LatencyUnderLoad | None, idle: float | None,
+                 retransmits_now: int | None, retransmits_before: int | None) -> bool:
+    """Whether the evidence says the path is already full: queueing delay, or loss."""
+    if retransmits_now is not None and retransmits_before is not None \
+            and retransmits_now > retransmits_before:
+        return True
+    loaded = latency.recent() if latency is not None else None
+    if loaded is None or idle is None:
+        return False
+    return loaded > max(idle * QUEUE_DELAY_FACTOR, idle + QUEUE_DELAY_SECONDS)
 
 
 @dataclass
@@ -137,6 +161,10 @@ class _Run:
     def moved(self) -> int:
         return sum(entry.stream.moved() for entry in self.running)
 
+    def retransmits(self) -> int | None:
+        counts = [entry.stream.retransmits() for entry in self.running]
+        return None if any(count is None for count in counts) else sum(c or 0 for c in counts)
+
     def first_error(self) -> str | None:
         return next((entry.error for entry in self.running if entry.error), None)
 
@@ -155,7 +183,12 @@ class _Run:
 def plateau_start(samples: list[tuple[float, int]], duration: float) -> int:
     """For samples taken elsewhere (iperf3's intervals, ndt7's measurements): the index of
     the sample where slow start ended, by the same rule the engine uses live (the first
-    half-second step that did not beat the previous one by 10 %; at most half-way)."""
+    half-second step that did not beat the previous one by 10 %; at most half-way).
+    Never the last sample: a window needs two ends."""
+    return min(_plateau_start(samples, duration), max(0, len(samples) - 2))
+
+
+def _plateau_start(samples: list[tuple[float, int]], duration: float) -> int:
     previous_rate: float | None = None
     step_begin = 0
     for index in range(1, len(samples)):
@@ -181,9 +214,13 @@ def goodput(samples: list[tuple[float, int]], start: int) -> tuple[float, float]
 
 
 def measure(opener: StreamOpener, limits: Limits, latency: LatencyUnderLoad | None = None,
+            idle_latency: float | None = None,
             clock: Callable[[], float] = time.perf_counter,
             sleep: Callable[[float], None] = time.sleep) -> DirectionResult:
-    """Run one direction with as many streams as help, and return its goodput."""
+    """Run one direction with as many streams as help, and return its goodput.
+
+    ``idle_latency`` (the round trip before the test) lets the engine see the
+    bottleneck's queue fill: then the line is full and no streams are added."""
     run = _Run(opener)
     samples: list[tuple[float, int]] = []
     window_start: int | None = None  # index into samples
@@ -199,6 +236,7 @@ def measure(opener: StreamOpener, limits: Limits, latency: LatencyUnderLoad | No
             pinging = True
         step_samples = max(1, round(RAMP_STEP_SECONDS / SAMPLE_SECONDS))
         previous_rate: float | None = None
+        retransmits_before = run.retransmits()
         while True:
             sleep(SAMPLE_SECONDS)
             elapsed = clock() - started
@@ -210,15 +248,19 @@ def measure(opener: StreamOpener, limits: Limits, latency: LatencyUnderLoad | No
             if elapsed >= limits.duration or moved >= limits.max_bytes or run.all_finished():
                 break
             if window_start is None and (len(samples) - 1) % step_samples == 0:
+                # After the first step, streams are doubled as a probe; after each later
+                # step, again only if throughput rose since: more streams helped.
                 step_start = samples[-1 - step_samples]
                 rate = (moved - step_start[1]) / max(elapsed - step_start[0], 1e-9)
-                rising = previous_rate is None or rate > previous_rate * (1 + GROWTH)
-                if not rising:
+                if previous_rate is not None and rate <= previous_rate * (1 + GROWTH):
                     window_start = len(samples) - 1 - step_samples
                 elif elapsed >= limits.duration * RAMP_SHARE:
                     window_start = len(samples) - 1
                 elif len(run.running) < limits.max_streams:
-                    run.add(min(len(run.running), limits.max_streams - len(run.running)))
+                    retransmits_now = run.retransmits()
+                    if not line_is_full(latency, idle_latency, retransmits_now, retransmits_before):
+                        run.add(min(len(run.running), limits.max_streams - len(run.running)))
+                    retransmits_before = retransmits_now
                 previous_rate = rate
         retransmit_counts = [entry.stream.retransmits() for entry in run.running]
     finally:

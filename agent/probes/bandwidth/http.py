@@ -42,6 +42,7 @@ class HttpBackend:
             request_bytes=REQUEST_BYTES, headers=headers, ca_bundle=options.ca_bundle,
             stall_seconds=options.stall_seconds)
         _ = self.endpoint.parts  # a bad URL fails here, with its reason, not mid-test
+        self.idle: float | None = None  # the round trip before the test, once pinged
 
     @classmethod
     def discover(cls, options: BackendOptions) -> list[str]:
@@ -50,15 +51,16 @@ class HttpBackend:
         return [options.server]
 
     def ping(self) -> float:
-        return idle_ping(self.endpoint)
+        self.idle = idle_ping(self.endpoint)
+        return self.idle
 
     def download(self, limits: Limits) -> DirectionResult:
         opener = download_opener(self._sized(limits), limits.max_bytes)
-        return measure(opener, limits, PingsUnderLoad(self.endpoint))
+        return measure(opener, limits, PingsUnderLoad(self.endpoint), self.idle)
 
     def upload(self, limits: Limits) -> DirectionResult:
         opener = upload_opener(self._sized(limits), limits.max_bytes)
-        return measure(opener, limits, PingsUnderLoad(self.endpoint))
+        return measure(opener, limits, PingsUnderLoad(self.endpoint), self.idle)
 
     def close(self) -> None:
         """Nothing stays open between tests."""

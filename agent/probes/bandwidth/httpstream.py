@@ -458,6 +458,10 @@ class PingsUnderLoad:
     def start(self) -> None:
         self.thread.start()
 
+    def recent(self) -> float | None:
+        last = self.times[-3:]
+        return statistics.median(last) if last else None
+
     def stop(self) -> list[float]:
         self.stopped.set()
         self.connection.close()  # a ping waiting for its answer ends now

@@ -26,7 +26,8 @@ of WebSocket framing (about 0.1 %). The cumulative samples go through the engine
 
 **Bounds**: a direction stops at ``limits.duration`` or ``limits.max_bytes``; ndt7 has no
 way to ask the server for fewer bytes, so on a download stopped early the data already in
-flight (about one round trip's worth) still arrives and is read, uncounted, while closing.
+flight (about one round trip's worth) still arrives; it is read while closing, left out of
+the rate, and reported as ``details["bytes_after_stop"]`` (it is traffic all the same).
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ class Ndt7Backend:
             run = _receive(ws, limits, self._options.stall_seconds)
         finally:
             # Stopped by our limits, the server is still sending: drain while closing.
-            _close(ws, draining=True)
+            after_stop = _close(ws, draining=True)
         samples = _ended(run.samples, run.server_ended, limits, "download")
         if run.reports.text_messages and not run.reports.valid:
             _not_ndt7()
@@ -188,6 +189,7 @@ class Ndt7Backend:
             retransmits=int(retransmits) if retransmits is not None else None,
             details=self._details(
                 run.reports, counted_by="agent: WebSocket message bytes received",
+                bytes_after_stop=after_stop or None,  # real traffic (for the budget), not in the rate
                 latency_by="server TCPInfo.RTT" if rtts else None,
                 retransmits_by="server TCPInfo.TotalRetrans (the server sends)"
                 if retransmits is not None else None),
@@ -623,26 +625,28 @@ def _ended(samples: list[tuple[float, int]], server_ended: bool, limits: Limits,
     return samples
 
 
-def _close(ws: ClientConnection, draining: bool) -> None:
+def _close(ws: ClientConnection, draining: bool) -> int:
     """Close politely: our close frame, the server's answer, then the server closes TCP
     (the spec asks clients not to close first). When we stop a download early the server
-    is still sending; that data is read and thrown away meanwhile, else the queue fills
-    and the close waits out its timeout."""
+    is still sending; that data is read and thrown away meanwhile (else the queue fills and
+    the close waits out its timeout). Returns the bytes thrown away."""
     if not draining:
         with contextlib.suppress(Exception):  # best effort: the result is already known
             ws.close()
-        return
+        return 0
     closer = threading.Thread(target=_close, args=(ws, False), daemon=True, name="ndt7-close")
     closer.start()
     deadline = time.monotonic() + CLOSE_SECONDS
+    discarded = 0
     while closer.is_alive() and time.monotonic() < deadline:
         try:
-            ws.recv(timeout=0.05)
+            discarded += len(ws.recv(timeout=0.05))
         except TimeoutError:
             continue
         except Exception:
             break
     closer.join(CLOSE_SECONDS)
+    return discarded
 
 
 def _close_detail(exc: ConnectionClosed) -> str:
