@@ -179,6 +179,11 @@ class BandwidthPayload(_Strict):
         return self
 
 
+# A failed record whose error starts with this is a run the probe chose not to make
+# (the traffic budget is spent, another agent of the school kept the turn): not a fault.
+SKIPPED_PREFIX = "skipped: "
+
+
 # The kinds the collector accepts, with their payload model. A new probe adds its kind here.
 PAYLOADS: dict[str, type[BaseModel]] = {
     "system": SystemPayload,

@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from agent.wire import (
     INT64_MAX,
+    SKIPPED_PREFIX,
     BandwidthPayload,
     Batch,
     BatchResult,
@@ -307,7 +308,7 @@ def _update_latest(conn: Connection, agent_id: int, accepted: list[Record]) -> N
 
 
 BANDWIDTH_TOTALS = ("download_bytes_total", "upload_bytes_total", "tests_valid_total",
-                    "tests_invalid_total", "tests_failed_total")
+                    "tests_invalid_total", "tests_failed_total", "tests_skipped_total")
 
 
 def _update_bandwidth_totals(conn: Connection, agent_id: int, accepted: list[Record]) -> None:
@@ -329,7 +330,9 @@ def _update_bandwidth_totals(conn: Connection, agent_id: int, accepted: list[Rec
             invalid = bool(payload.invalid_reasons)
         else:
             invalid = False
-        result = "failed" if not record.ok else "invalid" if invalid else "valid"
+        skipped = not record.ok and (record.error or "").startswith(SKIPPED_PREFIX)
+        result = ("skipped" if skipped else "failed" if not record.ok
+                  else "invalid" if invalid else "valid")
         added[f"tests_{result}_total"] += 1
     conn.execute(_bandwidth_totals_statement(conn.dialect.name), {
         "agent_id": agent_id, **{name: min(value, INT64_MAX) for name, value in added.items()}})

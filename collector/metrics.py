@@ -113,7 +113,7 @@ BANDWIDTH_DIRECTION_METRICS = [
      "direction, bytes"),
 ]
 DIRECTIONS = ("download", "upload")
-TEST_RESULTS = ("valid", "invalid", "failed")
+TEST_RESULTS = ("valid", "invalid", "failed", "skipped")
 
 PAYLOAD_METRICS = {"system": SYSTEM_METRICS, "bandwidth": BANDWIDTH_METRICS}
 
@@ -307,7 +307,8 @@ def bandwidth_families(latest_rows: Sequence[Any], totals_rows: Sequence[Any],
     tests = Family(
         "schoolnet_bandwidth_tests",
         "Bandwidth tests stored, by result (valid; invalid: measured but not to be judged; "
-        "failed: could not measure), a count since the agent enrolled; " + ON_REPORT,
+        "failed: could not measure; skipped: not run, the traffic budget was spent or another "
+        "agent of the school kept the turn), a count since the agent enrolled; " + ON_REPORT,
         "counter", (*IDENTITY, "result"))
     for row in totals_rows:
         identity = labels.get(row.agent_id)

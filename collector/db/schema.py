@@ -180,4 +180,5 @@ bandwidth_totals = Table(
     Column("tests_valid_total", BigInteger, nullable=False),
     Column("tests_invalid_total", BigInteger, nullable=False),
     Column("tests_failed_total", BigInteger, nullable=False),
+    Column("tests_skipped_total", BigInteger, nullable=False),
 )

@@ -146,15 +146,17 @@ def test_totals_count_every_stored_test_once(site) -> None:  # type: ignore[no-u
                                                       upload_error="stalled", upload_bytes=5_000)),
         bandwidth(4, stream, ok=False),  # failed without a payload
         record(5, stream),  # another kind: not a bandwidth test
+        record(7, stream, "bandwidth", ok=False, payload={},
+               error="skipped: the daily test-traffic budget of 5.0 GB is used (5.01 GB moved)"),
     ]
-    assert deliver(site, *first) == ["accepted"] * 5
+    assert deliver(site, *first) == ["accepted"] * 6
     # The same batch again (the agent never heard the answer), and a record twice in one.
-    assert deliver(site, *first) == ["duplicate"] * 5
+    assert deliver(site, *first) == ["duplicate"] * 6
     assert deliver(site, bandwidth(6, stream), bandwidth(6, stream)) == ["accepted", "duplicate"]
     value = values(site)
     assert value("schoolnet_bandwidth_test_bytes_total", DOWN) == 4 * 600_000_000
     assert value("schoolnet_bandwidth_test_bytes_total", UP) == 3 * 110_000_000 + 5_000
-    for result, count in (("valid", 2), ("invalid", 1), ("failed", 2)):
+    for result, count in (("valid", 2), ("invalid", 1), ("failed", 2), ("skipped", 1)):
         assert value("schoolnet_bandwidth_tests_total", {**IDENTITY, "result": result}) == count
     assert site.sql("SELECT count(*) FROM bandwidth_totals") == [(1,)]
 
@@ -209,7 +211,8 @@ def test_an_upgraded_store_starts_its_totals_from_the_tests_it_holds(tmp_path: P
     stream = new_stream()
     rows = [bandwidth(1, stream, download_bytes=1000, upload_bytes=10),
             bandwidth(2, stream, download_bytes="2000", invalid_reasons=["wifi"]),
-            bandwidth(3, stream, ok=False), record(4, stream)]
+            bandwidth(3, stream, ok=False), record(4, stream),
+            record(5, stream, "bandwidth", ok=False, payload={}, error="skipped: the school is busy")]
     with engine.begin() as connection:
         for row in rows:
             connection.exec_driver_sql(
@@ -222,5 +225,5 @@ def test_an_upgraded_store_starts_its_totals_from_the_tests_it_holds(tmp_path: P
     with engine.connect() as connection:
         totals = connection.exec_driver_sql("SELECT * FROM bandwidth_totals").all()
     engine.dispose()
-    # agent, download, upload, valid, invalid, failed
-    assert totals == [(1, 3000, 10 + 110_000_000, 1, 1, 1)]
+    # agent, download, upload, valid, invalid, failed, skipped
+    assert totals == [(1, 3000, 10 + 110_000_000, 1, 1, 1, 1)]

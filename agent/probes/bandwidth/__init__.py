@@ -37,7 +37,7 @@ from agent.probes.bandwidth.validity import (
     local_interface,
 )
 from agent.transport import same_origin
-from agent.wire import BandwidthPayload
+from agent.wire import SKIPPED_PREFIX, BandwidthPayload
 
 log = logging.getLogger("schoolnet.agent.bandwidth")
 
@@ -94,7 +94,7 @@ class BandwidthProbe(Probe):
                 # Both directions, and maybe a retest, must fit in what is left.
                 max_bytes = min(max_bytes, budget.allowance() // 4)
             except BudgetExhausted as exc:
-                raise ProbeError(f"skipped: {exc}") from None
+                raise ProbeError(f"{SKIPPED_PREFIX}{exc}") from None
         limits = Limits(config.duration, max(max_bytes, 1), config.min_streams,
                         max(config.min_streams, config.max_streams))
         factory = self._backend_class()
@@ -107,7 +107,7 @@ class BandwidthProbe(Probe):
                 try:
                     turn = lease.take(seconds, config.lease_wait)
                 except SchoolBusy as exc:
-                    raise ProbeError(f"skipped: {exc}") from None
+                    raise ProbeError(f"{SKIPPED_PREFIX}{exc}") from None
                 if not turn.leased:
                     log.warning("testing without the school's turn: %s", turn.reason)
             with exclusive_test(self.context.state_dir):

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("tests_valid_total", sa.BigInteger(), nullable=False),
         sa.Column("tests_invalid_total", sa.BigInteger(), nullable=False),
         sa.Column("tests_failed_total", sa.BigInteger(), nullable=False),
+        sa.Column("tests_skipped_total", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(["agent_id"], ["agents.id"]),
         sa.PrimaryKeyConstraint("agent_id"),
     )
@@ -47,17 +48,19 @@ def _count_stored_tests(totals: sa.Table) -> None:
     """Start the totals from the bandwidth records already stored, so that they mean
     "since the agent enrolled" on an upgraded store too (the same rules as ingest)."""
     records = sa.table("records", sa.column("agent_id", sa.Integer), sa.column("kind", sa.String),
-                       sa.column("ok", sa.Boolean), sa.column("payload", sa.JSON))
+                       sa.column("ok", sa.Boolean), sa.column("error", sa.Text),
+                       sa.column("payload", sa.JSON))
     sums: dict[int, dict[str, int]] = {}
     connection = op.get_bind()
-    rows = connection.execute(sa.select(records.c.agent_id, records.c.ok, records.c.payload)
-                              .where(records.c.kind == "bandwidth"))
-    for agent_id, ok, payload in rows:
+    rows = connection.execute(sa.select(records.c.agent_id, records.c.ok, records.c.error,
+                                        records.c.payload).where(records.c.kind == "bandwidth"))
+    for agent_id, ok, error, payload in rows:
         added = sums.setdefault(agent_id, dict.fromkeys(_TOTALS, 0))
         payload = payload if isinstance(payload, dict) else {}
         added["download_bytes_total"] += _whole(payload.get("download_bytes"))
         added["upload_bytes_total"] += _whole(payload.get("upload_bytes"))
-        result = "failed" if not ok else "invalid" if payload.get("invalid_reasons") else "valid"
+        result = ("skipped" if not ok and (error or "").startswith("skipped: ") else "failed" if not ok
+                  else "invalid" if payload.get("invalid_reasons") else "valid")
         added[f"tests_{result}_total"] += 1
     if sums:
         op.bulk_insert(totals, [{"agent_id": agent_id, **{k: min(v, _INT64_MAX) for k, v in added.items()}}
@@ -65,7 +68,7 @@ def _count_stored_tests(totals: sa.Table) -> None:
 
 
 _TOTALS = ("download_bytes_total", "upload_bytes_total", "tests_valid_total",
-           "tests_invalid_total", "tests_failed_total")
+           "tests_invalid_total", "tests_failed_total", "tests_skipped_total")
 _INT64_MAX = 2**63 - 1
 
 
