@@ -144,6 +144,16 @@ def _recv(sock: socket.socket, what: str) -> bytes:
         raise TransferError(f"{what}: connection failed: {exc.strerror or exc}") from None
 
 
+def read_rest(sock: socket.socket, response: Response, what: str) -> None:
+    """Read (and drop) the rest of a short answer's body, so the connection can be reused."""
+    body = len(response.body_start)
+    while response.length is not None and body < response.length:
+        chunk = _recv(sock, what)
+        if not chunk:
+            break
+        body += len(chunk)
+
+
 def refuse(response: Response, sock: socket.socket, what: str) -> TransferError:
     """The error for a non-2xx answer, naming the status and the start of its text."""
     detail = response.body_start[:200]
@@ -332,12 +342,7 @@ class UploadStream:
         response = read_head(sock, "upload")
         if not 200 <= response.status < 300:
             raise refuse(response, sock, "upload")
-        body = len(response.body_start)
-        while response.length is not None and body < response.length:
-            chunk = _recv(sock, "upload")
-            if not chunk:
-                break
-            body += len(chunk)
+        read_rest(sock, response, "upload")
         self.keep_alive = response.keep_alive
 
     def _acked_now(self) -> int:
@@ -397,12 +402,7 @@ def ping_once(sock: socket.socket, endpoint: HttpEndpoint) -> float:
     if response.length is None or response.length > MAX_PING_BODY_BYTES:
         # Not a ping endpoint (a download, say): its body is not a round trip.
         raise TransferError("ping: the server's answer is not an empty or short one")
-    body = len(response.body_start)
-    while response.length is not None and body < response.length:
-        chunk = _recv(sock, "ping")
-        if not chunk:
-            break
-        body += len(chunk)
+    read_rest(sock, response, "ping")
     elapsed = time.perf_counter() - started
     if not response.keep_alive:
         raise _Reconnect(elapsed)
