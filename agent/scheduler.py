@@ -2,7 +2,9 @@
 
 Jitter keeps a fleet of agents from measuring in lock-step (a hundred Pis that booted at
 08:00 must not all test the line at 08:00:00). A run that is still going when its next
-slot comes skips that slot instead of starting a second copy.
+slot comes skips that slot instead of starting a second copy. A probe with a plan of its
+own (the bandwidth tests: random times inside windows) gives a planner instead of an
+interval, and the scheduler asks it for the next time after every run.
 """
 
 from __future__ import annotations
