@@ -193,7 +193,8 @@ def _plateau_start(samples: list[tuple[float, int]], duration: float) -> int:
     step_begin = 0
     for index in range(1, len(samples)):
         elapsed = samples[index][0]
-        if elapsed - samples[step_begin][0] < RAMP_STEP_SECONDS - 1e-9 and index < len(samples) - 1:
+        # A step is (about) half a second: iperf3's intervals come a few microseconds short.
+        if elapsed - samples[step_begin][0] < RAMP_STEP_SECONDS * 0.95 and index < len(samples) - 1:
             continue
         rate = (samples[index][1] - samples[step_begin][1]) / max(elapsed - samples[step_begin][0], 1e-9)
         if previous_rate is not None and rate <= previous_rate * (1 + GROWTH):
@@ -209,7 +210,8 @@ def goodput(samples: list[tuple[float, int]], start: int) -> tuple[float, float]
     TransferError when the window holds too little to measure."""
     (t0, b0), (t1, b1) = samples[start], samples[-1]
     if b1 - b0 < MINIMUM_WINDOW_BYTES or t1 <= t0:
-        raise TransferError(f"only {b1} bytes moved in {t1:.1f} s, too few to measure a rate")
+        raise TransferError(f"only {b1 - b0} bytes moved in the {t1 - t0:.1f} s after slow start "
+                            f"({b1} in all), too few to measure a rate")
     return (b1 - b0) / (t1 - t0), t1 - t0
 
 

@@ -9,17 +9,26 @@ download: the server sends), read from its JSON report:
   receiver is iperf3 here; in an upload it is the server, whose intervals arrive with
   ``--get-server-output`` when the server runs in JSON mode (``iperf3 -s -J``). A server
   that prints text leaves only the sender's intervals here (bytes handed to TCP, which
-  run ahead of the receiver by what the send buffers hold); the result says which view
-  it used (``details["view"]``). Run your server with ``-J`` for the exact one.
+  run ahead of the receiver by what the send buffers hold), and so does an upload we
+  stopped early (iperf3 then never gets the server's figures); the result says which
+  view it used (``details["view"]``). The sender's view reads high by however much the
+  send buffers grew during the window: measured through a 40 Mbit/s link, up to +4 %
+  over a 3 s window but +11 % over 1.6 s, so below SENDER_VIEW_MIN_WINDOW_SECONDS it is
+  a reason, not a number. Run your server with ``-J`` for the exact view.
 - **streams**: ``limits.min_streams``, fixed: iperf3 cannot add streams to a running test,
   so the engine's "more streams while throughput rises" does not apply here.
 - **bounds**: iperf3 takes one end condition (``-t`` or ``-n``), not both. We give it the
   time (``-t``, whole seconds, rounded down) and enforce ``limits.max_bytes`` ourselves:
   the kernel counts every byte iperf3 reads or writes (Linux ``/proc/PID/io``, through
   psutil), and when that passes the cap we stop iperf3 with SIGTERM, on which it prints
-  what it measured so far. Where the OS keeps no such counters we give iperf3 the byte
-  cap (``-n``) instead and stop it with SIGTERM at the duration. A hard timeout
-  (duration + 15 s) kills a run whose server stalled.
+  what it measured so far. The counter also holds iperf3's buffers, filled from
+  /dev/urandom (128 KiB a stream), which we take off. Where the OS keeps no such
+  counters we give iperf3 the byte cap (``-n``) instead and stop it with SIGTERM at the
+  duration. A hard timeout (duration + 3 stall timeouts, 15 s by default) kills a run
+  whose server went silent.
+- **settling**: an iperf3 server refuses or says "busy" for a moment after each test, so
+  a run right after our own waits half a second, and such an answer then gets up to
+  three more tries, a second apart (never when we ran no test against it lately).
 - **latency**: iperf3 has no ping, and connecting to its port just to time the handshake
   would disturb the server (it expects a test cookie on every connection), so ``ping()``
   raises and the probe records no idle latency. Loaded latency is the median of the
@@ -29,7 +38,8 @@ download: the server sends), read from its JSON report:
   which iperf3 reports back to the client at the end of the test.
 
 Every failure (the server refused, is busy, answered nonsense, stalled; iperf3 missing)
-is a TransferError with one line of reason, never a number.
+is a TransferError with one line of reason, never a number. The report's ``error``
+decides, not the exit status: iperf3 3.12 exits 0 after an error in JSON mode.
 """
 
 from __future__ import annotations
@@ -52,13 +62,26 @@ from agent.probes.bandwidth.engine import goodput, plateau_start
 
 DEFAULT_PORT = 5201
 INTERVAL_SECONDS = 0.5  # iperf3's report interval: the engine's ramp step
-TIMEOUT_MARGIN_SECONDS = 15.0  # beyond the duration: connecting, the results exchange
+# Beyond the duration, a run may take this many stall timeouts (connecting, the results
+# exchange, slack): 15 s with the default 5 s. A silent server is killed after that.
+TIMEOUT_STALLS = 3
 WATCH_SECONDS = 0.1
+# iperf3 fills each stream's buffer (its default TCP block, 128 KiB) from /dev/urandom at the
+# start: bytes its I/O counter holds that are no test traffic.
+BLOCK_BYTES = 128 * 1024
 # What iperf3 3.x reports when it got SIGTERM; a stop we asked for, not a failure.
 INTERRUPTED = "interrupt - the client has terminated"
 # iperf3's intervals and its own summary should agree to the byte; allow a little slack.
 AGREEMENT_SHARE = 0.01
 AGREEMENT_BYTES = 64 * 1024
+SENDER_VIEW_MIN_WINDOW_SECONDS = 3.0  # see the module docstring
+# An iperf3 server needs a moment after a test before it accepts the next one: until then
+# it refuses, resets or says it is busy. Right after our own test against it, that is the
+# reason, so we pause a little before each run and retry such an answer a few times.
+SETTLE_SECONDS = 0.5
+NOT_READY_RETRIES = 3
+NOT_READY_WAIT_SECONDS = 1.0
+OWN_TEST_RECENT_SECONDS = 10.0
 INSTALL_HINT = "install it with apt-get install iperf3 (or set probes.bandwidth.iperf3.binary)"
 
 Direction = Literal["download", "upload"]
@@ -87,6 +110,10 @@ def parse_server(server: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+class ServerNotReady(TransferError):
+    """The server refused the test or said it was busy (maybe still resetting after ours)."""
+
+
 @dataclass(frozen=True)
 class Iperf3Output:
     """What one iperf3 run left behind."""
@@ -102,7 +129,10 @@ def parse_report(output: Iperf3Output, direction: Direction, duration: float) ->
     report = _load(output)
     error = report.get("error")
     if error and not (output.stopped_by_us and error == INTERRUPTED):
-        raise TransferError(f"iperf3: {one_line_reason(str(error))}")
+        reason = f"iperf3: {one_line_reason(str(error))}"
+        if "server is busy" in str(error) or str(error).startswith("unable to connect to server"):
+            raise ServerNotReady(reason)
+        raise TransferError(reason)
     if output.returncode != 0 and not output.stopped_by_us:
         raise TransferError(f"iperf3 exited with status {output.returncode}: "
                             f"{one_line_reason(output.stderr or 'no reason given')}")
@@ -128,10 +158,19 @@ def parse_report(output: Iperf3Output, direction: Direction, duration: float) ->
 
     window_start = plateau_start(samples, min(duration, samples[-1][0]))
     rate, window = goodput(samples, window_start)
+    if view == "sender" and window < SENDER_VIEW_MIN_WINDOW_SECONDS:
+        raise TransferError(
+            f"only the sending side's figures, over {window:.1f} s of stable transfer: too short to tell "
+            f"delivery from the send buffers filling (run the iperf3 server with -J, and let the upload "
+            f"run at least {SENDER_VIEW_MIN_WINDOW_SECONDS + 1:.0f} s within max_bytes)")
 
     # Bytes that reached the receiver, for the budget and the record; after our SIGTERM
     # in an upload the server never reported them, so the bytes we sent stand in.
     received = _number(end.get("sum_received"), "bytes")
+    if received and rate * window > received * (1 + AGREEMENT_SHARE) + AGREEMENT_BYTES:
+        # Only the sender's view can get here: more in the window than ever arrived.
+        raise TransferError(f"iperf3's intervals hold {rate * window:.0f} bytes in the stable window, "
+                            f"more than the {int(received)} bytes the receiver got")
     total = int(received) if received else moved
     retransmits = _number(end.get("sum_sent"), "retransmits")
     # The sender's RTTs: ours in an upload, the server's (when it sent JSON) in a download.
@@ -189,6 +228,10 @@ def _samples(intervals: Any) -> list[tuple[float, int]]:
         samples.append((ended, samples[-1][1] + int(moved)))
     if len(samples) < 2:
         raise TransferError("iperf3 reported no intervals: the test did not run")
+    # iperf3 ends with the remainder of an interval (often a few ms, as the last bytes drain):
+    # too short to be a step of its own, so it joins the one before (its bytes stay counted).
+    if len(samples) >= 3 and (samples[-1][0] - samples[-2][0]) < (samples[-2][0] - samples[-3][0]) / 2:
+        del samples[-2]
     return samples
 
 
@@ -231,6 +274,8 @@ class Iperf3Backend:
         self._lock = threading.Lock()
         self._child: subprocess.Popen[str] | None = None
         self._closed = False
+        self._last_run_end: float | None = None  # monotonic: when iperf3 last exited
+        self._last_test_end: float | None = None  # ... after a test that reached the server
 
     @classmethod
     def discover(cls, options: BackendOptions) -> list[str]:
@@ -257,12 +302,38 @@ class Iperf3Backend:
     # -- one run ---------------------------------------------------------------------------
 
     def _measure(self, direction: Direction, limits: Limits) -> DirectionResult:
-        seconds = max(1, int(limits.duration))
-        output = self._run(direction, limits, seconds)
-        try:
-            return parse_report(output, direction, float(seconds))
-        except TransferError as exc:
-            raise TransferError(f"iperf3 {direction} against {self.server}: {exc}") from None
+        seconds = max(1, int(limits.duration))  # iperf3 takes whole seconds; never more than asked
+        attempt = 0
+        while True:
+            self._settle()
+            try:
+                output = self._run(direction, limits, seconds)
+            finally:
+                self._last_run_end = time.monotonic()
+            try:
+                result = parse_report(output, direction, float(seconds))
+            except ServerNotReady as exc:
+                attempt += 1
+                if attempt > NOT_READY_RETRIES or not self._own_test_was_recent():
+                    raise TransferError(f"iperf3 {direction} against {self.server}: {exc}") from None
+                time.sleep(NOT_READY_WAIT_SECONDS)
+                continue
+            except TransferError as exc:
+                self._last_test_end = self._last_run_end
+                raise TransferError(f"iperf3 {direction} against {self.server}: {exc}") from None
+            self._last_test_end = self._last_run_end
+            return result
+
+    def _settle(self) -> None:
+        if self._last_run_end is not None:
+            time.sleep(max(0.0, self._last_run_end + SETTLE_SECONDS - time.monotonic()))
+
+    def _own_test_was_recent(self) -> bool:
+        """Whether a refusal may be the server resetting after our own previous test: only
+        then is another try worth it (a server that is down stays down, and one busy with
+        another agent's test will not be free within a few seconds)."""
+        return (self._last_test_end is not None
+                and time.monotonic() - self._last_test_end < OWN_TEST_RECENT_SECONDS)
 
     def command(self, direction: Direction, streams: int, end_condition: list[str]) -> list[str]:
         program = shutil.which(self.binary)
@@ -283,7 +354,8 @@ class Iperf3Backend:
         # Decide the end condition: time from iperf3, bytes watched by us, where we can.
         counters_work = _byte_counter(psutil.Process(), direction) is not None
         end_condition = ["-t", str(seconds)] if counters_work else ["-n", str(limits.max_bytes)]
-        argv = self.command(direction, limits.min_streams, end_condition)
+        streams = min(limits.min_streams, limits.max_streams)
+        argv = self.command(direction, streams, end_condition)
         with self._lock:
             if self._closed:
                 raise TransferError("the test was stopped")
@@ -294,7 +366,7 @@ class Iperf3Backend:
                 raise TransferError(f"iperf3 could not be started: {exc.strerror or exc}") from None
             self._child = child
         try:
-            return self._wait(child, direction, limits, seconds, counters_work)
+            return self._wait(child, direction, limits, seconds, counters_work, streams)
         finally:
             with self._lock:
                 self._child = None
@@ -303,9 +375,10 @@ class Iperf3Backend:
                 child.wait()
 
     def _wait(self, child: subprocess.Popen[str], direction: Direction, limits: Limits, seconds: int,
-              counters_work: bool) -> Iperf3Output:
+              counters_work: bool, streams: int) -> Iperf3Output:
         started = time.monotonic()
-        hard_deadline = started + seconds + TIMEOUT_MARGIN_SECONDS
+        allowed = seconds + TIMEOUT_STALLS * self.stall_seconds
+        hard_deadline = started + allowed
         watched: psutil.Process | None = None
         if counters_work:
             with contextlib.suppress(psutil.Error):
@@ -325,13 +398,13 @@ class Iperf3Backend:
                 child.kill()
                 child.communicate()
                 raise TransferError(f"iperf3 {direction} against {self.server} did not finish within "
-                                    f"{seconds + TIMEOUT_MARGIN_SECONDS:.0f} s: the server stalled")
+                                    f"{allowed:g} s: the server stopped answering")
             if stopped_by_us:
                 continue
-            if watched is not None:
-                moved = _byte_counter(watched, direction)
-                over = moved is not None and moved >= limits.max_bytes
-            else:  # iperf3 holds the byte cap (-n); the duration is ours to enforce
+            if counters_work:  # iperf3 holds the duration (-t); the byte cap is ours
+                moved = _byte_counter(watched, direction) if watched is not None else None
+                over = moved is not None and moved - streams * BLOCK_BYTES >= limits.max_bytes
+            else:  # iperf3 holds the byte cap (-n); the duration is ours
                 over = now - started >= seconds
             if over:
                 stopped_by_us = True
