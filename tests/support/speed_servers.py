@@ -15,8 +15,9 @@ Handler = Callable[[socket.socket, bytes], None]
 
 
 @contextmanager
-def raw_server(handler: Handler) -> Iterator[str]:
-    """A TCP server on 127.0.0.1 whose every connection is given to ``handler``."""
+def tcp_server(on_connection: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A TCP listener on 127.0.0.1 (its port is yielded) that hands every connection to
+    ``on_connection`` in the accepting thread; the listener closes on exit."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
     stop = threading.Event()
@@ -27,16 +28,27 @@ def raw_server(handler: Handler) -> Iterator[str]:
                 connection, _ = listener.accept()
             except TimeoutError:
                 continue
-            threading.Thread(target=_run, args=(handler, connection), daemon=True).start()
+            on_connection(connection)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        yield int(listener.getsockname()[1])
     finally:
         stop.set()
         thread.join()
         listener.close()
+
+
+@contextmanager
+def raw_server(handler: Handler) -> Iterator[str]:
+    """An HTTP-ish server on 127.0.0.1: every connection's request goes to ``handler``
+    in a thread of its own."""
+    def start(connection: socket.socket) -> None:
+        threading.Thread(target=_run, args=(handler, connection), daemon=True).start()
+
+    with tcp_server(start) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _run(handler: Handler, connection: socket.socket) -> None:

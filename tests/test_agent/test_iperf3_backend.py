@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 from support.netns import ShapedLink, require_netns, tbf_parameters, wait_listening
+from support.speed_servers import tcp_server
 from support.tools import free_port, require_tool
 
 from agent.config import BandwidthProbeConfig
@@ -444,32 +445,20 @@ def raw_server(send: bytes | None) -> Iterator[str]:
     """A TCP server on 127.0.0.1 that sends ``send`` on every connection, or (``None``)
     never says a word; either way it keeps the connection open (closing at once would
     race iperf3's first write into a reset instead of letting it read the answer)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
     held: list[socket.socket] = []
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            held.append(connection)
-            if send is not None:
-                with suppress(OSError):
-                    connection.sendall(send)
+    def hold(connection: socket.socket) -> None:
+        held.append(connection)
+        if send is not None:
+            with suppress(OSError):
+                connection.sendall(send)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
     try:
-        yield f"127.0.0.1:{listener.getsockname()[1]}"
+        with tcp_server(hold) as port:
+            yield f"127.0.0.1:{port}"
     finally:
-        stop.set()
-        thread.join()
         for connection in held:
             connection.close()
-        listener.close()
 
 
 def test_a_server_that_sends_garbage_is_a_reason() -> None:
