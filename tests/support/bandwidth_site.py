@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from support.netns import ShapedLink
-from support.tools import LOCAL_ONLY_ENV
+from support.tools import agent_env
 
 COLLECTOR_PORT = 8470
 IPERF3_PORT = 5201
@@ -74,8 +74,7 @@ class LineSite:
                                   SCHOOLNET_MODE="production")
         self.agent_config = workdir / "agent.toml"
         self.agent_config.write_text(f'state_dir = "{workdir / "agent"}"\n')
-        self.agent_env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLNET_")}
-        self.agent_env.update(LOCAL_ONLY_ENV, SCHOOLNET_AGENT_CONFIG=str(self.agent_config))
+        self.agent_env = agent_env(self.agent_config)
 
     def start(self) -> LineSite:
         collector = self.link.console_script("schoolnet-collector")

@@ -7,6 +7,7 @@ import shutil
 import socket
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -22,10 +23,16 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path:
         return path
-    message = f"{name} is not installed (scripts/test installs it; in CI, CI=true, this fails)"
+    unavailable(f"{name} is not installed (scripts/test installs it)")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """This machine cannot run the test: skip it, naming why, except in CI (CI=true),
+    where whatever a test needs must be there, so it fails."""
+    message = f"{reason} (in CI, CI=true, this fails)"
     if in_ci():
-        pytest.fail(message)
-    pytest.skip(message)  # only outside CI: in CI the line above has failed the test
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message, allow_module_level=True)  # also at a module's top
 
 
 def console_script(name: str) -> str:

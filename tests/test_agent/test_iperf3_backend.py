@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 from support.netns import ShapedLink, require_netns, tbf_parameters, wait_listening
 from support.speed_servers import tcp_server
-from support.tools import free_port, require_tool
+from support.tools import free_port, require_tool, unavailable
 
 from agent.config import BandwidthProbeConfig
 from agent.probes.bandwidth import iperf3 as iperf3_module
@@ -290,7 +290,7 @@ def test_an_ipv6_server_in_brackets() -> None:
         with socket.socket(socket.AF_INET6) as probe:
             probe.bind(("::1", 0))
     except OSError:
-        pytest.skip("this machine has no IPv6 loopback (::1)")
+        unavailable("this machine has no IPv6 loopback (::1)")
     with iperf3_server("::1") as (server, _):
         host, port = server.rsplit(":", 1)
         result = backend(f"[{host}]:{port}").download(Limits(duration=1, max_bytes=UNBOUNDED, min_streams=1))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.ndt7_server import Behaviour, LocateMock, LocateMode, Ndt7Server, Served, self_signed_tls
-from support.tools import free_port, require_tool
+from support.tools import free_port, require_tool, unavailable
 
 from agent.config import BandwidthProbeConfig, Ndt7Config
 from agent.probes.bandwidth import ndt7
@@ -99,7 +99,7 @@ def test_upload_is_counted_by_the_servers_bytes_received(server: Ndt7Server) -> 
     result = Ndt7Backend(options(server.url)).upload(limits(duration=1.0))
     seen = served(server, "upload")
     if not LINUX:
-        pytest.skip("the test server reads TCP_INFO, which only Linux offers")
+        unavailable("the test server reads TCP_INFO, which only Linux offers")
     assert result.details["counted_by"] == "server TCPInfo.BytesReceived"
     assert result.bytes in seen.reported_bytes  # a number the server said, not ours
     assert result.bytes <= result.details["sent_bytes"] * 1.01 + 64 * 1024
@@ -117,7 +117,7 @@ def test_upload_rate_is_the_servers_count_not_what_we_wrote() -> None:
     with Ndt7Server(Behaviour(rate=4e6, report_scale=0.5)) as server:
         result = Ndt7Backend(options(server.url)).upload(limits(duration=2.0))
     if not LINUX:
-        pytest.skip("the test server reads TCP_INFO, which only Linux offers")
+        unavailable("the test server reads TCP_INFO, which only Linux offers")
     assert result.details["counted_by"] == "server TCPInfo.BytesReceived"
     assert result.bytes_per_second == pytest.approx(2e6, rel=RATE_TOLERANCE)
 
@@ -174,7 +174,7 @@ def test_upload_with_garbage_measurements_ignores_them_and_says_so() -> None:
     with Ndt7Server(Behaviour(garbage="text")) as server:
         result = Ndt7Backend(options(server.url)).upload(limits(duration=1.0))
     if not LINUX:
-        pytest.skip("the fallback count needs TCP_INFO")
+        unavailable("the fallback count needs TCP_INFO, which only Linux offers")
     assert result.details["counted_by"].startswith("agent TCP_INFO")
     assert result.details["ignored_measurements"] >= 2
     assert result.details["server_measurements"] == 0
@@ -184,7 +184,7 @@ def test_upload_counts_a_server_claims_beyond_what_we_sent_are_not_believed() ->
     with Ndt7Server(Behaviour(report_scale=3.0)) as server:
         result = Ndt7Backend(options(server.url)).upload(limits(duration=1.0))
     if not LINUX:
-        pytest.skip("the fallback count needs TCP_INFO")
+        unavailable("the fallback count needs TCP_INFO, which only Linux offers")
     assert result.details["counted_by"].startswith("agent TCP_INFO")
     assert result.details["ignored_measurements"] >= 2
     assert result.bytes <= result.details["sent_bytes"] * 1.01 + 64 * 1024

@@ -28,13 +28,10 @@ from support.speedtest_server import (
     ListedServer,
     SpeedtestServer,
 )
-from support.tools import BIN, free_port, in_ci, require_tool
+from support.tools import BIN, free_port, require_tool, unavailable
 
 if importlib.util.find_spec("speedtest") is None:
-    message = "speedtest-cli is not installed (pip install -e '.[dev]'; in CI, CI=true, this fails)"
-    if in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message, allow_module_level=True)
+    unavailable("speedtest-cli is not installed (pip install -e '.[dev]')")
 
 from agent.config import BandwidthProbeConfig
 from agent.probes.bandwidth.backend import BackendOptions, Limits, TransferError, backend_class
