@@ -20,6 +20,7 @@ works unchanged), samples the bytes every tenth of a second, and decides:
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
@@ -37,6 +38,9 @@ GROWTH = 0.10
 RAMP_SHARE = 0.5
 # Fewer bytes than this in the window cannot give a meaningful rate.
 MINIMUM_WINDOW_BYTES = 64 * 1024
+# What uploads send, over and over: random, so no compression on the way can inflate a
+# result; made once per process and sent as slices, so no CPU goes into making data.
+RANDOM_BLOCK = os.urandom(1024 * 1024)
 
 
 class StreamDone(Exception):
@@ -162,8 +166,10 @@ class _Run:
         return sum(entry.stream.moved() for entry in self.running)
 
     def retransmits(self) -> int | None:
+        """All streams' retransmits; None unless every stream's OS says."""
         counts = [entry.stream.retransmits() for entry in self.running]
-        return None if any(count is None for count in counts) else sum(c or 0 for c in counts)
+        known = [count for count in counts if count is not None]
+        return sum(known) if counts and len(known) == len(counts) else None
 
     def first_error(self) -> str | None:
         return next((entry.error for entry in self.running if entry.error), None)
@@ -264,7 +270,7 @@ def measure(opener: StreamOpener, limits: Limits, latency: LatencyUnderLoad | No
                         run.add(min(len(run.running), limits.max_streams - len(run.running)))
                     retransmits_before = retransmits_now
                 previous_rate = rate
-        retransmit_counts = [entry.stream.retransmits() for entry in run.running]
+        retransmits = run.retransmits()
     finally:
         round_trips = latency.stop() if latency is not None and pinging else []
         streams = len(run.running)
@@ -276,10 +282,9 @@ def measure(opener: StreamOpener, limits: Limits, latency: LatencyUnderLoad | No
         window_start = next(i for i, (t, _) in enumerate(samples) if t >= half)
         window_start = min(window_start, len(samples) - 2)  # never an empty window
     rate, window = goodput(samples, window_start)
-    known = [count for count in retransmit_counts if count is not None]
     return DirectionResult(
         bytes_per_second=rate, bytes=samples[-1][1], seconds=samples[-1][0],
         window_seconds=window, streams=streams,
         loaded_latency_seconds=statistics.median(round_trips) if round_trips else None,
-        retransmits=sum(known) if known and len(known) == len(retransmit_counts) else None,
+        retransmits=retransmits,
     )

@@ -14,14 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from agent.probes.bandwidth.backend import BackendOptions, DirectionResult, Limits, TransferError
-from agent.probes.bandwidth.engine import measure
-from agent.probes.bandwidth.httpstream import (
-    HttpEndpoint,
-    PingsUnderLoad,
-    download_opener,
-    idle_ping,
-    upload_opener,
-)
+from agent.probes.bandwidth.httpstream import HttpEndpoint, idle_ping, measure_direction
 from agent.wire import SPEED_DOWNLOAD_PATH, SPEED_PING_PATH, SPEED_UPLOAD_PATH
 
 # What one request asks for at most: few enough round trips for new requests, small
@@ -55,12 +48,10 @@ class HttpBackend:
         return self.idle
 
     def download(self, limits: Limits) -> DirectionResult:
-        opener = download_opener(self._sized(limits), limits.max_bytes)
-        return measure(opener, limits, PingsUnderLoad(self.endpoint), self.idle)
+        return measure_direction("download", self._sized(limits), limits, self.idle)
 
     def upload(self, limits: Limits) -> DirectionResult:
-        opener = upload_opener(self._sized(limits), limits.max_bytes)
-        return measure(opener, limits, PingsUnderLoad(self.endpoint), self.idle)
+        return measure_direction("upload", self._sized(limits), limits, self.idle)
 
     def close(self) -> None:
         """Nothing stays open between tests."""

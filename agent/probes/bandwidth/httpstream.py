@@ -14,7 +14,6 @@ Used by the ``http`` backend (LibreSpeed-style paths) and by the ``speedtest`` b
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import ssl
 import statistics
@@ -24,14 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from agent.probes.bandwidth.backend import TransferError
-from agent.probes.bandwidth.engine import Allowance, Stream, StreamDone, StreamOpener
+from agent.probes.bandwidth.backend import DirectionResult, Limits, TransferError
+from agent.probes.bandwidth.engine import (
+    RANDOM_BLOCK,
+    Allowance,
+    Stream,
+    StreamDone,
+    StreamOpener,
+    measure,
+)
 from agent.probes.bandwidth.tcpinfo import tcp_info
 from agent.transport import USER_AGENT, tls_context
 
 BUFFER_BYTES = 256 * 1024
-# Sent over and over: random, so no compression on the way can inflate the result.
-RANDOM_BLOCK = os.urandom(1024 * 1024)
 MAX_HEADER_BYTES = 64 * 1024
 PING_INTERVAL_SECONDS = 0.25
 MAX_PING_BODY_BYTES = 64 * 1024
@@ -390,6 +394,15 @@ def upload_opener(endpoint: HttpEndpoint, max_bytes: int) -> StreamOpener:
     def open_stream(index: int) -> Stream:
         return UploadStream(endpoint, allowance)
     return open_stream
+
+
+def measure_direction(direction: str, endpoint: HttpEndpoint, limits: Limits,
+                      idle_latency: float | None, pings: HttpEndpoint | None = None) -> DirectionResult:
+    """One direction on the engine against ``endpoint``, with pings under load on
+    ``pings`` (default: the same server) set against the idle round trip."""
+    opener = download_opener if direction == "download" else upload_opener
+    return measure(opener(endpoint, limits.max_bytes), limits, PingsUnderLoad(pings or endpoint),
+                   idle_latency)
 
 
 def ping_once(sock: socket.socket, endpoint: HttpEndpoint) -> float:

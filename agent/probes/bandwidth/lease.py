@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -44,13 +45,12 @@ class Turn:
 
 
 class LeaseClient:
-    def __init__(self, collector_url: str, credential: str, ca_bundle: object = None,
+    def __init__(self, collector_url: str, credential: str, ca_bundle: Path | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
                  client: httpx.Client | None = None) -> None:
         self.url = collector_url.rstrip("/") + SPEED_LEASE_PATH
-        self.client = client or make_client(REQUEST_TIMEOUT_SECONDS, ca_bundle,  # type: ignore[arg-type]
-                                            credential)
+        self.client = client or make_client(REQUEST_TIMEOUT_SECONDS, ca_bundle, credential)
         self.sleep = sleep
         self.clock = clock
 

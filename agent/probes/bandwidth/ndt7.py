@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import socket
 import ssl
 import statistics
@@ -89,18 +88,6 @@ OVERHEAD_SHARE = 0.01
 OVERHEAD_SLACK = 64 * 1024
 # This many text messages without one real measurement: the server does not speak ndt7.
 GARBAGE_VERDICT = 3
-
-_upload_block: bytes | None = None
-
-
-def _random_block() -> bytes:
-    """The upload payload: made once per process, sent as memoryview slices (random, so no
-    compression on the way can inflate the rate; reused, so no CPU goes into making it)."""
-    global _upload_block
-    if _upload_block is None:
-        _upload_block = os.urandom(MAX_MESSAGE)
-    return _upload_block
-
 
 @dataclass
 class _Target:
@@ -334,7 +321,7 @@ class _Sent:
 def _send(ws: ClientConnection, limits: Limits, stall: float) -> _Sent:
     """Send the upload until our limits, or until the server closes, reading its
     measurements as they come."""
-    block = memoryview(_random_block())
+    block = memoryview(engine.RANDOM_BLOCK)  # 1 MiB: the largest message (MAX_MESSAGE) is one slice
     sock = ws.socket
     first = tcp_info(sock)
     acked_before = first.bytes_acked if first is not None else 0  # the upgrade request

@@ -40,14 +40,7 @@ from urllib.parse import urlsplit
 
 from agent.probes import one_line_reason
 from agent.probes.bandwidth.backend import BackendOptions, DirectionResult, Limits, TransferError
-from agent.probes.bandwidth.engine import measure
-from agent.probes.bandwidth.httpstream import (
-    HttpEndpoint,
-    PingsUnderLoad,
-    download_opener,
-    idle_ping,
-    upload_opener,
-)
+from agent.probes.bandwidth.httpstream import HttpEndpoint, idle_ping, measure_direction
 
 # Importing speedtest-cli wraps file descriptors 1 and 2 in objects of its own (for its
 # command-line output) that would close them if the module were ever unloaded: once
@@ -120,6 +113,7 @@ class SpeedtestBackend:
             ca_bundle=None,
             stall_seconds=options.stall_seconds,
         )
+        self.idle: float | None = None  # the round trip before the test, once pinged
 
     @classmethod
     def discover(cls, options: BackendOptions) -> list[str]:
@@ -138,16 +132,15 @@ class SpeedtestBackend:
         return [_remember(server) for server in _rank_by_latency(client, candidates)]
 
     def ping(self) -> float:
-        return idle_ping(self.endpoint)
+        self.idle = idle_ping(self.endpoint)
+        return self.idle
 
     def download(self, limits: Limits) -> DirectionResult:
-        opener = download_opener(self._sized(limits), limits.max_bytes)
-        result = measure(opener, limits, PingsUnderLoad(self.endpoint))
+        result = measure_direction("download", self._sized(limits), limits, self.idle, self.endpoint)
         return dataclasses.replace(result, details=self._details())
 
     def upload(self, limits: Limits) -> DirectionResult:
-        opener = upload_opener(self.endpoint, limits.max_bytes)
-        result = measure(opener, limits, PingsUnderLoad(self.endpoint))
+        result = measure_direction("upload", self.endpoint, limits, self.idle)
         return dataclasses.replace(result, details=self._details())
 
     def _sized(self, limits: Limits) -> HttpEndpoint:
