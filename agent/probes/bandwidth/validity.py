@@ -34,7 +34,8 @@ LOOPBACK = "lo"
 def local_interface(server: str) -> str | None:
     """The agent's interface towards ``server`` (a URL or host[:port]): the kernel's
     route choice, learnt by connecting a UDP socket, which sends nothing."""
-    host = urlsplit(server).hostname if "//" in server else server.rsplit(":", 1)[0].strip("[]")
+    # A URL, or iperf3's host, host:port or [v6]:port: the same after a "//".
+    host = urlsplit(server if "//" in server else "//" + server).hostname
     if not host:
         return None
     try:
