@@ -15,11 +15,12 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from agent.units import parse_duration, parse_size
+from agent.units import parse_duration, parse_size, split_host_port, valid_host
 from agent.wire import describe_validation_error
 
 log = logging.getLogger("schoolnet.agent")
@@ -135,9 +136,89 @@ class BandwidthProbeConfig(_Section):
     iperf3: Iperf3Config = Iperf3Config()
 
 
+def _echo_target(value: Any) -> Any:
+    if isinstance(value, str) and not valid_host(value.strip()):
+        raise ValueError(f"{value!r} is not a host name or an IP address")
+    return value.strip() if isinstance(value, str) else value
+
+
+def _dns_server(value: Any) -> Any:
+    if isinstance(value, str) and value.strip() != SYSTEM_RESOLVERS:
+        try:
+            split_host_port(value.strip(), 53)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return value.strip()
+    return value
+
+
+def _http_url(value: Any) -> Any:
+    if isinstance(value, str):
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError(f"{value!r} has a bad port") from None
+        return value.strip()
+    return value
+
+
+# In `dns_servers`: the resolvers the machine itself uses (/etc/resolv.conf), usually the
+# school router's or the provider's: what pupils' devices get from DHCP too.
+SYSTEM_RESOLVERS = "system"
+EchoTarget = Annotated[str, BeforeValidator(_echo_target)]
+DnsServer = Annotated[str, BeforeValidator(_dns_server)]
+HttpUrl = Annotated[str, BeforeValidator(_http_url)]
+
+
+class ConnectivityProbeConfig(_Section):
+    enabled: bool = True
+    # One record per window: loss, jitter and percentiles are over the window's probes
+    # (60 s at 0.5 s = 120 per target: enough for a loss figure that means something).
+    window: Duration = 60.0
+    ping_interval: Duration = 0.5
+    timeout: Duration = 2.0
+    method: Literal["auto", "icmp", "tcp"] = "auto"
+    tcp_port: Count = Field(default=443, ge=1, le=65535)
+    # Public and anycast by default (near every school); the demo and the tests use local ones.
+    targets: list[EchoTarget] = Field(
+        default=["1.1.1.1", "8.8.8.8", "9.9.9.9", "2606:4700:4700::1111", "2001:4860:4860::8888"],
+        max_length=16)
+    gateway: str = "auto"
+    hops: Count = Field(default=2, ge=0, le=8)
+    hop_interval: Duration = 5.0
+    dns_servers: list[DnsServer] = Field(
+        default=[SYSTEM_RESOLVERS, "1.1.1.1", "8.8.8.8", "9.9.9.9", "2606:4700:4700::1111"],
+        max_length=16)
+    dns_names: list[EchoTarget] = Field(default=["www.google.com", "www.wikipedia.org"],
+                                        max_length=16)
+    dns_interval: Duration = 10.0
+    http_urls: list[HttpUrl] = Field(
+        default=["https://www.google.com/generate_204", "https://www.wikipedia.org/"],
+        max_length=16)
+    http_interval: Duration = 30.0
+    outage_after: Count = Field(default=3, ge=1, le=100)
+    loss_threshold: float = Field(default=0.02, gt=0, lt=1)
+    latency_threshold: Duration = 0.1
+
+    @model_validator(mode="after")
+    def _fits_in_window(self) -> ConnectivityProbeConfig:
+        if self.ping_interval * 10 > self.window:
+            raise ValueError(f"ping_interval ({self.ping_interval:g} s) must fit at least 10 "
+                             f"times in window ({self.window:g} s)")
+        if self.gateway not in ("auto", "") and not valid_host(self.gateway):
+            raise ValueError(f"gateway {self.gateway!r} is not 'auto', '' or an address")
+        if self.dns_servers and not self.dns_names:
+            raise ValueError("dns_names is empty while dns_servers is not: name something to resolve")
+        return self
+
+
 class ProbesConfig(_Section):
     system: SystemProbeConfig = SystemProbeConfig()
     bandwidth: BandwidthProbeConfig = BandwidthProbeConfig()
+    connectivity: ConnectivityProbeConfig = ConnectivityProbeConfig()
 
 
 class ContractConfig(_Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -27,3 +28,42 @@ def parse_size(text: str) -> int:
     if not match or unit not in _SIZE_UNITS:
         raise ValueError(f"{text!r} is not a size (write it like 50MB, 50MiB or 50000000)")
     return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+# RFC 1123 host names: labels of letters, digits and inner dashes, at most 253 characters.
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def valid_host(text: str) -> bool:
+    """An IP address (v4 or v6) or a syntactically valid host name."""
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        pass
+    name = text.removesuffix(".")
+    return 0 < len(name) <= 253 and all(_LABEL.match(label) for label in name.split("."))
+
+
+def split_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """``"9.9.9.9"``, ``"9.9.9.9:5353"``, ``"2001:db8::1"`` or ``"[2001:db8::1]:5353"``
+    -> (host, port)."""
+    host, port = text, default_port
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"{text!r} is not an address or [address]:port")
+        if rest:
+            port = _port(text, rest[1:])
+    elif text.count(":") == 1:
+        host, _, raw = text.partition(":")
+        port = _port(text, raw)
+    if not valid_host(host):
+        raise ValueError(f"{text!r} is not an address, a host name, or one of them with :port")
+    return host, port
+
+
+def _port(text: str, raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ValueError(f"{text!r} has a bad port")
+    return int(raw)

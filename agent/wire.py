@@ -10,8 +10,10 @@ Units are base units throughout: seconds, bytes, bytes per second, ratios where 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
+import string
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -179,6 +181,131 @@ class BandwidthPayload(_Strict):
         return self
 
 
+# --- connectivity: windows of echo, DNS and HTTP probes, and outages --------------------
+
+EchoMethod = Literal["icmp", "icmp-raw", "tcp"]
+EchoRole = Literal["gateway", "internet"]
+# isp: no internet target answered while the gateway did; lan: the gateway failed too;
+# internet: no internet target answered and no gateway was probed (cannot say which side);
+# dns: echo fine, but no resolver answered.
+OutageKind = Literal["isp", "lan", "dns", "internet"]
+# Where a bad window's trouble is: the school LAN (up to the gateway), the provider's access
+# (the first hops past the gateway), further away, nowhere, or not decidable.
+Segment = Literal["none", "lan", "access", "beyond", "unknown"]
+
+Seconds = Field(default=None, ge=0)
+
+
+class EchoStats(_Strict):
+    """One echo target over one window: the gateway or an internet target."""
+
+    target: str = Field(max_length=255, description="The target as configured.")
+    address: str | None = Field(default=None, max_length=64, description="The address probed.")
+    role: EchoRole
+    method: EchoMethod | None = None
+    sent: int = Field(ge=0, le=INT64_MAX)
+    received: int = Field(ge=0, le=INT64_MAX)
+    loss_ratio: float | None = Field(default=None, ge=0, le=1,
+                                     description="Null when nothing could be sent.")
+    latency_min_seconds: float | None = Seconds
+    latency_mean_seconds: float | None = Seconds
+    latency_p50_seconds: float | None = Seconds
+    latency_p90_seconds: float | None = Seconds
+    latency_p99_seconds: float | None = Seconds
+    latency_max_seconds: float | None = Seconds
+    jitter_seconds: float | None = Field(
+        default=None, ge=0, description="Mean absolute difference of consecutive round trips "
+        "(RFC 3550 style, unsmoothed).")
+    error: str | None = Field(default=None, max_length=1000,
+                              description="Why probes failed, the latest reason.")
+
+
+class HopStats(_Strict):
+    """TTL-limited probes: the router ``ttl`` hops away, as far as the provider's access."""
+
+    ttl: int = Field(ge=1, le=64)
+    address: str | None = Field(default=None, max_length=64,
+                                description="The router that answered; null when none did.")
+    segment: Literal["lan", "access"]
+    sent: int = Field(ge=0, le=INT64_MAX)
+    received: int = Field(ge=0, le=INT64_MAX)
+    loss_ratio: float | None = Field(default=None, ge=0, le=1)
+    latency_p50_seconds: float | None = Seconds
+    latency_max_seconds: float | None = Seconds
+
+
+class DnsStats(_Strict):
+    """Resolution time against one resolver over one window."""
+
+    server: str = Field(max_length=255)
+    queries: int = Field(ge=0, le=INT64_MAX)
+    answered: int = Field(ge=0, le=INT64_MAX, description="Queries answered with an address.")
+    failure_ratio: float | None = Field(default=None, ge=0, le=1)
+    latency_p50_seconds: float | None = Seconds
+    latency_p90_seconds: float | None = Seconds
+    latency_max_seconds: float | None = Seconds
+    latency_mean_seconds: float | None = Seconds
+    error: str | None = Field(default=None, max_length=1000)
+
+
+class HttpStats(_Strict):
+    """Time to first byte of one service the school depends on, over one window."""
+
+    url: str = Field(max_length=500)
+    requests: int = Field(ge=0, le=INT64_MAX)
+    succeeded: int = Field(ge=0, le=INT64_MAX, description="Requests answered with a status below 500.")
+    failure_ratio: float | None = Field(default=None, ge=0, le=1)
+    status: int | None = Field(default=None, ge=100, le=599, description="The latest HTTP status.")
+    connect_p50_seconds: float | None = Field(
+        default=None, ge=0, description="Name lookup plus TCP (and TLS) set-up, median.")
+    ttfb_p50_seconds: float | None = Field(
+        default=None, ge=0, description="From the start of the request to the first byte of "
+        "the response, median.")
+    ttfb_p90_seconds: float | None = Seconds
+    ttfb_max_seconds: float | None = Seconds
+    ttfb_mean_seconds: float | None = Seconds
+    error: str | None = Field(default=None, max_length=1000)
+
+
+class ConnectivityPayload(_Strict):
+    """One window of the continuous connectivity probes (the record's clock is its start)."""
+
+    window_seconds: float = Field(gt=0)
+    method: EchoMethod | None = Field(default=None, description="How echo probes were sent.")
+    up: bool = Field(description="No outage under way at the window's end.")
+    down_seconds: float = Field(ge=0, description="Time in this window inside an outage.")
+    outage_kind: OutageKind | None = Field(default=None,
+                                           description="The outage under way at the window's end.")
+    outage_start_seconds: float | None = None
+    gateway: EchoStats | None = None
+    targets: list[EchoStats] = Field(default_factory=list, max_length=32)
+    hops: list[HopStats] = Field(default_factory=list, max_length=32)
+    dns: list[DnsStats] = Field(default_factory=list, max_length=32)
+    http: list[HttpStats] = Field(default_factory=list, max_length=32)
+    segment: Segment = "unknown"
+    segment_reason: str = Field(default="", max_length=1000)
+
+
+class OutagePayload(_Strict):
+    """One outage, sent when it ended (the record's clock is its end); delivered late when
+    the agent was offline, with these original times."""
+
+    outage_kind: OutageKind
+    start_seconds: float = Field(description="Unix seconds, agent clock.")
+    end_seconds: float = Field(description="Unix seconds, agent clock.")
+    duration_seconds: float = Field(ge=0, description="Measured on the monotonic clock where "
+                                    "the agent ran throughout (immune to clock steps).")
+    interrupted: bool = Field(default=False, description="The agent stopped during the outage: "
+                              "the end is the last time it was seen, not when it was over.")
+    detail: str = Field(default="", max_length=1000, description="What failed and what answered.")
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> OutagePayload:
+        if self.end_seconds < self.start_seconds:
+            raise ValueError("end_seconds is before start_seconds")
+        return self
+
+
 # A failed record whose error starts with this is a run the probe chose not to make
 # (the traffic budget is spent, another agent of the school kept the turn): not a fault.
 SKIPPED_PREFIX = "skipped: "
@@ -188,7 +315,13 @@ SKIPPED_PREFIX = "skipped: "
 PAYLOADS: dict[str, type[BaseModel]] = {
     "system": SystemPayload,
     "bandwidth": BandwidthPayload,
+    "connectivity": ConnectivityPayload,
+    "outage": OutagePayload,
 }
+
+# Kinds that are events another probe reports, not probes of their own (no runs or
+# failures to count): an outage comes from the connectivity probe.
+EVENT_KINDS = frozenset({"outage"})
 
 
 # --- privacy: MAC-shaped values -------------------------------------------------------
@@ -219,8 +352,33 @@ def may_contain_mac(text: str | bytes) -> bool:
 BSSID_FIELDS = frozenset({"bssid", "bssids", "access_point_bssid"})
 
 
+# A run of hex digits and colons: an IPv6 address is one, and six of its groups can look
+# like a MAC (2001:db8:10:20:30:40:50:60). Provider hops and targets are IPv6 addresses.
+_COLON_HEX_RUN = re.compile(r"[0-9A-Fa-f:]+")
+
+
 def is_mac_shaped(text: str) -> bool:
-    return _MAC_SHAPED.search(text) is not None
+    """Whether ``text`` holds a 48-bit hardware address anywhere, not counting the groups of
+    a whole IPv6 address (a MAC inside one, as in "mac:aa:bb:cc:dd:ee:ff", still counts)."""
+    for match in _MAC_SHAPED.finditer(text):
+        run = _COLON_HEX_RUN.match(text, _run_start(text, match.start()))
+        if match.group(1) != ":" or run is None or not _is_ipv6(run.group().strip(":")):
+            return True
+    return False
+
+
+def _run_start(text: str, index: int) -> int:
+    while index > 0 and (text[index - 1] == ":" or text[index - 1] in string.hexdigits):
+        index -= 1
+    return index
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def find_mac_shaped(value: Any, path: str = "") -> str | None:

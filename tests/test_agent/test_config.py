@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support.tools import LOCAL_ONLY_ENV
 
 from agent.config import ConfigError, load_settings
 
@@ -87,8 +88,24 @@ def test_state_dir_from_the_environment(tmp_path: Path, monkeypatch) -> None:  #
     ('[outbox]\nmax_bytes = false\n', "outbox.max_bytes"),
     ('[outbox]\nmax_bytes = 1.5\n', "outbox.max_bytes"),
     ('[contract]\nupload_bytes_per_second = inf\n', "contract.upload_bytes_per_second"),
+    ('[probes.connectivity]\nping_interval = "0s"\n', "probes.connectivity.ping_interval"),
+    ('[probes.connectivity]\nwindow = 0\n', "probes.connectivity.window"),
+    ('[probes.connectivity]\nhttp_urls = ["elo.example.org"]\n', "probes.connectivity.http_urls.0"),
+    ('[probes.connectivity]\nhttp_urls = ["ftp://elo.example.org/"]\n', "probes.connectivity.http_urls.0"),
+    ('[probes.connectivity]\nhttp_urls = ["https://elo.example.org:99999/"]\n',
+     "probes.connectivity.http_urls.0"),
+    ('[probes.connectivity]\ntargets = ["1.1.1.1", "not a host!"]\n', "probes.connectivity.targets.1"),
+    ('[probes.connectivity]\ndns_servers = ["9.9.9.9:http"]\n', "probes.connectivity.dns_servers.0"),
+    ('[probes.connectivity]\nping_interval = "10s"\n', "ping_interval (10 s) must fit at least 10 times"),
+    ('[probes.connectivity]\ngateway = "router?"\n', "gateway 'router?'"),
+    ('[probes.connectivity]\nmethod = "carrier-pigeon"\n', "probes.connectivity.method"),
+    ('[probes.connectivity]\nloss_threshold = 2\n', "probes.connectivity.loss_threshold"),
 ])
-def test_every_bad_value_is_one_line_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
+def test_every_bad_value_is_one_line_naming_the_key(tmp_path: Path, text: str, named: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # The safety net's environment would win over the file; reading a config sends nothing.
+    for name in LOCAL_ONLY_ENV:
+        monkeypatch.delenv(name)
     with pytest.raises(ConfigError) as caught:
         load_settings(write(tmp_path, text))
     message = str(caught.value)

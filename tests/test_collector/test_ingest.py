@@ -95,6 +95,16 @@ def test_bssid_fields_may_hold_an_access_point_address(site) -> None:  # type: i
     assert find_mac_shaped({"devices": [{"id": "001a.2b3c.4d5e"}]}) == "devices[0].id"
 
 
+def test_an_ipv6_address_is_not_a_mac_but_a_mac_beside_a_colon_is() -> None:
+    from agent.wire import find_mac_shaped
+
+    # A provider hop: six of its groups look like a MAC; the whole is an IPv6 address.
+    assert find_mac_shaped({"hops": [{"address": "2001:db8:10:20:30:40:50:60"}]}) is None
+    assert find_mac_shaped({"detail": "no reply from 2001:db8:10:20:30:40:50:60; gateway ok"}) is None
+    assert find_mac_shaped({"note": "mac:aa:bb:cc:dd:ee:ff"}) == "note"
+    assert find_mac_shaped({"note": "aa:bb:cc:dd:ee:ff:00"}) == "note", "seven groups are no IPv6"
+
+
 def test_wrong_and_revoked_credentials_get_401(site) -> None:  # type: ignore[no-untyped-def]
     from collector.registry import revoke_agent
 
