@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import BindParameter
 
 from agent.wire import (
+    EVENT_KINDS,
     INT64_MAX,
     SKIPPED_PREFIX,
     BandwidthPayload,
@@ -33,6 +34,7 @@ from agent.wire import (
     RecordResult,
     validate_record,
 )
+from collector.connectivity import update_connectivity
 from collector.db.engine import writer
 from collector.db.schema import (
     agents,
@@ -114,6 +116,7 @@ def store(conn: Connection, prepared: Prepared, now: float) -> IngestOutcome:
         conn.execute(_insert(conn, given_up_ranges).on_conflict_do_nothing(), given_up)
     _update_latest(conn, agent.id, accepted)
     _update_bandwidth_totals(conn, agent.id, accepted)
+    update_connectivity(conn, agent.id, accepted)
     _update_health(conn, agent.id, batch, now)
     # What this batch itself accounts for, per stream (stored now or before, rejected,
     # given up), as (first, last) ranges: usually all the watermark needs.
@@ -287,10 +290,14 @@ def _update_latest(conn: Connection, agent_id: int, accepted: list[Record]) -> N
     A failed run does not erase the last good value (the failure counters and the last
     run's outcome say what happened), and records delivered late after an outage count
     without replacing anything newer.
+
+    Events (an outage) are no probe's runs: they get no row here (no latest value, no
+    run counts); `records` keeps them and ``update_connectivity`` counts them.
     """
     by_kind: dict[str, list[Record]] = {}
     for record in accepted:
-        by_kind.setdefault(record.kind, []).append(record)
+        if record.kind not in EVENT_KINDS:
+            by_kind.setdefault(record.kind, []).append(record)
     statement = _statements(conn.dialect.name)[1]
     for kind, kind_records in by_kind.items():
         newest = max(kind_records, key=lambda r: r.clock.wall_time_seconds)

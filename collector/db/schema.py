@@ -182,3 +182,27 @@ bandwidth_totals = Table(
     Column("tests_failed_total", BigInteger, nullable=False),
     Column("tests_skipped_total", BigInteger, nullable=False),
 )
+
+# Per agent and outage kind, kept at ingest from the `outage` records (accepted ones only,
+# never a duplicate): outages and their seconds since the agent enrolled.
+connectivity_outage_totals = Table(
+    "connectivity_outage_totals", metadata,
+    Column("agent_id", ForeignKey("agents.id"), primary_key=True),
+    Column("outage_kind", String(16), primary_key=True),
+    Column("outages_total", BigInteger, nullable=False),
+    Column("outage_seconds_total", Float, nullable=False),
+)
+
+# Per agent, kept at ingest: the start of its earliest successful connectivity window,
+# where the time it observed begins (availability needs it at every scrape, and finding
+# it in `records` would read every window the agent ever sent).
+connectivity_first_windows = Table(
+    "connectivity_first_windows", metadata,
+    Column("agent_id", ForeignKey("agents.id"), primary_key=True),
+    Column("first_window_at", Float, nullable=False),
+)
+
+# The outages that ended recently (their clock is the end), for availability at scrape
+# time. Partial: only outage records are in it, so the other kinds' inserts do not pay.
+Index("ix_records_outage_end", records.c.measured_at,
+      sqlite_where=records.c.kind == "outage", postgresql_where=records.c.kind == "outage")

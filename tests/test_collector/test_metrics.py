@@ -112,3 +112,57 @@ def test_the_fast_page_says_exactly_what_prometheus_client_says(site) -> None:  
     assert fast[("schoolnet_agent_given_up_records_total",
                  (("agent", "pi"), ("board", "test-board"), ("reason", "evicted"),
                   ("school", "test-school")))] == 3
+
+
+def test_a_summary_is_the_same_from_both_writers_and_lint_clean() -> None:
+    import pytest
+    from prometheus_client import generate_latest
+    from prometheus_client.core import Metric
+    from prometheus_client.parser import text_string_to_metric_families
+    from prometheus_client.registry import Collector
+
+    from collector.exposition import Family, render
+
+    # Fewer labels than the shared identity prefix, and the full identity with more.
+    short = Family("schoolnet_test_short_seconds", "A test summary, seconds", "summary",
+                   ("board", "quantile"))
+    short.add(("b", "0.5"), 0.25)
+    short.add_sum_count(("b",), 1.5, 6)
+    full = Family("schoolnet_test_full_seconds", "A test summary, seconds", "summary",
+                  ("board", "school", "agent", "server", "quantile"))
+    for server in ("a", "b"):
+        full.add(("b", "s", "pi", server, "0.5"), 0.004)
+        full.add(("b", "s", "pi", server, "1"), 0.012)
+        full.add_sum_count(("b", "s", "pi", server), 0.025, 5)
+    families = [short, full]
+    text = render(families)
+    assert text.splitlines()[2:5] == ['schoolnet_test_short_seconds{board="b",quantile="0.5"} 0.25',
+                                      'schoolnet_test_short_seconds_sum{board="b"} 1.5',
+                                      'schoolnet_test_short_seconds_count{board="b"} 6']
+
+    class Fixed(Collector):
+        def collect(self) -> list[Metric]:
+            return [family.to_metric() for family in families]
+
+    registry = CollectorRegistry()
+    registry.register(Fixed())
+
+    def parsed(page: str) -> list[tuple[str, str, list[tuple[str, tuple[tuple[str, str], ...], float]]]]:
+        return [(f.name, f.type, sorted((s.name, tuple(sorted(s.labels.items())), s.value)
+                                        for s in f.samples))
+                for f in text_string_to_metric_families(page)]
+
+    assert parsed(text) == parsed(generate_latest(registry).decode())
+    assert [kind for _, kind, _ in parsed(text)] == ["summary", "summary"]
+    assert registry.get_sample_value("schoolnet_test_full_seconds_count",
+                                     {"board": "b", "school": "s", "agent": "pi", "server": "b"}) == 5
+
+    promtool = require_tool("promtool")
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout
+
+    with pytest.raises(ValueError, match="quantile"):
+        Family("schoolnet_test_seconds", "no quantile", "summary", ("board",))
+    with pytest.raises(ValueError, match="only a summary"):
+        Family("schoolnet_test", "a gauge", "gauge", ("board",)).add_sum_count(("b",), 1, 1)
