@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     measure = commands.add_parser("measure", help="one measurement, printed; nothing is stored "
                                   "or sent; exit 0 only when it measured")
-    measure.add_argument("probe", help="system or bandwidth")
+    measure.add_argument("probe", help="system, bandwidth or connectivity")
     measure.add_argument("--json", action="store_true", help="print one JSON object")
     measure.add_argument("--backend", choices=("http", "ndt7", "speedtest", "iperf3"),
                          help="bandwidth: the protocol (default: probes.bandwidth.backend)")
@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: the backend's own choice; http: the collector's speed endpoints)")
     measure.add_argument("--duration", help="bandwidth: seconds per direction, e.g. 10s")
     measure.add_argument("--max-bytes", help="bandwidth: cap per direction, e.g. 500MB")
+    measure.add_argument("--window", help="connectivity: how long to probe, e.g. 10s "
+                         "(default: the configured window)")
     measure.set_defaults(run=cmd_measure)
 
     status = commands.add_parser("status", help="outbox depth and bytes, oldest record, last "
@@ -191,7 +193,11 @@ def cmd_measure(args: argparse.Namespace) -> int:
         if args.probe != "bandwidth":
             raise CommandError("--backend, --server, --duration, --max-bytes, --min-streams and "
                                "--max-streams are for bandwidth")
-        settings = _with_bandwidth(settings, overrides)
+        settings = _with_probe(settings, "bandwidth", overrides)
+    if args.window is not None:
+        if args.probe != "connectivity":
+            raise CommandError("--window is for connectivity")
+        settings = _with_probe(settings, "connectivity", {"window": args.window})
     try:
         probe = probe_class(args.probe)
     except ValueError as exc:
@@ -205,10 +211,14 @@ def cmd_measure(args: argparse.Namespace) -> int:
             raise
         credential = None
     started = time.time()
-    measurement = probe(ProbeContext(settings, credential, settings.state_dir,
-                                     interactive=True)).measure()
+    instance = probe(ProbeContext(settings, credential, settings.state_dir, interactive=True))
+    instance.check()
+    measurement = instance.measure()
     document = {"probe": args.probe, "ok": measurement.ok, "error": measurement.error,
                 "measured_at_seconds": started, **(measurement.payload or {})}
+    if measurement.events:
+        document["events"] = [{"kind": event.kind, "clock": event.clock.model_dump(mode="json"),
+                               "payload": event.payload} for event in measurement.events]
     if args.json:
         print(json.dumps(document))
     else:
@@ -266,19 +276,19 @@ def _config(args: argparse.Namespace) -> Path | None:
     return config_path(args.config)
 
 
-def _with_bandwidth(settings: Any, overrides: dict[str, str]) -> Any:
+def _with_probe(settings: Any, name: str, overrides: dict[str, str]) -> Any:
     from pydantic import ValidationError
 
     from agent.config import AgentSettings, ConfigError
     from agent.wire import describe_validation_error
 
     data = settings.model_dump()
-    data["probes"]["bandwidth"].update(overrides)
+    data["probes"][name].update(overrides)
     try:
         return AgentSettings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError("option " + describe_validation_error(exc).replace(
-            "probes.bandwidth.", "--").replace("_", "-")) from None
+            f"probes.{name}.", "--").replace("_", "-")) from None
 
 
 def _detail(answer: Any) -> str:

@@ -48,8 +48,9 @@ def collector_url(settings: AgentSettings, credential: Credential) -> str:
     return settings.collector.url or credential.collector_url
 
 
-def enabled_probes(settings: AgentSettings, credential: Credential | None) -> dict[str, tuple[Probe, Timing]]:
-    context = ProbeContext(settings, credential, settings.state_dir)
+def enabled_probes(settings: AgentSettings, credential: Credential | None,
+                   scheduled: bool = False) -> dict[str, tuple[Probe, Timing]]:
+    context = ProbeContext(settings, credential, settings.state_dir, scheduled=scheduled)
     probes = {}
     for name in type(settings.probes).model_fields:
         config = getattr(settings.probes, name)
@@ -59,10 +60,24 @@ def enabled_probes(settings: AgentSettings, credential: Credential | None) -> di
     return probes
 
 
+def checked(probes: dict[str, tuple[Probe, Timing]]) -> dict[str, tuple[Probe, Timing]]:
+    """Refuse to start with a configuration a probe cannot work with (ConfigError)."""
+    for probe, _ in probes.values():
+        probe.check()
+    return probes
+
+
 def keep(outbox: Outbox) -> Callable[[str, ClockStamp, Measurement], None]:
     def sink(name: str, stamp: ClockStamp, measurement: Measurement) -> None:
-        outbox.add(name, stamp, measurement.ok, measurement.error, measurement.payload)
+        store(outbox, name, stamp, measurement)
     return sink
+
+
+def store(outbox: Outbox, name: str, stamp: ClockStamp, measurement: Measurement) -> None:
+    """The run's own record, then the events it saw, each with its own clock."""
+    outbox.add(name, stamp, measurement.ok, measurement.error, measurement.payload)
+    for event in measurement.events:
+        outbox.add(event.kind, event.clock, True, None, event.payload)
 
 
 def make_uploader(settings: AgentSettings, credential: Credential, outbox: Outbox) -> Uploader:
@@ -82,12 +97,13 @@ def once(settings: AgentSettings, config: Path | None) -> list[str]:
     """Every enabled probe once, then upload; return the problems (empty = all done)."""
     credential = require_credential(settings)
     settings = refresh(settings, credential, config)
+    probes = checked(enabled_probes(settings, credential))
     outbox = open_outbox(settings)
     problems: list[str] = []
-    for name, (probe, _) in enabled_probes(settings, credential).items():
+    for name, (probe, _) in probes.items():
         stamp = clock_now()
         measurement = probe.measure()
-        outbox.add(name, stamp, measurement.ok, measurement.error, measurement.payload)
+        store(outbox, name, stamp, measurement)
         problems.extend(f"{name}: {reason}" for reason in measurement.problems())
     uploader = make_uploader(settings, credential, outbox)
     backoff = Backoff(cap=ONCE_BACKOFF_CAP_SECONDS)
@@ -112,9 +128,10 @@ def run(settings: AgentSettings, config: Path | None, stop: threading.Event) -> 
     """The daemon: measure on schedule, upload on its own cadence, until ``stop``."""
     credential = require_credential(settings)
     settings = refresh(settings, credential, config)
+    probes = checked(enabled_probes(settings, credential, scheduled=True))
     outbox = open_outbox(settings)
     scheduler = Scheduler(keep(outbox))
-    scheduler.configure(enabled_probes(settings, credential))
+    scheduler.configure(probes)
     delivery = Delivery(settings, outbox)
     upload = threading.Thread(target=delivery.loop(stop.wait).run, daemon=True)
     upload.start()
@@ -135,7 +152,7 @@ def run(settings: AgentSettings, config: Path | None, stop: threading.Event) -> 
             except (ConfigError, OSError) as exc:
                 # The file was edited into something invalid: keep running as configured.
                 log.error("keeping the current settings: %s", exc)
-            scheduler.configure(enabled_probes(settings, credential))
+            scheduler.configure(enabled_probes(settings, credential, scheduled=True))
             delivery.apply(settings)
         stop.wait(min(scheduler.seconds_until_next(), 30.0))
     upload.join(timeout=15)

@@ -7,12 +7,15 @@ fixture folder with real output, a parser test, and its metrics in docs/metrics.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
+
+from agent.wire import ClockStamp
 
 if TYPE_CHECKING:
     from agent.config import AgentSettings
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
 PROBES = {
     "system": "agent.probes.system:SystemProbe",
     "bandwidth": "agent.probes.bandwidth:BandwidthProbe",
+    "connectivity": "agent.probes.connectivity:ConnectivityProbe",
 }
 
 
@@ -49,16 +53,28 @@ class ProbeError(Exception):
 
 
 @dataclass(frozen=True)
+class Event:
+    """A record of another kind that a run produced beside its own, with its own clock: an
+    outage the connectivity probe saw end (its clock is the end, not the window's start)."""
+
+    kind: str
+    clock: ClockStamp
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Measurement:
-    """What a run produced: a payload, or the reason there is none (or both, partly)."""
+    """What a run produced: a payload, or the reason there is none (or both, partly), and
+    any events seen during the run."""
 
     ok: bool
     error: str | None
     payload: dict[str, Any] | None
+    events: tuple[Event, ...] = ()
 
     @classmethod
-    def of(cls, payload: BaseModel) -> Measurement:
-        return cls(True, None, payload.model_dump(mode="json"))
+    def of(cls, payload: BaseModel, events: tuple[Event, ...] = ()) -> Measurement:
+        return cls(True, None, payload.model_dump(mode="json"), events)
 
     @classmethod
     def failed(cls, reason: str, payload: BaseModel | None = None) -> Measurement:
@@ -82,6 +98,8 @@ class ProbeContext:
     # `measure`: one measurement for a person or a benchmark, outside any schedule: it
     # takes no lease and spends no budget.
     interactive: bool = False
+    # The daemon's scheduler runs it: probes with windows align them to the clock.
+    scheduled: bool = False
 
 
 class Probe:
@@ -94,6 +112,8 @@ class Probe:
 
     def __init__(self, context: ProbeContext) -> None:
         self.context = context
+        # Events a run saw (see Event); measure() hands them over with its result.
+        self.events: list[Event] = []
 
     @property
     def config(self) -> Any:
@@ -107,11 +127,17 @@ class Probe:
     def measure(self) -> Measurement:
         """Run once; every failure becomes a failed measurement with its reason."""
         try:
-            return Measurement.of(self.run())
+            measurement = Measurement.of(self.run())
         except ProbeError as exc:
-            return Measurement.failed(one_line_reason(str(exc)), exc.payload)
+            measurement = Measurement.failed(one_line_reason(str(exc)), exc.payload)
         except Exception as exc:  # a probe's bug must not stop the agent: record it
-            return Measurement.failed(one_line_reason(f"{type(exc).__name__}: {exc}"))
+            measurement = Measurement.failed(one_line_reason(f"{type(exc).__name__}: {exc}"))
+        events, self.events = tuple(self.events), []
+        return dataclasses.replace(measurement, events=events) if events else measurement
+
+    def check(self) -> None:
+        """Refuse, at start-up, a configuration that cannot work (raise ConfigError with a
+        one-line reason); most mistakes are caught by the config's own validation."""
 
     def run(self) -> BaseModel:
         """Measure once: the payload (a model from agent/wire.py), or ProbeError(reason)."""

@@ -6,8 +6,9 @@ import os
 import shutil
 import socket
 import sys
+import tomllib
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -49,18 +50,42 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-# The product's default bandwidth target is public (M-Lab's locate service). Every agent a
-# test starts gets this instead, so a test that forgets to choose a local server fails
-# on loopback ("cannot connect") rather than reaching the internet.
+# The product's defaults are public: M-Lab's locate service for bandwidth; anycast
+# resolvers, well-known sites and the machine's own default gateway for connectivity.
+# Every agent a test starts gets local values instead, so a test that forgets to choose a
+# local target probes loopback (and fails) rather than the world. Connectivity is off
+# unless a test's config file turns it on; the file wins wherever it sets a key itself.
 LOCAL_ONLY_ENV = {
     "SCHOOLNET_PROBES__BANDWIDTH__NDT7__LOCATE_URL": "http://127.0.0.1:9/v2/nearest/ndt/ndt7",
+    "SCHOOLNET_PROBES__CONNECTIVITY__ENABLED": "false",
+    "SCHOOLNET_PROBES__CONNECTIVITY__TARGETS": '["127.0.0.1"]',
+    "SCHOOLNET_PROBES__CONNECTIVITY__GATEWAY": "",
+    "SCHOOLNET_PROBES__CONNECTIVITY__HOPS": "0",
+    "SCHOOLNET_PROBES__CONNECTIVITY__DNS_SERVERS": "[]",
+    "SCHOOLNET_PROBES__CONNECTIVITY__HTTP_URLS": "[]",
 }
+
+
+def local_only_env(config: dict[str, Any]) -> dict[str, str]:
+    """The safety net without the keys that ``config`` (a parsed agent config) sets."""
+    kept = {}
+    for name, value in LOCAL_ONLY_ENV.items():
+        node: Any = config
+        for part in name.removeprefix("SCHOOLNET_").lower().split("__"):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            kept[name] = value
+    return kept
 
 
 def agent_env(config_path: Path) -> dict[str, str]:
     """The environment for an agent process: none of the caller's SCHOOLNET_* settings,
-    this config file, and the local-only safety net above."""
+    this config file, and the local-only safety net above where the file is silent."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLNET_")}
     env["SCHOOLNET_AGENT_CONFIG"] = str(config_path)
-    env.update(LOCAL_ONLY_ENV)
+    try:
+        config = tomllib.loads(config_path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        config = {}  # a test of a missing or broken file: the agent says what is wrong
+    env.update(local_only_env(config))
     return env

@@ -134,9 +134,9 @@ def test_run_measures_uploads_caches_settings_and_stops_on_sigterm(tmp_path: Pat
         config = tmp_path / "agent.toml"
         config.write_text(f'state_dir = "{tmp_path / "state"}"\n'
                           '[upload]\ninterval = "1s"\n[probes.bandwidth]\nenabled = false\n')
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLNET_")}
         daemon = subprocess.Popen([console_script("schoolnet-agent"), "--config", str(config), "run"],
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  env=agent_env(config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
         try:
             deadline = time.monotonic() + 20
             while len(fake.delivered_seqs) < 2 and time.monotonic() < deadline:

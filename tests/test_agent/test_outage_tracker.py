@@ -1,0 +1,134 @@
+"""The outage tracker: kind, start and end from rounds, persistence across restarts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.probes.connectivity.outages import STATE_FILE, Moment, OutageTracker
+from agent.wire import OutagePayload
+
+BOOT = "boot-a"
+
+
+def tracker(state_dir: Path | None = None, outage_after: int = 3, boot: str = BOOT) -> OutageTracker:
+    return OutageTracker(outage_after, state_dir, stale_after=180, boot_id=lambda: boot,
+                         synchronized=lambda: True, wall=lambda: at(10).wall)
+
+
+def at(second: float) -> Moment:
+    # The boot clock runs 1000 s behind the wall clock, as a Pi's would after a step.
+    return Moment(1_790_000_000.0 + second, second + 5000.0)
+
+
+def echo(t: OutageTracker, seconds: range | list[float], internet: bool, gateway: bool | None = True) -> None:
+    for second in seconds:
+        t.echo_round(at(second), internet, gateway, "detail")
+
+
+def outages(t: OutageTracker) -> list[OutagePayload]:
+    return [OutagePayload.model_validate(event.payload) for event in t.take_ended()]
+
+
+def test_an_isp_outage_starts_at_the_first_failed_round_and_ends_at_the_first_good_one() -> None:
+    t = tracker()
+    echo(t, range(0, 10), internet=True)
+    echo(t, range(10, 20), internet=False, gateway=True)
+    assert t.current is not None and t.current.kind == "isp"
+    assert t.current.start.wall == at(10).wall
+    echo(t, range(20, 25), internet=True)
+    [outage] = outages(t)
+    assert (outage.outage_kind, outage.start_seconds, outage.end_seconds) == ("isp", at(10).wall, at(20).wall)
+    assert outage.duration_seconds == pytest.approx(10.0)
+    assert t.current is None
+
+
+def test_fewer_failed_rounds_than_outage_after_is_no_outage() -> None:
+    t = tracker(outage_after=3)
+    echo(t, range(0, 5), internet=True)
+    echo(t, [5, 6], internet=False)
+    echo(t, range(7, 10), internet=True)
+    assert t.current is None and outages(t) == []
+
+
+def test_the_gateway_failing_too_makes_it_a_lan_outage_without_a_gateway_internet() -> None:
+    t = tracker()
+    echo(t, range(0, 4), internet=False, gateway=False)
+    assert t.current is not None and t.current.kind == "lan"
+    t2 = tracker()
+    echo(t2, range(0, 4), internet=False, gateway=None)
+    assert t2.current is not None and t2.current.kind == "internet"
+
+
+def test_a_change_of_kind_ends_one_outage_where_the_next_begins() -> None:
+    t = tracker()
+    echo(t, range(0, 10), internet=False, gateway=True)      # isp from 0
+    echo(t, [10, 11], internet=False, gateway=False)          # too few lan rounds yet
+    assert t.current is not None and t.current.kind == "isp"
+    echo(t, range(12, 20), internet=False, gateway=False)     # lan from 10
+    echo(t, [20], internet=True)
+    first, second = outages(t)
+    assert (first.outage_kind, first.start_seconds, first.end_seconds) == ("isp", at(0).wall, at(10).wall)
+    assert (second.outage_kind, second.start_seconds, second.end_seconds) == ("lan", at(10).wall, at(20).wall)
+
+
+def test_dns_outage_needs_the_internet_up_and_its_own_failed_rounds() -> None:
+    t = tracker()
+    echo(t, range(0, 10), internet=False)
+    for second in (2, 4, 6, 8):  # resolvers fail while nothing answers: says nothing
+        t.dns_round(at(second), False, "no resolver")
+    echo(t, range(10, 12), internet=True)
+    [isp] = outages(t)
+    assert isp.outage_kind == "isp"
+    t.dns_round(at(12), False, "no resolver")
+    t.dns_round(at(14), False, "no resolver")
+    assert t.current is None, "two failed DNS rounds are not yet an outage"
+    t.dns_round(at(16), False, "no resolver")
+    assert t.current is not None and t.current.kind == "dns" and t.current.start.wall == at(12).wall
+    echo(t, [17], internet=False)  # one lost echo round does not end the DNS outage
+    echo(t, [18], internet=True)
+    t.dns_round(at(18), True, "resolvers answer")
+    [dns] = outages(t)
+    assert (dns.outage_kind, dns.start_seconds, dns.end_seconds) == ("dns", at(12).wall, at(18).wall)
+
+
+def test_down_seconds_counts_the_overlap_with_a_window() -> None:
+    t = tracker()
+    echo(t, range(0, 10), internet=True)
+    echo(t, range(10, 20), internet=False)
+    echo(t, [20], internet=True)
+    echo(t, range(30, 40), internet=False)  # still going at the window's end
+    assert t.down_seconds(at(15).wall, at(45).wall) == pytest.approx(5 + 15)
+
+
+def test_an_outage_under_way_survives_a_restart(tmp_path: Path) -> None:
+    first = tracker(tmp_path)
+    echo(first, range(0, 5), internet=False)
+    first.checkpoint()
+    assert (tmp_path / STATE_FILE).exists()
+    second = tracker(tmp_path)  # a restarted agent, same boot, moments later
+    assert second.current is not None and second.current.start.wall == at(0).wall
+    echo(second, [6], internet=True)
+    [outage] = outages(second)
+    assert outage.start_seconds == at(0).wall and not outage.interrupted
+    assert not (tmp_path / STATE_FILE).exists(), "an ended outage is no longer kept"
+
+
+def test_an_outage_left_by_an_agent_stopped_long_ago_ends_where_last_seen(tmp_path: Path) -> None:
+    first = tracker(tmp_path)
+    echo(first, range(0, 5), internet=False)
+    first.checkpoint()
+    saved = json.loads((tmp_path / STATE_FILE).read_text())
+    assert saved["kind"] == "isp"
+    later = tracker(tmp_path, boot="boot-b")  # the Pi rebooted meanwhile
+    [outage] = outages(later)
+    assert outage.interrupted and outage.end_seconds == at(4).wall
+    assert later.current is None
+
+
+def test_a_broken_state_file_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / STATE_FILE).write_text("{not json")
+    t = tracker(tmp_path)
+    assert t.current is None and not (tmp_path / STATE_FILE).exists()
