@@ -1,7 +1,8 @@
 """Run a collector and one agent on this machine until Ctrl-C (called by scripts/demo).
 
 Everything the demo sends stays on this machine: the agent's bandwidth test runs
-against the collector's own speed endpoints on 127.0.0.1, and no public target is used.
+against the collector's own speed endpoints on 127.0.0.1, its connectivity probes go to
+loopback and the collector, and no public target is used.
 Re-running reuses the board, school and enrolled agent kept in .demo/.
 """
 
@@ -38,6 +39,17 @@ server = ""
 duration = "3s"
 max_bytes = "200MB"
 
+[probes.connectivity]
+# The product's defaults are public resolvers, anycast addresses, well-known sites and
+# this machine's own router; the demo probes loopback and the collector only. No DNS
+# rounds: the demo has no resolver of its own, and the machine's is not loopback.
+window = "30s"
+targets = ["127.0.0.1", "::1"]
+gateway = ""
+hops = 0
+dns_servers = []
+http_urls = ["{url}/healthz"]
+
 [upload]
 interval = "10s"
 """
@@ -55,7 +67,7 @@ def main() -> int:
     env = dict(os.environ, SCHOOLNET_DB=f"sqlite:///{DEMO / 'collector.db'}",
                SCHOOLNET_MODE="development")
     agent_config = DEMO / "agent.toml"
-    agent_config.write_text(AGENT_CONFIG.format(state_dir=DEMO / "agent"))
+    agent_config.write_text(AGENT_CONFIG.format(state_dir=DEMO / "agent", url=url))
     agent_env = dict(os.environ, SCHOOLNET_AGENT_CONFIG=str(agent_config))
 
     collector = subprocess.Popen(
