@@ -26,6 +26,10 @@ AGENT_CONFIG = """\
 # something shows up within a minute.
 state_dir = "{state_dir}"
 
+[collector]
+# The agent kept in .demo/ may have been enrolled by a demo on another port.
+url = "{url}"
+
 [probes.system]
 interval = "15s"
 

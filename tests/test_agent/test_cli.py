@@ -182,6 +182,20 @@ def test_a_bad_config_value_is_exit_2_naming_the_key(tmp_path: Path, command: li
     assert result.stderr.count("\n") == 1 and result.stdout == ""
 
 
+@pytest.mark.parametrize("config, key", [
+    ('[probes.connectivity]\nenabled = true\nhttp_urls = ["elo.school.example"]\n',
+     "probes.connectivity.http_urls.0"),
+    ('[probes.connectivity]\nenabled = true\nping_interval = "0s"\n', "probes.connectivity.ping_interval"),
+    ('[probes.connectivity]\nenabled = true\ntargets = ["bad host"]\n', "probes.connectivity.targets.0"),
+])
+def test_a_connectivity_config_that_cannot_work_stops_run_at_start(tmp_path: Path, config: str,
+                                                                   key: str) -> None:
+    result = run(tmp_path, "run", config=config)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"schoolnet-agent: error: config: {key}: ")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
 def test_a_config_file_named_but_missing_is_exit_2(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLNET_")}
     result = subprocess.run([console_script("schoolnet-agent"), "--config", str(tmp_path / "nope.toml"),
