@@ -51,3 +51,53 @@ def test_measured_download_rate_reaches_prometheus_with_identity_labels(
         assert prometheus.query('up{job="schoolnet"} == 1'), "the scrape itself must succeed"
     finally:
         prometheus.stop()
+
+
+LOOPBACK_CONNECTIVITY = """
+[probes.bandwidth]
+enabled = false
+
+[probes.connectivity]
+enabled = true
+window = "2s"
+ping_interval = "0.05s"
+timeout = "0.5s"
+targets = ["127.0.0.1", "::1"]
+gateway = ""
+hops = 0
+dns_servers = []
+http_urls = []
+"""
+
+
+def test_a_connectivity_window_reaches_prometheus_as_summaries_and_availability(
+    tmp_path: Path,
+    collector: CollectorProcess,
+    enrolled_agent: Callable[[str], AgentProcess],
+) -> None:
+    agent = enrolled_agent(LOOPBACK_CONNECTIVITY)
+    agent.cli("once")
+    [(payload,)] = collector.query("SELECT payload FROM records WHERE kind = 'connectivity' AND ok")
+    window = json.loads(payload)
+    median = next(t for t in window["targets"] if t["target"] == "127.0.0.1")["latency_p50_seconds"]
+
+    prometheus = PrometheusProcess(tmp_path, f"127.0.0.1:{collector.port}")
+    prometheus.start()
+    try:
+        series = wait_until(
+            lambda: prometheus.query('schoolnet_latency_seconds{target="127.0.0.1",quantile="0.5"}'),
+            20, "the median round trip in Prometheus",
+        )
+        assert float(series[0]["value"][1]) == median
+        assert series[0]["metric"]["role"] == "internet" and series[0]["metric"]["agent"] == "agent-0"
+        # The sample size beside the figure, as a summary's _count.
+        [count] = prometheus.query('schoolnet_latency_seconds_count{target="::1"}')
+        v6 = next(t for t in window["targets"] if t["target"] == "::1")
+        assert int(count["value"][1]) == v6["received"]
+        assert prometheus.query("schoolnet_connectivity_up == 1")
+        assert prometheus.query('schoolnet_packet_loss_ratio{target="127.0.0.1"} == 0')
+        [available] = prometheus.query('schoolnet_connectivity_availability_ratio{window="1d",outages="all"}')
+        assert available["metric"]["school"] == "test-school" and "agent" not in available["metric"]
+        assert float(available["value"][1]) == 1.0
+    finally:
+        prometheus.stop()
