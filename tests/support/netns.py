@@ -230,6 +230,8 @@ def listening(pid: int, port: int) -> bool:
     works for a server inside a ShapedLink as for one on loopback. Connecting to find out
     would disturb a server such as iperf3's (it takes any connection for a test).
     """
+    if _entering_namespace(pid):
+        return False
     for table in ("tcp", "tcp6"):
         try:
             lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
@@ -240,6 +242,16 @@ def listening(pid: int, port: int) -> bool:
             if len(fields) > 3 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
                 return True
     return False
+
+
+def _entering_namespace(pid: int) -> bool:
+    """Whether ``pid`` is still ``ip netns exec`` on its way into the namespace: until it
+    has entered, /proc/PID/net shows the machine's own namespace, where another program
+    (a demo collector on the same port) may be listening."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/exe")).name == "ip"
+    except OSError:
+        return False
 
 
 def wait_listening(process: subprocess.Popen[Any], port: int, timeout: float = 10.0) -> None:

