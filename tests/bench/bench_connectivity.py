@@ -55,9 +55,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
-def peak_rss(pid: int) -> int:
+def memory(pid: int, field: str) -> int:
+    """VmHWM (peak resident) or VmRSS (resident now) of a process, bytes."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
     return 0
 
@@ -80,6 +81,9 @@ def measure_agent(network: SchoolNetwork, connectivity: bool, seconds: float) ->
     agent = network.agent
     assert agent is not None
     agent.write_config(agent_config(network, connectivity))
+    # As installed by pip: modules compiled once, not in memory at every start (the test
+    # environment sets PYTHONDONTWRITEBYTECODE; compiling costs a few MiB at the peak).
+    agent.env.pop("PYTHONDONTWRITEBYTECODE", None)
     earlier = len(connectivity_windows(network))
     process = agent.start()
     try:
@@ -89,14 +93,14 @@ def measure_agent(network: SchoolNetwork, connectivity: bool, seconds: float) ->
         before, started = cpu_seconds(process.pid), time.monotonic()
         time.sleep(seconds)
         used, elapsed = cpu_seconds(process.pid) - before, time.monotonic() - started
-        rss = peak_rss(process.pid)
+        rss, peak = memory(process.pid, "VmRSS"), memory(process.pid, "VmHWM")
     finally:
         agent.stop()
     windows = connectivity_windows(network)[earlier:]
     if connectivity and not windows:
         raise RuntimeError("the agent recorded no connectivity window: nothing was measured")
     return {"cpu_seconds": used, "seconds": elapsed, "share_of_one_core": used / elapsed,
-            "peak_rss_bytes": rss, "windows": len(windows),
+            "rss_bytes": rss, "peak_rss_bytes": peak, "windows": len(windows),
             "echo_probes_sent": sum(echo["sent"] for w in windows
                                     for echo in [*w["targets"], *([w["gateway"]] if w["gateway"] else [])]),
             "dns_queries": sum(d["queries"] for w in windows for d in w["dns"]),
@@ -161,10 +165,11 @@ def main() -> int:
                "agent_share_of_one_core": with_probes, "fping_share_of_one_core": anchor,
                "target_share_of_one_core": TARGET_SHARE_OF_ONE_CORE,
                "met": with_probes < TARGET_SHARE_OF_ONE_CORE}
-    print(f"{'process':32} {'seconds':>8} {'CPU s':>8} {'% of a core':>12} {'peak RSS MiB':>13} "
+    print(f"{'process':32} {'seconds':>8} {'CPU s':>8} {'% of a core':>12} {'RSS/peak MiB':>13} "
           f"{'windows':>8} {'echoes':>7} {'DNS':>5} {'HTTP':>5}")
     for name, row in results.items():
-        rss = f"{row['peak_rss_bytes'] / 2**20:13.1f}" if "peak_rss_bytes" in row else f"{'-':>13}"
+        rss = (f"{row['rss_bytes'] / 2**20:6.1f}/{row['peak_rss_bytes'] / 2**20:6.1f}"
+               if "peak_rss_bytes" in row else f"{'-':>13}")
         counts = " ".join(f"{row.get(key, '-'):>{width}}" for key, width in (
             ("windows", 8), ("echo_probes_sent", 7), ("dns_queries", 5), ("http_requests", 5)))
         print(f"{name:32} {row['seconds']:8.1f} {row['cpu_seconds']:8.2f} "
