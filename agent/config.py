@@ -152,9 +152,15 @@ def _dns_server(value: Any) -> Any:
     return value
 
 
+# A window records each URL as configured (wire.HttpStats.url holds at most 500).
+MAX_URL_CHARS = 500
+
+
 def _http_url(value: Any) -> Any:
     if isinstance(value, str):
         parts = urlsplit(value.strip())
+        if len(value.strip()) > MAX_URL_CHARS:
+            raise ValueError(f"a URL of more than {MAX_URL_CHARS} characters is too long to record")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{value!r} is not an http:// or https:// URL")
         try:
@@ -186,7 +192,7 @@ class ConnectivityProbeConfig(_Section):
     # Public and anycast by default (near every school); the demo and the tests use local ones.
     targets: list[EchoTarget] = Field(
         default=["1.1.1.1", "8.8.8.8", "9.9.9.9", "2606:4700:4700::1111", "2001:4860:4860::8888"],
-        max_length=16)
+        min_length=1, max_length=16)
     gateway: str = "auto"
     hops: Count = Field(default=2, ge=0, le=8)
     hop_interval: Duration = 5.0

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from agent.central import refresh_central_settings
@@ -13,7 +14,7 @@ from agent.clock import now as clock_now
 from agent.config import AgentSettings, ConfigError, load_settings
 from agent.credential import Credential, credential_path, load_credential
 from agent.outbox import Outbox
-from agent.probes import Measurement, Probe, ProbeContext, probe_class
+from agent.probes import Event, Measurement, Probe, ProbeContext, probe_class
 from agent.scheduler import Scheduler, Timing
 from agent.transport import make_client
 from agent.uploader import Backoff, CredentialRejected, RetryLater, Uploader, UploadLoop
@@ -48,9 +49,11 @@ def collector_url(settings: AgentSettings, credential: Credential) -> str:
     return settings.collector.url or credential.collector_url
 
 
-def enabled_probes(settings: AgentSettings, credential: Credential | None,
-                   scheduled: bool = False) -> dict[str, tuple[Probe, Timing]]:
-    context = ProbeContext(settings, credential, settings.state_dir, scheduled=scheduled)
+def enabled_probes(settings: AgentSettings, credential: Credential | None, scheduled: bool = False,
+                   outbox: Outbox | None = None) -> dict[str, tuple[Probe, Timing]]:
+    """The enabled probes; with ``outbox``, events they see go into it the moment they happen."""
+    emit = partial(store_event, outbox) if outbox is not None else None
+    context = ProbeContext(settings, credential, settings.state_dir, scheduled=scheduled, emit=emit)
     probes = {}
     for name in type(settings.probes).model_fields:
         config = getattr(settings.probes, name)
@@ -74,10 +77,15 @@ def keep(outbox: Outbox) -> Callable[[str, ClockStamp, Measurement], None]:
 
 
 def store(outbox: Outbox, name: str, stamp: ClockStamp, measurement: Measurement) -> None:
-    """The run's own record, then the events it saw, each with its own clock."""
+    """The run's own record, then the events it saw (and did not store yet), each with its
+    own clock."""
     outbox.add(name, stamp, measurement.ok, measurement.error, measurement.payload)
     for event in measurement.events:
-        outbox.add(event.kind, event.clock, True, None, event.payload)
+        store_event(outbox, event)
+
+
+def store_event(outbox: Outbox, event: Event) -> None:
+    outbox.add(event.kind, event.clock, True, None, event.payload)
 
 
 def make_uploader(settings: AgentSettings, credential: Credential, outbox: Outbox) -> Uploader:
@@ -97,8 +105,8 @@ def once(settings: AgentSettings, config: Path | None) -> list[str]:
     """Every enabled probe once, then upload; return the problems (empty = all done)."""
     credential = require_credential(settings)
     settings = refresh(settings, credential, config)
-    probes = checked(enabled_probes(settings, credential))
     outbox = open_outbox(settings)
+    probes = checked(enabled_probes(settings, credential, outbox=outbox))
     problems: list[str] = []
     for name, (probe, _) in probes.items():
         stamp = clock_now()
@@ -128,8 +136,8 @@ def run(settings: AgentSettings, config: Path | None, stop: threading.Event) -> 
     """The daemon: measure on schedule, upload on its own cadence, until ``stop``."""
     credential = require_credential(settings)
     settings = refresh(settings, credential, config)
-    probes = checked(enabled_probes(settings, credential, scheduled=True))
     outbox = open_outbox(settings)
+    probes = checked(enabled_probes(settings, credential, scheduled=True, outbox=outbox))
     scheduler = Scheduler(keep(outbox))
     scheduler.configure(probes)
     delivery = Delivery(settings, outbox)
@@ -152,7 +160,7 @@ def run(settings: AgentSettings, config: Path | None, stop: threading.Event) -> 
             except (ConfigError, OSError) as exc:
                 # The file was edited into something invalid: keep running as configured.
                 log.error("keeping the current settings: %s", exc)
-            scheduler.configure(enabled_probes(settings, credential, scheduled=True))
+            scheduler.configure(enabled_probes(settings, credential, scheduled=True, outbox=outbox))
             delivery.apply(settings)
         stop.wait(min(scheduler.seconds_until_next(), 30.0))
     upload.join(timeout=15)

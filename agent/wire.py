@@ -187,7 +187,7 @@ EchoMethod = Literal["icmp", "icmp-raw", "tcp"]
 EchoRole = Literal["gateway", "internet"]
 # isp: no internet target answered while the gateway did; lan: the gateway failed too;
 # internet: no internet target answered and no gateway was probed (cannot say which side);
-# dns: echo fine, but no resolver answered.
+# dns: echo fine, but the machine's own resolvers (or, without them, all) did not answer.
 OutageKind = Literal["isp", "lan", "dns", "internet"]
 # Where a bad window's trouble is: the school LAN (up to the gateway), the provider's access
 # (the first hops past the gateway), further away, nowhere, or not decidable.

@@ -112,13 +112,16 @@ def read_school_outages(conn: Connection, now: float) -> dict[SchoolKey, SchoolH
                 .join(boards, boards.c.id == schools.c.board_id))
     histories: dict[SchoolKey, SchoolHistory] = {}
     firsts = conn.execute(
-        select(*school, connectivity_first_windows.c.first_window_at)
+        select(*school, connectivity_first_windows.c.first_window_at, agents.c.created_at)
         .select_from(connectivity_first_windows.join(
             by_agent, agents.c.id == connectivity_first_windows.c.agent_id))).all()
-    for row in firsts:
-        history = histories.setdefault((row.board, row.school), SchoolHistory())
-        if history.first_window_at is None or row.first_window_at < history.first_window_at:
-            history.first_window_at = row.first_window_at
+    for first_row in firsts:
+        history = histories.setdefault((first_row.board, first_row.school), SchoolHistory())
+        # Not before the agent was enrolled: a window stamped by a clock still at its image's
+        # build date would otherwise add months of "available" time nobody observed.
+        first = max(first_row.first_window_at, first_row.created_at)
+        if history.first_window_at is None or first < history.first_window_at:
+            history.first_window_at = first
     # The kind as a literal in the SQL, not a bound parameter: only then may SQLite use
     # the partial index (its WHERE must be implied by the query's at prepare time).
     outage_rows = conn.execute(

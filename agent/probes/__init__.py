@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -100,6 +101,9 @@ class ProbeContext:
     interactive: bool = False
     # The daemon's scheduler runs it: probes with windows align them to the clock.
     scheduled: bool = False
+    # Where events go the moment they happen (the daemon: its outbox), so that a stop
+    # before the run ends loses none; without it they come with the run's result.
+    emit: Callable[[Event], None] | None = None
 
 
 class Probe:

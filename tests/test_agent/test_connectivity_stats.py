@@ -75,3 +75,8 @@ def test_without_hop_answers_access_and_beyond_cannot_be_told_apart() -> None:
 def test_a_slow_median_is_bad_like_loss() -> None:
     segment, _ = locate(good(), [good()], {"t": good(rtt=0.3)}, LIMITS)  # type: ignore[arg-type]
     assert segment == "beyond"
+
+
+def test_a_gateway_slow_to_answer_pings_itself_is_no_lan_fault_while_traffic_flows() -> None:
+    segment, _ = locate(lossy(0.3, rtt=0.15), [good()], {"t": good()}, LIMITS)  # type: ignore[arg-type]
+    assert segment == "none"

@@ -15,7 +15,7 @@ BOOT = "boot-a"
 
 def tracker(state_dir: Path | None = None, outage_after: int = 3, boot: str = BOOT) -> OutageTracker:
     return OutageTracker(outage_after, state_dir, stale_after=180, boot_id=lambda: boot,
-                         synchronized=lambda: True, wall=lambda: at(10).wall)
+                         synchronized=lambda: True, since_boot=lambda: at(10).since_boot)
 
 
 def at(second: float) -> Moment:
@@ -130,5 +130,64 @@ def test_an_outage_left_by_an_agent_stopped_long_ago_ends_where_last_seen(tmp_pa
 
 def test_a_broken_state_file_is_ignored(tmp_path: Path) -> None:
     (tmp_path / STATE_FILE).write_text("{not json")
+    t = tracker(tmp_path)
+    assert t.current is None and not (tmp_path / STATE_FILE).exists()
+
+
+def test_a_wall_clock_stepped_during_an_outage_leaves_its_start_true() -> None:
+    """A Pi without a real-time clock: the outage starts while the clock says last Friday,
+    NTP steps it to now once the line is back. The boot clock keeps the duration, and the
+    start is the end minus it, not last Friday."""
+    t = tracker()
+    friday = 1_789_500_000.0
+    for second in range(0, 6):
+        t.echo_round(Moment(friday + second, 5000.0 + second), False, True, "detail")
+    t.echo_round(Moment(1_790_000_300.0, 5300.0), True, True, "detail")  # stepped
+    [outage] = outages(t)
+    assert outage.duration_seconds == pytest.approx(300.0)
+    assert outage.end_seconds == 1_790_000_300.0
+    assert outage.start_seconds == pytest.approx(1_790_000_000.0)
+
+
+def test_an_outage_that_ends_goes_out_at_once_when_there_is_a_sink() -> None:
+    kept: list[object] = []
+    t = OutageTracker(3, None, stale_after=180, boot_id=lambda: BOOT, synchronized=lambda: True,
+                      on_end=kept.append)
+    echo(t, range(0, 5), internet=False)
+    echo(t, [5], internet=True)
+    assert len(kept) == 1 and t.take_ended() == [], "handed over when it ended, not at the window's end"
+
+
+def test_a_dns_outage_survives_one_lost_echo_round_during_a_dns_round() -> None:
+    t = tracker()
+    echo(t, range(0, 3), internet=True)
+    for second in (3, 4, 5):
+        t.dns_round(at(second), False, "no resolver")
+    assert t.current is not None and t.current.kind == "dns"
+    echo(t, [6], internet=False)              # one round without a reply ...
+    t.dns_round(at(6.5), False, "no resolver")  # ... as a DNS round comes in
+    echo(t, [7], internet=True)
+    assert t.current is not None and t.current.kind == "dns", "still the same DNS outage"
+    assert outages(t) == []
+
+
+def test_a_short_isp_outage_inside_a_dns_outage_keeps_its_own_length() -> None:
+    t = tracker()
+    echo(t, range(0, 3), internet=True)
+    for second in (3, 4, 5):
+        t.dns_round(at(second), False, "no resolver")
+    echo(t, range(10, 15), internet=False)    # the line goes: an ISP outage from 10
+    echo(t, [15], internet=True)               # back at 15
+    dns, isp = outages(t)
+    assert (dns.outage_kind, dns.start_seconds, dns.end_seconds) == ("dns", at(3).wall, at(10).wall)
+    assert (isp.outage_kind, isp.end_seconds) == ("isp", at(15).wall)
+    assert isp.duration_seconds == pytest.approx(5.0)
+    assert t.current is None, "DNS needs failed rounds of its own after the line is back"
+
+
+def test_a_state_file_of_an_unknown_kind_is_dropped_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / STATE_FILE).write_text(json.dumps({
+        "kind": "meteor", "start": {"wall": 1.0, "since_boot": 1.0}, "boot_id": BOOT,
+        "last_down": {"wall": 2.0, "since_boot": 2.0}}))
     t = tracker(tmp_path)
     assert t.current is None and not (tmp_path / STATE_FILE).exists()

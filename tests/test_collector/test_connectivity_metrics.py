@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import event
+from sqlalchemy import event, text
 from support.records import batch, new_stream, record
 from support.tools import require_tool
 
@@ -273,6 +273,9 @@ def test_availability_of_a_school_over_its_agents(site) -> None:  # type: ignore
     second = site.enroll("pi-2")
     add_school(site.engine, "test-board", "Other School")
     other = site.enroll("pi-3", "test-board/other-school")  # reports, but no connectivity
+    # Observed time starts no earlier than an agent's enrolment: these enrolled long ago.
+    with site.engine.begin() as conn:
+        conn.execute(text("UPDATE agents SET created_at = :at"), {"at": now - 60 * DAY})
     a, b = new_stream(), new_stream()
     # pi has observed for 2 days (a window delivered late after the others: it still moves
     # the first window back), pi-2 for 10 days.

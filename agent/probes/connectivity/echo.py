@@ -78,7 +78,7 @@ _ERROR = "error"
 # receive can fail with one of them although the error belongs to an earlier probe.
 _ICMP_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNREFUSED, errno.EPROTO,
                           errno.EMSGSIZE, errno.EACCES, errno.ENOPROTOOPT, errno.ENONET,
-                          errno.EOPNOTSUPP, errno.ETIMEDOUT})
+                          errno.EOPNOTSUPP, errno.ETIMEDOUT, errno.EHOSTDOWN})
 
 
 class EchoUnavailable(Exception):
@@ -311,12 +311,13 @@ class _IcmpChannel:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
+                # An ICMP error left pending on the socket (its details are on the error
+                # queue); reading it cleared it: go on reading. An errno not foreseen here
+                # must not end the window either: drain the queue and read again later.
+                answers.extend(self.read_errors(clock))
                 if exc.errno in _ICMP_ERRNOS:
-                    # An ICMP error left pending on the socket (its details are on the
-                    # error queue); reading it cleared it: go on reading.
-                    answers.extend(self.read_errors(clock))
                     continue
-                raise
+                break
             answer = self._parse(packet, source[0], _arrival(ancillary, clock))
             if answer is not None:
                 answers.append(answer)

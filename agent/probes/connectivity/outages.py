@@ -80,12 +80,16 @@ class OutageTracker:
     def __init__(self, outage_after: int, state_dir: Path | None, stale_after: float,
                  boot_id: Callable[[], str] = clock.boot_id,
                  synchronized: Callable[[], bool | None] = clock.clock_synchronized,
-                 wall: Callable[[], float] = time.time) -> None:
+                 since_boot: Callable[[], float] = clock.since_boot,
+                 on_end: Callable[[Event], None] | None = None) -> None:
         self.outage_after = outage_after
+        # Where an ended outage goes at once (the daemon: the outbox), so that an agent
+        # stopped before its window ends loses nothing; without it, `take_ended` has them.
+        self.on_end = on_end
+        self.since_boot = since_boot
         self.state_path = state_dir / STATE_FILE if state_dir else None
         self.boot_id = boot_id()
         self.synchronized = synchronized
-        self.wall = wall
         self.echo = _Streak()
         self.dns = _Streak()
         self.current: OpenOutage | None = None
@@ -105,9 +109,8 @@ class OutageTracker:
 
     def dns_round(self, at: Moment, ok: bool, detail: str) -> None:
         if self.echo.condition is not None:
-            # Nothing answers: that no resolver does says nothing about DNS. A DNS outage
-            # needs its own failed rounds once the internet answers again.
-            self.dns = _Streak()
+            # Echo trouble right now: that no resolver answers says nothing about DNS, so
+            # this round neither adds to a DNS streak nor breaks one.
             return
         self.dns.add(None if ok else "dns", at, detail)
         self._decide(at)
@@ -138,30 +141,50 @@ class OutageTracker:
             if current is not None:
                 current.last_down = at
             return
+        end: Moment | None = None
         if current is not None:
-            # Over, or another kind now: this one ends where the change was first seen.
+            # Over, or another kind now: this one ends where the change was first seen
+            # (never before it began).
             end = wanted[1] if wanted is not None else at
+            if end.since_boot < current.start.since_boot:
+                end = current.start
             self._close(current, end, interrupted=False)
         if wanted is not None:
             kind, since, detail = wanted
+            if end is not None and since.since_boot < end.since_boot:
+                since = end  # the next begins where the last ended, not inside it
+            if kind != "dns":
+                # DNS rounds before the internet went are no evidence for after it is back.
+                self.dns = _Streak()
             self.current = OpenOutage(kind, since, self.boot_id, at, detail)
             log.warning("outage (%s) since %s: %s", kind, time.strftime(
                 "%H:%M:%S", time.localtime(since.wall)), detail)
             self._save()
 
     def _close(self, outage: OpenOutage, end: Moment, interrupted: bool) -> None:
-        same_boot = outage.boot_id == self.boot_id and not interrupted
-        duration = end.since_boot - outage.start.since_boot if same_boot else end.wall - outage.start.wall
+        same_boot = outage.boot_id == self.boot_id or interrupted
+        if same_boot:
+            # The boot clock is the truth within one boot: a Pi without a real-time clock
+            # that booted with last week's time has its wall clock stepped by NTP once the
+            # line is back. The start is then the end's wall time minus the duration.
+            duration = max(0.0, end.since_boot - outage.start.since_boot)
+            start_wall = end.wall - duration
+        else:
+            duration = max(0.0, end.wall - outage.start.wall)
+            start_wall = outage.start.wall
         payload = OutagePayload(
-            outage_kind=outage.kind, start_seconds=outage.start.wall,
-            end_seconds=max(end.wall, outage.start.wall), duration_seconds=max(0.0, duration),
-            interrupted=interrupted, detail=outage.detail[:1000])
+            outage_kind=outage.kind, start_seconds=start_wall, end_seconds=end.wall,
+            duration_seconds=duration, interrupted=interrupted, detail=outage.detail[:1000])
         boot = outage.boot_id if interrupted else self.boot_id
         stamp = ClockStamp(wall_time_seconds=end.wall, boot_id=boot,
                            since_boot_seconds=max(0.0, end.since_boot),
                            clock_synchronized=self.synchronized())
-        self.ended.append(Event("outage", stamp, payload.model_dump(mode="json")))
-        self.closed_spans.append((outage.start.wall, end.wall))
+        event = Event("outage", stamp, payload.model_dump(mode="json"))
+        if self.on_end is not None:
+            self.on_end(event)
+        else:
+            self.ended.append(event)
+        self.closed_spans.append((start_wall, end.wall))
         log.warning("outage (%s) over after %.1f s", outage.kind, payload.duration_seconds)
         self.current = None
         self._save()
@@ -178,7 +201,8 @@ class OutageTracker:
         self.closed_spans = spans
         if self.current is not None:
             spans = [*spans, (self.current.start.wall, end)]
-        return sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans)
+        down = sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans)
+        return min(down, max(0.0, end - start))
 
     def checkpoint(self) -> None:
         """Keep the outage under way (its last-seen time) for a restarted agent."""
@@ -208,11 +232,17 @@ class OutageTracker:
             outage = OpenOutage(kind=saved["kind"], start=Moment(**saved["start"]),
                                 boot_id=saved["boot_id"], last_down=Moment(**saved["last_down"]),
                                 detail=saved.get("detail", ""))
+            if outage.kind not in ("isp", "lan", "dns", "internet") or not outage.boot_id:
+                raise ValueError(f"unknown outage kind {outage.kind!r} or no boot id")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring %s: %s", self.state_path, exc)
             self.state_path.unlink(missing_ok=True)
             return
-        if outage.boot_id == self.boot_id and self.wall() - outage.last_down.wall <= stale_after:
+        # Staleness on the boot clock where it can be compared (a stepped wall clock
+        # would make a fresh outage look old, or an old one fresh).
+        fresh = (outage.boot_id == self.boot_id
+                 and self.since_boot() - outage.last_down.since_boot <= stale_after)
+        if fresh:
             self.current = outage  # the same outage goes on (or ends at the next good round)
             streak = _Streak(outage.kind, outage.start, self.outage_after, outage.detail)
             if outage.kind == "dns":

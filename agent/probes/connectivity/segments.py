@@ -39,11 +39,13 @@ def locate(gateway: Summary | None, access: list[Summary], targets: dict[str, Su
            limits: Thresholds) -> tuple[Segment, str]:
     """The segment to blame and a one-line reason naming the figures."""
     bad_targets = {name: s for name, s in targets.items() if _bad(s, limits)}
+    if not bad_targets:
+        # A gateway slow or lossy at answering pings itself, with the way through it fine,
+        # is a router that puts pings last (as the hops do), not a LAN problem.
+        return "none", "every target within the thresholds" if targets else "no internet target probed"
     if _bad(gateway, limits):
         assert gateway is not None
         return "lan", _describe("gateway", gateway)
-    if not bad_targets:
-        return "none", "every target within the thresholds" if targets else "no internet target probed"
     worst_name, worst = max(bad_targets.items(), key=lambda item: (item[1].loss_ratio or 0.0,
                                                                    item[1].p50 or 0.0))
     gateway_note = "gateway fine" if gateway is not None else "gateway not probed"

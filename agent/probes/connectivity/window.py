@@ -34,6 +34,9 @@ from agent.wire import ConnectivityPayload, DnsStats, EchoRole, EchoStats, HopSt
 
 log = logging.getLogger("schoolnet.agent.connectivity")
 
+# echo.py's words for a send this machine refused for want of a route.
+NO_ROUTE = "this host has no route there"
+
 # A service the school depends on may take longer than an echo to answer its first byte,
 # but a request must fit in the window (short windows: tests, `measure --window 5s`).
 HTTP_MIN_TIMEOUT = 5.0
@@ -45,6 +48,7 @@ class Plan:
     """What one window probes, resolved: addresses, not names."""
 
     gateway: str | None  # the address, or None when not probed
+    gateway_answers: bool  # the gateway answered an earlier window (see Memory)
     targets: dict[str, str | None]  # as configured -> address (None: could not resolve)
     unresolved: dict[str, str]  # as configured -> why it has no address
     hop_destination: str | None  # the address TTL-limited probes go towards
@@ -64,6 +68,13 @@ class _Series:
     order: list[int] = field(default_factory=list)
     responders: collections.Counter[str] = field(default_factory=collections.Counter)
     error: str | None = None
+    no_route: int = 0  # sends this machine refused at once: it has no route there
+
+    @property
+    def unroutable(self) -> bool:
+        """Every probe refused by this machine for want of a route (an IPv6 target at a
+        school without IPv6): not probed, rather than 100 % loss of the line."""
+        return self.sent > 0 and self.no_route == self.sent
 
     def summary(self) -> Summary:
         return summarise(self.sent, [self.round_trips[i] for i in self.order if i in self.round_trips])
@@ -103,6 +114,8 @@ class Window:
         self.round_of: dict[int, _Round] = {}
         self.dns: dict[Resolver, list[DnsOutcome]] = {r: [] for r in plan.resolvers}
         self.http: dict[str, list[HttpOutcome]] = {url: [] for url in plan.http_urls}
+        self.http_error: str | None = None
+        self.gateway_answered = False
 
     # -- the window --------------------------------------------------------------------
 
@@ -110,7 +123,12 @@ class Window:
         started_wall = time.time()
         # Made before any probe is out: building a TLS context takes a while and holds the
         # interpreter, and an echo reply must not wait behind it.
-        client = make_client(self.http_timeout(), self.plan.ca_bundle) if self.plan.http_urls else None
+        client = None
+        if self.plan.http_urls:
+            try:
+                client = make_client(self.http_timeout(), self.plan.ca_bundle)
+            except (OSError, ValueError) as exc:  # a CA bundle that went away: HTTP alone fails
+                self.http_error = f"cannot set up HTTPS: {exc}"[:1000]
         deadline = self.clock() + seconds
         stop = threading.Event()
         workers = [threading.Thread(target=self._dns_rounds, args=(deadline, stop), daemon=True,
@@ -124,9 +142,11 @@ class Window:
             self._echo_rounds(deadline)
         finally:
             stop.set()
+            # Not past the window's end: a request stuck in a name lookup (DNS down; the
+            # lookup has no timeout of ours) is left to finish on its own, its result unused.
             for worker in workers:
-                worker.join(timeout=self.http_timeout() + self.config.timeout)
-            if client is not None:
+                worker.join(timeout=max(0.0, deadline - self.clock()))
+            if client is not None and not any(worker.is_alive() for worker in workers):
                 client.close()
         with self.lock:
             self.tracker.checkpoint()
@@ -193,6 +213,10 @@ class Window:
             elif outcome.error:
                 series.error = outcome.error
             round_ = self.round_of.pop(outcome.probe_id, None)
+            if answered and key == "gateway":
+                self.gateway_answered = True
+            if not answered and outcome.error and NO_ROUTE in outcome.error:
+                series.no_route += 1
             if round_ is not None:
                 round_.done.add(outcome.probe_id)
                 if answered:
@@ -205,6 +229,10 @@ class Window:
             round_ = self.rounds.popleft()
             internet_ok = bool(round_.internet & round_.reached)
             gateway_ok = None if round_.gateway is None else round_.gateway in round_.reached
+            if not round_.internet:
+                continue  # no target had an address to probe: no evidence either way
+            if gateway_ok is False and not (self.plan.gateway_answers or self.gateway_answered):
+                gateway_ok = None  # a gateway that never answers pings cannot tell LAN from ISP
             with self.lock:
                 self.tracker.echo_round(round_.at, internet_ok, gateway_ok,
                                         self._echo_detail(internet_ok, gateway_ok))
@@ -226,11 +254,15 @@ class Window:
             began = self.clock()
             at = self.moment()
             outcomes = query_all(self.plan.resolvers, next(names), timeout)
-            ok = any(outcome.seconds is not None for outcome in outcomes)
+            # Pupils' devices use the resolvers DHCP gives them, as this machine does
+            # ("system"): when those fail, name resolution is out for the school even if a
+            # public resolver answers.
+            deciding = [o for o in outcomes if o.resolver.label == "system"] or outcomes
+            ok = any(outcome.seconds is not None for outcome in deciding)
             for outcome in outcomes:
                 self.dns[outcome.resolver].append(outcome)
             detail = "resolvers answer" if ok else "no resolver answered: " + "; ".join(
-                f"{_resolver_name(o.resolver)}: {o.error}" for o in outcomes)
+                f"{_resolver_name(o.resolver)}: {o.error}" for o in deciding)
             with self.lock:
                 self.tracker.dns_round(at, ok, detail)
             stop.wait(max(0.0, began + self.config.dns_interval - self.clock()))
@@ -263,11 +295,13 @@ class Window:
         hops = [self._hop_stats(ttl) for ttl in range(1, self.config.hops + 2)
                 if f"hop:{ttl}" in self.series]
         limits = Thresholds(self.config.loss_threshold, self.config.latency_threshold)
-        summaries = {name: self.series[f"target:{name}"].summary()
-                     for name in self.plan.targets if f"target:{name}" in self.series}
+        summaries = {name: self.series[f"target:{name}"].summary() for name in self.plan.targets
+                     if f"target:{name}" in self.series and not self.series[f"target:{name}"].unroutable}
         access = [self.series[f"hop:{ttl}"].summary() for ttl in range(2, self.config.hops + 2)
                   if f"hop:{ttl}" in self.series]
         gateway_summary = self.series["gateway"].summary() if "gateway" in self.series else None
+        if gateway_summary is not None and not (self.plan.gateway_answers or self.gateway_answered):
+            gateway_summary = None  # one that never answers pings says nothing about the LAN
         segment, reason = locate(gateway_summary, access, summaries, limits)
         current = self.tracker.current
         return ConnectivityPayload(
@@ -277,7 +311,7 @@ class Window:
             outage_start_seconds=current.start.wall if current else None,
             gateway=gateway, targets=targets, hops=hops,
             dns=[self._dns_stats(resolver, outcomes) for resolver, outcomes in self.dns.items()],
-            http=[self._http_stats(url, outcomes) for url, outcomes in self.http.items()],
+            http=[self._http_stats(url, outcomes, self.http_error) for url, outcomes in self.http.items()],
             segment=segment, segment_reason=reason[:1000],
         )
 
@@ -287,6 +321,9 @@ class Window:
             return EchoStats(target=name, address=address, role=role,
                              method=self.sampler.method, sent=0, received=0,
                              error=self.plan.unresolved.get(name, "not probed"))
+        if series.unroutable:
+            return EchoStats(target=name, address=address, role=role, method=self.sampler.method,
+                             sent=0, received=0, error=series.error)
         s = series.summary()
         return EchoStats(
             target=name, address=address, role=role, method=self.sampler.method,
@@ -316,11 +353,13 @@ class Window:
             error=failed[-1].error if failed else None)
 
     @staticmethod
-    def _http_stats(url: str, outcomes: list[HttpOutcome]) -> HttpStats:
+    def _http_stats(url: str, outcomes: list[HttpOutcome], setup_error: str | None) -> HttpStats:
         good = [o for o in outcomes if o.error is None]
         ttfb = sorted(o.ttfb_seconds for o in good if o.ttfb_seconds is not None)
         connect = sorted(o.connect_seconds for o in good if o.connect_seconds is not None)
-        statuses = [o.status for o in outcomes if o.status is not None]
+        # A status outside HTTP's 100-599 (LinkedIn's 999) is the service's odd answer, not
+        # a number to record: it must not cost the window its record.
+        statuses = [o.status for o in outcomes if o.status is not None and 100 <= o.status <= 599]
         failed = [o for o in outcomes if o.error is not None]
         return HttpStats(
             url=url, requests=len(outcomes), succeeded=len(good),
@@ -329,7 +368,7 @@ class Window:
             ttfb_p50_seconds=percentile(ttfb, 0.5), ttfb_p90_seconds=percentile(ttfb, 0.9),
             ttfb_max_seconds=ttfb[-1] if ttfb else None,
             ttfb_mean_seconds=sum(ttfb) / len(ttfb) if ttfb else None,
-            error=failed[-1].error if failed else None)
+            error=(failed[-1].error if failed else setup_error or None))
 
 
 def _resolver_name(resolver: Resolver) -> str:
