@@ -106,7 +106,7 @@ def test_loopback_answers_with_small_round_trips(method: str, tcp_servers: int) 
     for outcome in outcomes.values():
         assert outcome.reached and outcome.error is None, outcome
         assert outcome.responder == outcome.address
-        assert outcome.rtt_seconds is not None and 0 < outcome.rtt_seconds < 0.05, outcome
+        assert outcome.rtt_seconds is not None and 0 < outcome.rtt_seconds < 0.5, outcome
 
 
 def test_a_closed_tcp_port_counts_as_reached() -> None:
@@ -116,7 +116,7 @@ def test_a_closed_tcp_port_counts_as_reached() -> None:
         outcomes = run_probes(sampler, [("127.0.0.1", None), ("::1", None)])
     for outcome in outcomes.values():
         assert outcome.reached and outcome.error is None, outcome
-        assert outcome.rtt_seconds is not None and 0 < outcome.rtt_seconds < 0.05
+        assert outcome.rtt_seconds is not None and 0 < outcome.rtt_seconds < 0.5
 
 
 def test_tcp_cannot_send_ttl_limited_probes() -> None:
@@ -437,7 +437,7 @@ def test_the_method_follows_what_the_kernel_allows(namespaces: Namespaces) -> No
         assert report["method"] == expected, who
         for outcome in report["outcomes"]:
             assert outcome.reached and outcome.responder == outcome.address, (who, outcome)
-            assert outcome.rtt_seconds is not None and 0 < outcome.rtt_seconds < 0.05, (who, outcome)
+            assert outcome.rtt_seconds is not None and 0 < outcome.rtt_seconds < 0.5, (who, outcome)
     # Asked for ICMP where neither socket is allowed: say what was tried and what to change.
     report = namespaces.probe(name, True, method="icmp", timeout=1.0, sends=sends)
     reason = report["unavailable"]
@@ -458,7 +458,7 @@ def test_ttl_limited_probes_name_the_router(chain: Chain, namespaces: Namespaces
     assert report["method"] == busy["method"] == ("icmp" if group_range == WIDE_OPEN else "icmp-raw")
     for outcome in report["outcomes"] + busy["outcomes"]:
         assert outcome.error is None, outcome
-        assert outcome.rtt_seconds is not None and 0 < outcome.rtt_seconds < 0.05, outcome
+        assert outcome.rtt_seconds is not None and 0 < outcome.rtt_seconds < 0.5, outcome
         if outcome.ttl == 1:
             assert outcome.responder == addresses.r_a and not outcome.reached, outcome
         else:

@@ -154,7 +154,7 @@ def test_ttfb_includes_the_servers_delay_and_connect_does_not(plain: Site) -> No
         outcome = time_request(client, plain.url + "/slow?delay=0.3")
     assert outcome.error is None
     assert outcome.ttfb_seconds is not None and 0.3 <= outcome.ttfb_seconds < 1.0
-    assert outcome.connect_seconds is not None and outcome.connect_seconds < 0.05
+    assert outcome.connect_seconds is not None and outcome.connect_seconds < outcome.ttfb_seconds - 0.2
 
 
 def test_every_request_opens_a_new_connection(plain: Site) -> None:

@@ -81,7 +81,7 @@ def test_one_window_on_loopback_measures_echo_dns_and_http(
         assert target.latency_min_seconds is not None and target.latency_max_seconds is not None
         assert target.latency_p50_seconds is not None
         assert 0 < target.latency_min_seconds <= target.latency_p50_seconds <= target.latency_max_seconds
-        assert target.latency_max_seconds < 0.05
+        assert target.latency_max_seconds < 0.25
         assert target.jitter_seconds is not None and target.method == payload.method
     [resolver] = payload.dns
     assert resolver.queries >= 2 and resolver.answered == resolver.queries
