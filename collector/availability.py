@@ -89,14 +89,14 @@ def ongoing_outage(payload: Mapping[str, Any], measured_at: float) -> Outage | N
     """The outage under way at the end of a connectivity window (its record's clock is the
     window's start): from its start to the window's end, as far as it is known."""
     kind = payload.get("outage_kind")
-    window = _number(payload.get("window_seconds"))
+    window = stored_number(payload.get("window_seconds"))
     if not isinstance(kind, str) or window is None:
         return None
     end = measured_at + window
-    start = _number(payload.get("outage_start_seconds"))
+    start = stored_number(payload.get("outage_start_seconds"))
     if start is None:
         # Not said: what this window itself spent down is what is known.
-        down = _number(payload.get("down_seconds"))
+        down = stored_number(payload.get("down_seconds"))
         if down is None:
             return None
         start = end - down
@@ -142,18 +142,20 @@ def recorded_outage(payload: Any) -> Outage | None:
     if not isinstance(payload, Mapping):
         return None
     kind = payload.get("outage_kind")
-    start = _number(payload.get("start_seconds"))
-    end = _number(payload.get("end_seconds"))
+    start = stored_number(payload.get("start_seconds"))
+    end = stored_number(payload.get("end_seconds"))
     if not isinstance(kind, str) or start is None or end is None:
         return None
     return Outage(kind, start, end)
 
 
-def _number(value: Any) -> float | None:
+def stored_number(value: Any) -> float | None:
+    """A stored number as sent (a count stays an integer on the page); None when absent.
+    Validation is lax ("12" passed as a number), so strings are read too."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        return value
     if isinstance(value, str):
         try:
             return float(value)

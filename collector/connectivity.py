@@ -30,6 +30,7 @@ from collector.availability import (
     ongoing_outage,
     read_school_outages,
     school_availability,
+    stored_number,
 )
 from collector.db.schema import agents, connectivity_first_windows, connectivity_outage_totals
 from collector.exposition import Family, LabelValues
@@ -149,7 +150,7 @@ class _Summary:
             return
         self.seen.add(labels)
         for quantile, value in quantiles:
-            number = _number(value)
+            number = stored_number(value)
             if number is not None:
                 self.family.add((*labels, quantile), number)
         sum_and_count = _window_sum(count, mean)
@@ -160,12 +161,12 @@ class _Summary:
 def _window_sum(count_value: Any, mean_value: Any) -> tuple[float, float] | None:
     """A window's sum and count of observations from its count and mean; None when the
     payload does not give both (nothing is made up)."""
-    count = _number(count_value)
+    count = stored_number(count_value)
     if count is None or count < 0:
         return None
     if count == 0:
         return 0, count  # no observation in the window: an empty sum, honestly 0
-    mean = _number(mean_value)
+    mean = stored_number(mean_value)
     if mean is None:
         return None
     total = mean * count
@@ -182,7 +183,7 @@ class _Series:
         self.seen: set[LabelValues] = set()
 
     def add(self, labels: LabelValues, value: Any) -> None:
-        number = _number(value)
+        number = stored_number(value)
         if number is None or labels in self.seen:
             return
         self.seen.add(labels)
@@ -377,18 +378,3 @@ def _flag(value: Any) -> bool | None:
         return _OPTIONAL_FLAG.validate_python(value)
     except ValidationError:
         return None
-
-
-def _number(value: Any) -> float | None:
-    """A stored number as sent (a count stays an integer on the page); None when absent.
-    Validation is lax ("12" passed as a number), so strings are read too."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return value
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None

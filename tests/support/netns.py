@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -75,7 +76,34 @@ def tbf_parameters(rate_mbit: float, queue_seconds: float = QUEUE_SECONDS) -> tu
     return burst, latency
 
 
-class ShapedLink:
+class InNamespaces:
+    """Running programs inside one of this object's namespaces (by role: "server",
+    "school", ...); what ``popen`` starts is killed when the namespaces go."""
+
+    namespaces: Mapping[Any, str]
+    _children: list[subprocess.Popen[Any]]
+
+    def command(self, where: str, *argv: str | os.PathLike[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.namespaces[where], *map(str, argv)]
+
+    def run(self, where: str, *argv: str | os.PathLike[str], **kwargs: Any
+            ) -> subprocess.CompletedProcess[Any]:
+        """``subprocess.run`` inside one namespace (capture_output, text and a 60 s timeout
+        unless given)."""
+        kwargs.setdefault("capture_output", True)
+        kwargs.setdefault("text", True)
+        kwargs.setdefault("timeout", 60)
+        kwargs.setdefault("check", False)
+        return subprocess.run(self.command(where, *argv), **kwargs)
+
+    def popen(self, where: str, *argv: str | os.PathLike[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        """``subprocess.Popen`` inside one namespace; killed when the namespaces go."""
+        child: subprocess.Popen[Any] = subprocess.Popen(self.command(where, *argv), **kwargs)
+        self._children.append(child)
+        return child
+
+
+class ShapedLink(InNamespaces):
     """Two namespaces joined by a veth pair, optionally shaped to ``rate_mbit`` both ways."""
 
     def __init__(self, rate_mbit: float | None = None, prefix: str = "sn",
@@ -172,25 +200,6 @@ class ShapedLink:
         return None if self.rate_mbit is None else self.rate_mbit * 1e6 / 8
 
     # -- running things inside -------------------------------------------------------------
-
-    def command(self, side: Side, *argv: str | os.PathLike[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.namespaces[side], *map(str, argv)]
-
-    def run(self, side: Side, *argv: str | os.PathLike[str], **kwargs: Any
-            ) -> subprocess.CompletedProcess[Any]:
-        """``subprocess.run`` inside one namespace (capture_output, text and a 60 s timeout
-        unless given)."""
-        kwargs.setdefault("capture_output", True)
-        kwargs.setdefault("text", True)
-        kwargs.setdefault("timeout", 60)
-        kwargs.setdefault("check", False)
-        return subprocess.run(self.command(side, *argv), **kwargs)
-
-    def popen(self, side: Side, *argv: str | os.PathLike[str], **kwargs: Any) -> subprocess.Popen[Any]:
-        """``subprocess.Popen`` inside one namespace; killed when the link closes."""
-        child: subprocess.Popen[Any] = subprocess.Popen(self.command(side, *argv), **kwargs)
-        self._children.append(child)
-        return child
 
     def wrapper(self, side: Side, program: str, directory: Path) -> Path:
         """An executable that runs ``program`` (with its arguments) inside one namespace.

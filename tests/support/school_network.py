@@ -44,7 +44,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
 
-from support.netns import NetnsError, tbf_parameters, wait_listening
+from support.netns import InNamespaces, NetnsError, tbf_parameters, wait_listening
 from support.processes import AgentProcess, CollectorProcess
 from support.tools import agent_env, console_script
 
@@ -125,7 +125,7 @@ class Measured:
     stderr: str
 
 
-class SchoolNetwork:
+class SchoolNetwork(InNamespaces):
     """The four namespaces, their servers and (optionally) a collector in ``internet`` with
     an agent enrolled from ``school``. A context manager: everything goes on exit."""
 
@@ -281,25 +281,6 @@ class SchoolNetwork:
             shutil.rmtree(directory, ignore_errors=True)
 
     # -- running things inside -------------------------------------------------------------
-
-    def command(self, role: Role, *argv: str | os.PathLike[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.namespaces[role], *map(str, argv)]
-
-    def run(self, role: Role, *argv: str | os.PathLike[str], **kwargs: Any
-            ) -> subprocess.CompletedProcess[Any]:
-        """``subprocess.run`` inside one namespace (capture_output, text and a 60 s timeout
-        unless given)."""
-        kwargs.setdefault("capture_output", True)
-        kwargs.setdefault("text", True)
-        kwargs.setdefault("timeout", 60)
-        kwargs.setdefault("check", False)
-        return subprocess.run(self.command(role, *argv), **kwargs)
-
-    def popen(self, role: Role, *argv: str | os.PathLike[str], **kwargs: Any) -> subprocess.Popen[Any]:
-        """``subprocess.Popen`` inside one namespace; killed when the network closes."""
-        child: subprocess.Popen[Any] = subprocess.Popen(self.command(role, *argv), **kwargs)
-        self._children.append(child)
-        return child
 
     def ip(self, role: Role, *argv: str) -> None:
         _run(["ip", "-n", self.namespaces[role], *argv])
