@@ -77,8 +77,10 @@ def update_connectivity(conn: Connection, agent_id: int, accepted: list[Record])
             counts = added.setdefault(outage.outage_kind, [0, 0.0])
             counts[0] += 1
             counts[1] += outage.duration_seconds
-        elif record.kind == "connectivity" and record.clock.clock_synchronized is not False:
-            # A clock the agent knows to be unsynchronised may say any time: not a start.
+        elif record.kind == "connectivity":
+            # Not filtered by clock_synchronized: many agents never say they are (containers,
+            # a Pi without NTP status). A clock far behind is bounded by the enrolment time
+            # when availability is computed.
             start = record.clock.wall_time_seconds
             first = start if first is None else min(first, start)
     totals_statement, first_statement = _statements(conn.dialect.name)
