@@ -17,6 +17,7 @@ called. Needs root and iproute2 (``ip``, ``tc``).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import itertools
 import os
@@ -76,7 +77,7 @@ def tbf_parameters(rate_mbit: float, queue_seconds: float = QUEUE_SECONDS) -> tu
     return burst, latency
 
 
-class InNamespaces:
+class InNamespaces(abc.ABC):
     """Running programs inside one of this object's namespaces (by role: "server",
     "school", ...); what ``popen`` starts is killed when the namespaces go."""
 
@@ -101,6 +102,14 @@ class InNamespaces:
         child: subprocess.Popen[Any] = subprocess.Popen(self.command(where, *argv), **kwargs)
         self._children.append(child)
         return child
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Kill what runs inside, then delete the namespaces: each network knows what it made."""
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
 
 
 class ShapedLink(InNamespaces):
@@ -133,10 +142,6 @@ class ShapedLink(InNamespaces):
             self.close()
             raise
         return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.close()
 
     def _create(self) -> None:
         for namespace in self.namespaces.values():

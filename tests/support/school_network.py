@@ -41,7 +41,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any, Literal
 
 from support.netns import InNamespaces, NetnsError, tbf_parameters, wait_listening
@@ -167,10 +166,6 @@ class SchoolNetwork(InNamespaces):
             self.close()
             raise
         return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.close()
 
     def _create(self) -> None:
         for role in ROLES:

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from agent.probes import Event
 from agent.probes.connectivity.outages import STATE_FILE, Moment, OutageTracker
 from agent.wire import OutagePayload
 
 BOOT = "boot-a"
 
 
-def tracker(state_dir: Path | None = None, outage_after: int = 3, boot: str = BOOT) -> OutageTracker:
-    return OutageTracker(outage_after, state_dir, stale_after=180, boot_id=lambda: boot,
-                         synchronized=lambda: True, since_boot=lambda: at(10).since_boot)
+class Tracker(OutageTracker):
+    """The tracker, with the outages it hands over kept for the test to read."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.ended: list[Event] = []
+        super().__init__(*args, on_end=self.ended.append, **kwargs)
+
+
+def tracker(state_dir: Path | None = None, outage_after: int = 3, boot: str = BOOT) -> Tracker:
+    return Tracker(outage_after, state_dir, stale_after=180, boot_id=lambda: boot,
+                   synchronized=lambda: True, since_boot=lambda: at(10).since_boot)
 
 
 def at(second: float) -> Moment:
@@ -23,13 +33,15 @@ def at(second: float) -> Moment:
     return Moment(1_790_000_000.0 + second, second + 5000.0)
 
 
-def echo(t: OutageTracker, seconds: range | list[float], internet: bool, gateway: bool | None = True) -> None:
+def echo(t: Tracker, seconds: range | list[float], internet: bool, gateway: bool | None = True) -> None:
     for second in seconds:
         t.echo_round(at(second), internet, gateway, "detail")
 
 
-def outages(t: OutageTracker) -> list[OutagePayload]:
-    return [OutagePayload.model_validate(event.payload) for event in t.take_ended()]
+def outages(t: Tracker) -> list[OutagePayload]:
+    """The outages handed over since the last call."""
+    ended, t.ended[:] = list(t.ended), []
+    return [OutagePayload.model_validate(event.payload) for event in ended]
 
 
 def test_an_isp_outage_starts_at_the_first_failed_round_and_ends_at_the_first_good_one() -> None:
@@ -155,7 +167,7 @@ def test_an_outage_that_ends_goes_out_at_once_when_there_is_a_sink() -> None:
                       on_end=kept.append)
     echo(t, range(0, 5), internet=False)
     echo(t, [5], internet=True)
-    assert len(kept) == 1 and t.take_ended() == [], "handed over when it ended, not at the window's end"
+    assert len(kept) == 1, "handed over when it ended, not at the window's end"
 
 
 def test_a_dns_outage_survives_one_lost_echo_round_during_a_dns_round() -> None:

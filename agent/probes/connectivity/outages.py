@@ -81,10 +81,10 @@ class OutageTracker:
                  boot_id: Callable[[], str] = clock.boot_id,
                  synchronized: Callable[[], bool | None] = clock.clock_synchronized,
                  since_boot: Callable[[], float] = clock.since_boot,
-                 on_end: Callable[[Event], None] | None = None) -> None:
+                 on_end: Callable[[Event], None] = lambda event: None) -> None:
         self.outage_after = outage_after
         # Where an ended outage goes at once (the daemon: the outbox), so that an agent
-        # stopped before its window ends loses nothing; without it, `take_ended` has them.
+        # stopped before its window ends loses nothing.
         self.on_end = on_end
         self.since_boot = since_boot
         self.state_path = state_dir / STATE_FILE if state_dir else None
@@ -93,7 +93,6 @@ class OutageTracker:
         self.echo = _Streak()
         self.dns = _Streak()
         self.current: OpenOutage | None = None
-        self.ended: list[Event] = []
         # (start, end) wall times of outages that ended, for the window's down time.
         self.closed_spans: list[tuple[float, float]] = []
         self._resume(stale_after)
@@ -180,20 +179,13 @@ class OutageTracker:
                            since_boot_seconds=max(0.0, end.since_boot),
                            clock_synchronized=self.synchronized())
         event = Event("outage", stamp, payload.model_dump(mode="json"))
-        if self.on_end is not None:
-            self.on_end(event)
-        else:
-            self.ended.append(event)
+        self.on_end(event)
         self.closed_spans.append((start_wall, end.wall))
         log.warning("outage (%s) over after %.1f s", outage.kind, payload.duration_seconds)
         self.current = None
         self._save()
 
     # -- what a window reports ---------------------------------------------------------
-
-    def take_ended(self) -> list[Event]:
-        ended, self.ended = self.ended, []
-        return ended
 
     def down_seconds(self, start: float, end: float) -> float:
         """Time between ``start`` and ``end`` (wall) inside an outage; forgets spans before it."""
