@@ -88,8 +88,10 @@ class SiteHandler(http.server.BaseHTTPRequestHandler):
         deadline = time.monotonic() + 10
         try:
             while time.monotonic() < deadline:
-                self.wfile.write(chunk)
+                # Counted before the write: the client may read a block and be checked
+                # before this thread gets to count it.
                 self.server.body_bytes_sent += len(block)
+                self.wfile.write(chunk)
         except OSError:
             pass
         self.close_connection = True
