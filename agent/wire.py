@@ -306,6 +306,122 @@ class OutagePayload(_Strict):
         return self
 
 
+# --- Wi-Fi: the agent's own link, scans of the school's access points, surveys ----------
+
+Band = Literal["2.4GHz", "5GHz", "6GHz", "60GHz"]
+Dbm = Field(default=None, ge=-150, le=30)
+BitRate = Field(default=None, ge=0)
+Counter64 = Field(default=None, ge=0, le=INT64_MAX)
+# The grades a room's coverage can have, best first (thresholds: collector settings).
+CoverageGrade = Literal["video", "browsing", "poor", "none"]
+
+
+class WifiRadio(_Strict):
+    """The link to an access point as one tool reported it; null = the tool does not say."""
+
+    source: str = Field(max_length=32, description="The tool or API the values came from.")
+    connected: bool = Field(description="Associated with an access point.")
+    ssid: str | None = Field(default=None, max_length=64, description="Null when not one of "
+                             "the school's own networks (or hidden by the OS).")
+    bssid: str | None = Field(default=None, max_length=17,
+                              description="The school's access point, aa:bb:cc:dd:ee:ff.")
+    signal_dbm: float | None = Dbm
+    signal_percent: float | None = Field(default=None, ge=0, le=100, description="What the "
+                                         "tool printed when it printed a percentage.")
+    signal_converted: bool = Field(default=False, description="signal_dbm was converted from "
+                                   "signal_percent with the platform's documented mapping.")
+    noise_dbm: float | None = Dbm
+    frequency_hertz: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    channel: int | None = Field(default=None, ge=0, le=255)
+    band: Band | None = None
+    channel_width_hertz: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    rx_bitrate_bits_per_second: float | None = BitRate
+    tx_bitrate_bits_per_second: float | None = BitRate
+    phy_mode: str | None = Field(default=None, max_length=32)
+
+
+class WifiAccessPoint(_Strict):
+    """One access point of the school's own networks, seen in a scan."""
+
+    bssid: str | None = Field(default=None, max_length=17)
+    ssid: str = Field(max_length=64)
+    signal_dbm: float | None = Dbm
+    signal_converted: bool = False
+    frequency_hertz: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    channel: int | None = Field(default=None, ge=0, le=255)
+    band: Band | None = None
+    station_count: int | None = Field(default=None, ge=0, le=65535, description="Stations "
+                                      "the access point says it has (BSS Load element).")
+    channel_utilization_ratio: float | None = Field(default=None, ge=0, le=1, description=
+                                                    "How busy it finds its channel (BSS Load).")
+    associated: bool = Field(default=False, description="The one this machine is connected to.")
+
+
+class WifiChannel(_Strict):
+    """Other networks on one channel: counted, never named."""
+
+    band: Band | None = None
+    channel: int = Field(ge=0, le=255)
+    networks: int = Field(ge=0, le=INT64_MAX, description="Access points of other networks.")
+    strongest_signal_dbm: float | None = Dbm
+
+
+class WifiScan(_Strict):
+    """What a scan saw: the school's own access points in full, the rest as counts."""
+
+    access_points: list[WifiAccessPoint] = Field(default_factory=list, max_length=256)
+    channels: list[WifiChannel] = Field(default_factory=list, max_length=128)
+    other_networks: int | None = Field(default=None, ge=0, le=INT64_MAX,
+                                       description="Access points of other networks, in all.")
+
+
+class WifiPayload(WifiRadio):
+    """The agent's own wireless interface and its link, one record per run."""
+
+    interface: str = Field(max_length=64)
+    room: str | None = Field(default=None, pattern=ID_PATTERN,
+                             description="The room the agent is in (agent setting `room`).")
+    room_name: str | None = Field(default=None, max_length=200)
+    own_network: bool | None = Field(default=None, description="Connected to one of the "
+                                     "school's own networks; null when not connected.")
+    tx_retries_total: int | None = Field(default=None, ge=0, le=INT64_MAX,
+                                         description="Since the association.")
+    tx_failed_total: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    beacon_loss_total: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    connected_seconds: float | None = Field(default=None, ge=0)
+    scan_error: str | None = Field(default=None, max_length=1000, description="Why the scan "
+                                   "due in this run could not be made (a made one is a "
+                                   "`wifi_scan` record of its own).")
+
+
+class WifiScanPayload(WifiScan):
+    """A scan by the agent's wireless interface, made every `scan_interval` (its own record,
+    so the latest scan stays on /metrics between scans)."""
+
+    interface: str = Field(max_length=64)
+    source: str = Field(max_length=32)
+    triggered: bool = Field(description="A fresh scan; false: the system's latest cached results.")
+    room: str | None = Field(default=None, pattern=ID_PATTERN)
+    room_name: str | None = Field(default=None, max_length=200)
+
+
+SurveyMethod = Literal["walk", "import"]
+
+
+class SurveyPayload(WifiRadio, WifiScan):
+    """One room of a site survey: the link as a laptop saw it there (the median of the
+    walk's samples, or one imported capture)."""
+
+    room: str = Field(pattern=ID_PATTERN)
+    room_name: str = Field(min_length=1, max_length=200)
+    method: SurveyMethod
+    samples: int = Field(ge=1, le=10000)
+    scanned: bool = Field(default=False, description="access_points and channels come from a "
+                          "scan made there; false: no scan (they are empty).")
+    signal_min_dbm: float | None = Dbm
+    signal_max_dbm: float | None = Dbm
+
+
 # A failed record whose error starts with this is a run the probe chose not to make
 # (the traffic budget is spent, another agent of the school kept the turn): not a fault.
 SKIPPED_PREFIX = "skipped: "
@@ -317,11 +433,14 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "bandwidth": BandwidthPayload,
     "connectivity": ConnectivityPayload,
     "outage": OutagePayload,
+    "wifi": WifiPayload,
+    "wifi_scan": WifiScanPayload,
+    "survey": SurveyPayload,
 }
 
-# Kinds that are events another probe reports, not probes of their own (no runs or
-# failures to count): an outage comes from the connectivity probe.
-EVENT_KINDS = frozenset({"outage"})
+# Kinds that no scheduled probe makes (no runs or failures to count): an outage is an
+# event the connectivity probe reports; a survey is a room measured by a person.
+EVENT_KINDS = frozenset({"outage", "survey"})
 
 
 # --- privacy: MAC-shaped values -------------------------------------------------------
