@@ -17,10 +17,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from agent.units import parse_duration, parse_size, split_host_port, valid_host
+from agent.units import parse_duration, parse_size, slugify, split_host_port, valid_host
 from agent.wire import describe_validation_error
 
 log = logging.getLogger("schoolnet.agent")
@@ -222,10 +230,43 @@ class ConnectivityProbeConfig(_Section):
         return self
 
 
+WifiSource = Literal["auto", "nl80211", "iw", "proc", "nmcli", "wlanapi", "netsh", "wdutil",
+                     "system_profiler"]
+
+
+def _ssid(value: Any) -> Any:
+    if isinstance(value, str) and not 1 <= len(value.encode()) <= 32:
+        raise ValueError(f"{value!r} is not an SSID (1 to 32 bytes)")
+    return value
+
+
+class WifiProbeConfig(_Section):
+    # auto: run when the machine has a wireless interface (a wired Pi has none, and says so
+    # once in the log); true: run anyway and record why it cannot measure.
+    enabled: bool | Literal["auto"] = "auto"
+    interval: Duration = 60.0
+    interface: str = ""
+    ssids: list[Annotated[str, BeforeValidator(_ssid)]] = Field(default=[], max_length=32)
+    scan: bool = True
+    scan_interval: Duration = 900.0
+    trigger_scan: bool = True
+    source: WifiSource = "auto"
+    iw_binary: str = "iw"
+    nmcli_binary: str = "nmcli"
+
+    @model_validator(mode="after")
+    def _scan_not_more_often_than_link(self) -> WifiProbeConfig:
+        if self.scan_interval < self.interval:
+            raise ValueError(f"scan_interval ({self.scan_interval:g} s) is shorter than interval "
+                             f"({self.interval:g} s): a scan is made in a run, at most once per run")
+        return self
+
+
 class ProbesConfig(_Section):
     system: SystemProbeConfig = SystemProbeConfig()
     bandwidth: BandwidthProbeConfig = BandwidthProbeConfig()
     connectivity: ConnectivityProbeConfig = ConnectivityProbeConfig()
+    wifi: WifiProbeConfig = WifiProbeConfig()
 
 
 class ContractConfig(_Section):
@@ -243,11 +284,19 @@ class AgentSettings(BaseSettings):
 
     state_dir: Path = Path("/var/lib/schoolnet-agent")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    room: str = Field(default="", max_length=200)
     collector: CollectorConfig = CollectorConfig()
     outbox: OutboxConfig = OutboxConfig()
     upload: UploadConfig = UploadConfig()
     probes: ProbesConfig = ProbesConfig()
     contract: ContractConfig = ContractConfig()
+
+    @field_validator("room")
+    @classmethod
+    def _room_has_an_id(cls, value: str) -> str:
+        if value.strip() and not slugify(value):
+            raise ValueError(f"{value!r} gives no room id: use letters or digits")
+        return value.strip()
 
     @classmethod
     def settings_customise_sources(

@@ -57,9 +57,18 @@ def enabled_probes(settings: AgentSettings, credential: Credential | None, sched
     probes = {}
     for name in type(settings.probes).model_fields:
         config = getattr(settings.probes, name)
-        if config.enabled:
-            probe = probe_class(name)(context)
-            probes[name] = (probe, probe.timing())
+        if config.enabled is False:
+            continue
+        probe = probe_class(name)(context)
+        if config.enabled == "auto":
+            # "auto": only where the machine has what the probe measures (Wi-Fi needs a
+            # wireless interface); say once why not, instead of a failure every run.
+            reason = probe.not_applicable()
+            if reason:
+                log.info("%s probe not run: %s (set probes.%s.enabled = true to run it anyway)",
+                         name, reason, name)
+                continue
+        probes[name] = (probe, probe.timing())
     return probes
 
 
@@ -113,6 +122,15 @@ def once(settings: AgentSettings, config: Path | None) -> list[str]:
         measurement = probe.measure()
         store(outbox, name, stamp, measurement)
         problems.extend(f"{name}: {reason}" for reason in measurement.problems())
+    problems.extend(deliver(settings, credential, outbox))
+    outbox.close()
+    return problems
+
+
+def deliver(settings: AgentSettings, credential: Credential, outbox: Outbox) -> list[str]:
+    """Send what the outbox holds now, with a few quick retries; the problems, if any (the
+    records then stay in the outbox for the daemon or the next command)."""
+    problems: list[str] = []
     uploader = make_uploader(settings, credential, outbox)
     backoff = Backoff(cap=ONCE_BACKOFF_CAP_SECONDS)
     for attempt in range(ONCE_UPLOAD_ATTEMPTS):
@@ -128,7 +146,6 @@ def once(settings: AgentSettings, config: Path | None) -> list[str]:
             else:
                 time.sleep(backoff.next_delay(exc.retry_after))
     uploader.client.close()
-    outbox.close()
     return problems
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|[smhdw]?)\s*$")
@@ -67,3 +68,11 @@ def _port(text: str, raw: str) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= 65535:
         raise ValueError(f"{text!r} has a bad port")
     return int(raw)
+
+
+def slugify(name: str) -> str:
+    """A short id from a display name: ``"De Regenboog (Utrecht)"`` -> ``"de-regenboog-utrecht"``
+    (boards, schools and agents in the collector; rooms on the agent too)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return slug[:63].rstrip("-")

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 
+from agent.units import slugify
 from agent.wire import ID_PATTERN
 
+__all__ = ["check_id", "slugify"]
+
 _ID = re.compile(ID_PATTERN)
-
-
-def slugify(name: str) -> str:
-    """``"De Regenboog (Utrecht)"`` -> ``"de-regenboog-utrecht"``."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
-    return slug[:63].rstrip("-")
 
 
 def check_id(value: str, what: str) -> str:

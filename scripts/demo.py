@@ -25,10 +25,14 @@ AGENT_CONFIG = """\
 # The demo agent: every target is the local collector, intervals are short so that
 # something shows up within a minute.
 state_dir = "{state_dir}"
+# The demo's agent stands in this room: where the machine has Wi-Fi, its readings show
+# up as the room's coverage grade.
+room = "Demo room"
 
 [collector]
 # The agent kept in .demo/ may have been enrolled by a demo on another port.
 url = "{url}"
+
 
 [probes.system]
 interval = "15s"
@@ -53,6 +57,12 @@ gateway = ""
 hops = 0
 dns_servers = []
 http_urls = ["{url}/healthz"]
+
+[probes.wifi]
+# On a laptop with Wi-Fi the demo shows its link (reading it sends nothing) and the
+# grade of the room above; it never asks for a fresh scan, which would send
+# probe requests over the air: only the system's own cached scan results are used.
+trigger_scan = false
 
 [upload]
 interval = "10s"

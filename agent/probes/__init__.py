@@ -27,6 +27,7 @@ PROBES = {
     "system": "agent.probes.system:SystemProbe",
     "bandwidth": "agent.probes.bandwidth:BandwidthProbe",
     "connectivity": "agent.probes.connectivity:ConnectivityProbe",
+    "wifi": "agent.probes.wifi:WifiProbe",
 }
 
 
@@ -142,6 +143,11 @@ class Probe:
     def check(self) -> None:
         """Refuse, at start-up, a configuration that cannot work (raise ConfigError with a
         one-line reason); most mistakes are caught by the config's own validation."""
+
+    def not_applicable(self) -> str | None:
+        """Why this machine has nothing for the probe to measure (None: it has); asked only
+        when the probe's ``enabled`` is "auto"."""
+        return None
 
     def run(self) -> BaseModel:
         """Measure once: the payload (a model from agent/wire.py), or ProbeError(reason)."""

@@ -63,6 +63,9 @@ LOCAL_ONLY_ENV = {
     "SCHOOLNET_PROBES__CONNECTIVITY__HOPS": "0",
     "SCHOOLNET_PROBES__CONNECTIVITY__DNS_SERVERS": "[]",
     "SCHOOLNET_PROBES__CONNECTIVITY__HTTP_URLS": "[]",
+    # A scan sends probe requests over the air on a machine with Wi-Fi: never from a test.
+    "SCHOOLNET_PROBES__WIFI__ENABLED": "false",
+    "SCHOOLNET_PROBES__WIFI__TRIGGER_SCAN": "false",
 }
 
 
