@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     measure = commands.add_parser("measure", help="one measurement, printed; nothing is stored "
                                   "or sent; exit 0 only when it measured")
-    measure.add_argument("probe", help="system, bandwidth or connectivity")
+    measure.add_argument("probe", help="system, bandwidth, connectivity or wifi")
     measure.add_argument("--json", action="store_true", help="print one JSON object")
     measure.add_argument("--backend", choices=("http", "ndt7", "speedtest", "iperf3"),
                          help="bandwidth: the protocol (default: probes.bandwidth.backend)")
@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--window", help="connectivity: how long to probe, e.g. 10s "
                          "(default: the configured window)")
     measure.set_defaults(run=cmd_measure)
+
+    from agent.survey_cli import add_survey_parser
+
+    add_survey_parser(commands, OneLineParser)
 
     status = commands.add_parser("status", help="outbox depth and bytes, oldest record, last "
                                  "upload and error, evicted and dead-lettered counts")
