@@ -19,6 +19,7 @@ from collector.db.migrate import upgrade
 from collector.deps import Admin
 from collector.ingest import GroupCommitter
 from collector.metrics import CollectorMetrics
+from collector.rooms import Thresholds
 from collector.routes import admin, enrol, health, ingest, speed
 from collector.settings import CollectorSettings
 
@@ -43,7 +44,10 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     upgrade(engine)
     app.state.settings = settings
     app.state.engine = engine
-    app.state.metrics = CollectorMetrics(engine, settings.agent_expiry)
+    app.state.metrics = CollectorMetrics(
+        engine, settings.agent_expiry,
+        thresholds=Thresholds(settings.wifi_video_dbm, settings.wifi_browsing_dbm),
+        room_expiry_seconds=settings.room_expiry)
     app.state.committer = GroupCommitter(engine)
 
     for module in (ingest, enrol, speed, admin, health):

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
                               help="dotted key; the value is JSON when it parses, else text")
     settings_set.set_defaults(run=cmd_settings_set)
     settings_show.set_defaults(run=cmd_settings_show)
+
+    rooms = commands.add_parser("rooms", help="a school's rooms: Wi-Fi coverage grade now, and "
+                                "the observations, median signal and share per grade over a period")
+    rooms.add_argument("--school", required=True, help="SCHOOL id, or BOARD/SCHOOL")
+    rooms.add_argument("--since", default="30d", help="the period, back from now: e.g. 7d, 30d "
+                       "(default 30d)")
+    rooms.add_argument("--json", action="store_true", help="print one JSON object, not a table")
+    rooms.set_defaults(run=cmd_rooms)
     _accept_db_everywhere(parser)
     return parser
 
@@ -286,6 +295,27 @@ def cmd_settings_show(args: argparse.Namespace) -> int:
 
     print(json.dumps(show_settings(_engine(args), args.school, args.agent), indent=2,
                      sort_keys=True))
+    return 0
+
+
+def cmd_rooms(args: argparse.Namespace) -> int:
+    from collector.registry import RegistryError
+    from collector.rooms import Thresholds, rooms_table, school_rooms
+
+    since = _duration(args.since, "--since")
+    if since <= 0:
+        raise UsageError("--since must be longer than zero")
+    settings = _settings(args)
+    thresholds = Thresholds(settings.wifi_video_dbm, settings.wifi_browsing_dbm)
+    engine = _engine(args)
+    now = time.time()
+    try:
+        report = school_rooms(engine, args.school, now - since, now, thresholds)
+    except RegistryError as exc:
+        # Not a usage error: the command was well formed, the school is not there.
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.as_dict(), indent=2) if args.json else rooms_table(report))
     return 0
 
 

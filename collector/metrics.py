@@ -23,6 +23,14 @@ from collector.connectivity import connectivity_families, read_connectivity
 from collector.db.schema import agents, bandwidth_totals, boards, given_up_ranges, latest, schools
 from collector.exposition import Family, LabelValues, render
 from collector.ingest import IngestOutcome
+from collector.rooms import (
+    DEFAULT_ROOM_EXPIRY,
+    DEFAULT_THRESHOLDS,
+    Thresholds,
+    read_rooms,
+    room_families,
+)
+from collector.wifi import wifi_families
 
 IDENTITY = ("board", "school", "agent")
 ON_REPORT = "updated when the agent reports"
@@ -120,14 +128,23 @@ PAYLOAD_METRICS = {"system": SYSTEM_METRICS, "bandwidth": BANDWIDTH_METRICS}
 
 
 class StoreCollector(Collector):
-    """Builds every per-agent family from the store, with eight queries per scrape; only
-    one reads `records`, for the outages of the last 30 days (through a partial index)."""
+    """Builds every per-agent and per-room family from the store, with nine queries per
+    scrape; only one reads `records`, for the outages of the last 30 days (through a
+    partial index), and none reads `room_observations`.
+
+    Rooms leave the page when their newest observation is older than
+    ``room_expiry_seconds`` (surveys are rare: the default is over a year); their grades
+    come from ``thresholds`` at each scrape."""
 
     def __init__(self, engine: Engine, expiry_seconds: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *,
+                 thresholds: Thresholds = DEFAULT_THRESHOLDS,
+                 room_expiry_seconds: float = DEFAULT_ROOM_EXPIRY) -> None:
         self.engine = engine
         self.expiry_seconds = expiry_seconds
         self.clock = clock
+        self.thresholds = thresholds
+        self.room_expiry_seconds = room_expiry_seconds
 
     def describe(self) -> list[Metric]:
         # Do not query the store at registration time.
@@ -164,13 +181,16 @@ class StoreCollector(Collector):
                 select(bandwidth_totals)
                 .join(agents, agents.c.id == bandwidth_totals.c.agent_id).where(live)).all()
             connectivity = read_connectivity(conn, live, now)
+            room_rows = read_rooms(conn, now - self.room_expiry_seconds)
 
         labels: dict[int, LabelValues] = {
             row.id: (row.board, row.school, row.agent) for row in agent_rows}
         return [*self._agent_families(agent_rows, given_up_rows, labels),
                 *self._latest_families(latest_rows, labels),
                 *bandwidth_families(latest_rows, totals_rows, labels),
-                *connectivity_families(latest_rows, connectivity, labels, now)]
+                *connectivity_families(latest_rows, connectivity, labels, now),
+                *wifi_families(latest_rows, labels),
+                *room_families(room_rows, self.thresholds)]
 
     def _agent_families(self, agent_rows: Sequence[Any], given_up_rows: Sequence[Any],
                         labels: dict[int, LabelValues]) -> list[Family]:
@@ -354,10 +374,13 @@ def _flag(value: Any) -> bool | None:
 class CollectorMetrics:
     """The registry behind ``/metrics``: the store's families plus this process's counters."""
 
-    def __init__(self, engine: Engine, expiry_seconds: float) -> None:
+    def __init__(self, engine: Engine, expiry_seconds: float, *,
+                 thresholds: Thresholds = DEFAULT_THRESHOLDS,
+                 room_expiry_seconds: float = DEFAULT_ROOM_EXPIRY) -> None:
         # `_created` series double the page and no dashboard of ours reads them.
         disable_created_metrics()
-        self.store = StoreCollector(engine, expiry_seconds)
+        self.store = StoreCollector(engine, expiry_seconds, thresholds=thresholds,
+                                    room_expiry_seconds=room_expiry_seconds)
         # Everything, for prometheus_client users (tests, get_sample_value) …
         self.registry = CollectorRegistry()
         self.registry.register(self.store)

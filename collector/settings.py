@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent.coverage import BROWSING_DBM, VIDEO_DBM
 from agent.units import parse_duration
 
 DEFAULT_DB = "sqlite:///schoolnet-collector.db"
@@ -22,8 +24,28 @@ class CollectorSettings(BaseSettings):
     agent_expiry: float = 24 * 3600
     # The largest download or upload one speed-test request may ask for.
     speed_max_bytes: int = 1024**3
+    # Coverage grades of rooms: a signal at or above wifi_video_dbm is "video", at or above
+    # wifi_browsing_dbm "browsing", below it "poor". Grades are computed from the stored
+    # signals whenever asked, so changing these re-grades the history too.
+    wifi_video_dbm: float = Field(default=VIDEO_DBM, ge=-150, le=30, allow_inf_nan=False)
+    wifi_browsing_dbm: float = Field(default=BROWSING_DBM, ge=-150, le=30, allow_inf_nan=False)
+    # A room whose newest observation is older than this leaves /metrics (its history stays);
+    # long by default: a room only surveyed is surveyed perhaps once a year.
+    room_expiry: float = Field(default=400 * 86400, gt=0)
 
-    @field_validator("agent_expiry", mode="before")
+    @field_validator("agent_expiry", "room_expiry", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("wifi_browsing_dbm")
+    @classmethod
+    def _browsing_below_video(cls, value: float, info: ValidationInfo) -> float:
+        video = info.data.get("wifi_video_dbm")
+        if video is not None and video <= value:
+            # A custom error: its message is the whole line the user sees (no "Value error, ").
+            raise PydanticCustomError(
+                "thresholds", f"{value:g} dBm must be below wifi_video_dbm ({video:g} dBm; "
+                "SCHOOLNET_WIFI_VIDEO_DBM, SCHOOLNET_WIFI_BROWSING_DBM): video needs a stronger "
+                "signal than browsing")
+        return value

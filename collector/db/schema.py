@@ -206,3 +206,45 @@ connectivity_first_windows = Table(
 # time. Partial: only outage records are in it, so the other kinds' inserts do not pay.
 Index("ix_records_outage_end", records.c.measured_at,
       sqlite_where=records.c.kind == "outage", postgresql_where=records.c.kind == "outage")
+
+# A school's rooms, created on first use: by the first accepted record naming one (a
+# `wifi` or `wifi_scan` record with `room`, every `survey`). `named_at` is the agent clock
+# of the record whose `room_name` the room bears (null while it bears its id alone): a
+# newer name wins, an older record delivered late renames nothing.
+rooms = Table(
+    "rooms", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("school_id", ForeignKey("schools.id"), nullable=False),
+    Column("slug", String(63), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("named_at", Float),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("school_id", "slug"),
+)
+
+# One row per graded reading of a room: each accepted successful `wifi` record of an agent
+# in it (source "agent") and each accepted successful `survey` (source "survey"). A null
+# signal is a reading without a connection (grade "none"). The history behind `rooms`.
+room_observations = Table(
+    "room_observations", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("room_id", ForeignKey("rooms.id"), nullable=False),
+    Column("agent_id", ForeignKey("agents.id"), nullable=False),
+    Column("measured_at", Float, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("signal_dbm", Float),
+    Index("ix_room_observations_room_time", "room_id", "measured_at"),
+)
+
+# Per room and source, kept at ingest with the observations (accepted records only, never
+# a duplicate) so /metrics never reads `room_observations`: the newest observation (by
+# agent clock; one delivered late replaces nothing newer) and how many there have been.
+room_latest = Table(
+    "room_latest", metadata,
+    Column("room_id", ForeignKey("rooms.id"), primary_key=True),
+    Column("source", String(16), primary_key=True),
+    Column("measured_at", Float, nullable=False),
+    Column("signal_dbm", Float),
+    Column("agent_id", ForeignKey("agents.id"), nullable=False),
+    Column("observations_total", BigInteger, nullable=False),
+)

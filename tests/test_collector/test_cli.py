@@ -57,10 +57,11 @@ def test_bad_input_gives_one_line_and_a_non_zero_exit(tmp_path: Path, args: list
 def test_help_explains_every_command(tmp_path: Path) -> None:
     top = run(tmp_path, "--help").stdout
     for command in ("serve", "board", "school", "enroll-code", "admin-token", "agent",
-                    "agent-settings", "migrate"):
+                    "agent-settings", "migrate", "rooms"):
         assert command in top
     for command in (["serve"], ["board", "add"], ["school", "add"], ["enroll-code"],
-                    ["admin-token", "create"], ["agent", "revoke"], ["agent-settings", "set"]):
+                    ["admin-token", "create"], ["agent", "revoke"], ["agent-settings", "set"],
+                    ["rooms"]):
         result = run(tmp_path, *command, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout
 
