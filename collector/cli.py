@@ -310,7 +310,9 @@ def cmd_rooms(args: argparse.Namespace) -> int:
     engine = _engine(args)
     now = time.time()
     try:
-        report = school_rooms(engine, args.school, now - since, now, thresholds)
+        # A period longer than the epoch (99999d, or digits enough to make infinity) is all
+        # of it: from 1970 on, so the JSON never holds -Infinity and the date prints.
+        report = school_rooms(engine, args.school, max(now - since, 0.0), now, thresholds)
     except RegistryError as exc:
         # Not a usage error: the command was well formed, the school is not there.
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import functools
 import math
+import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,7 +100,9 @@ def update_rooms(conn: Connection, agent_id: int, school_id: int, accepted: list
         slug = payload.room
         if not slug:
             continue
-        at = record.clock.wall_time_seconds
+        # Nothing was measured after it arrived: an agent clock ahead (a laptop set to 2035)
+        # counts as now, or that one record would stay the room's newest for years.
+        at = min(record.clock.wall_time_seconds, now)
         naming = namings.setdefault(slug, _Naming())
         name = (payload.room_name or "").strip()
         if name and (naming.named_at is None or at >= naming.named_at):
@@ -136,12 +139,18 @@ def update_rooms(conn: Connection, agent_id: int, school_id: int, accepted: list
 
 def observation_of(kind: str, ok: bool, payload: Any, measured_at: float) -> Observation | None:
     """The observation a record makes of its room, if any: a successful `wifi` or `survey`
-    record with a room. A signal is observed as it is, connected or not (a survey made
-    from a bare scan has the strongest school access point's signal and no connection). No
-    connection and no signal is an observation without a signal (grade "none"); connected
-    without a signal (the tool did not say) is none at all, since a grade made up for it
-    would be a guess. An agent connected to a network not the school's (`own_network`
-    false) says nothing about the school's coverage: no observation."""
+    record with a room.
+
+    - A signal is observed as it is, connected or not (a survey made from a bare scan has
+      the strongest school access point's signal and no connection).
+    - A survey with no connection and no signal is an observation without a signal (grade
+      "none"): a person stood in the room and found no Wi-Fi.
+    - An agent whose Wi-Fi is not connected observes nothing: a wired Pi's idle radio is
+      not missing coverage (its `schoolnet_wifi_connected` 0 says what it is).
+    - Connected without a signal (the tool did not say) is no observation: a grade made up
+      for it would be a guess. Nor is an agent connected to a network not the school's
+      (`own_network` false): it says nothing about the school's coverage.
+    """
     source = SOURCE_OF_KIND.get(kind)
     if source is None or not ok or not payload.room:
         return None
@@ -149,7 +158,7 @@ def observation_of(kind: str, ok: bool, payload: Any, measured_at: float) -> Obs
         return None
     if payload.signal_dbm is not None:
         return Observation(payload.room, source, measured_at, float(payload.signal_dbm))
-    if not payload.connected:
+    if not payload.connected and source == "survey":
         return Observation(payload.room, source, measured_at, None)
     return None
 
@@ -212,7 +221,7 @@ def room_families(room_rows: Sequence[Any], thresholds: Thresholds) -> list[Fami
     grade_now = Family(
         "schoolnet_wifi_room_coverage_grade",
         "Wi-Fi coverage grade of the room from its newest observation of any source: 3 video, "
-        "2 browsing, 1 poor, 0 none (not connected), a grade value; " + fresh,
+        "2 browsing, 1 poor, 0 none (no connection, no signal), a grade value; " + fresh,
         "gauge", ROOM_IDENTITY)
     info = Family(
         "schoolnet_wifi_room_coverage_info",
@@ -222,7 +231,7 @@ def room_families(room_rows: Sequence[Any], thresholds: Thresholds) -> list[Fami
     signal = Family(
         "schoolnet_wifi_room_signal_dbm",
         "Signal of the room's newest observation from the source, dBm; absent when that "
-        "observation had no connection; " + ON_REPORT, "gauge", per_source)
+        "observation had no signal (grade none); " + ON_REPORT, "gauge", per_source)
     when = Family(
         "schoolnet_wifi_room_observation_timestamp_seconds",
         "When the room's newest observation from the source was measured, Unix seconds "
@@ -274,8 +283,9 @@ class RoomHistory:
     measured_at: float | None = None
     observations: int = 0
     signal_median_dbm: float | None = None
-    # Share of the period's observations per grade, best first; all 0 without one.
-    grade_shares: dict[str, float] = field(default_factory=lambda: dict.fromkeys(GRADES, 0.0))
+    # Share of the period's observations per grade, best first; None without one (a share
+    # of nothing is no 0 %).
+    grade_shares: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "grade": self.grade,
@@ -390,9 +400,9 @@ def rooms_table(report: SchoolRooms) -> str:
               *(name.upper() for name in GRADES))
     rows = [header]
     for room in report.rooms:
-        shares = (f"{round(100 * room.grade_shares[name])}%" if room.observations else "-"
-                  for name in GRADES)
-        rows.append((room.id, room.name, room.grade or "-", _dbm(room.signal_dbm),
+        grade_shares = room.grade_shares
+        shares = [f"{round(100 * grade_shares[name])}%" if grade_shares else "-" for name in GRADES]
+        rows.append((room.id, _printable(room.name), room.grade or "-", _dbm(room.signal_dbm),
                      room.source or "-", _utc(room.measured_at), str(room.observations),
                      _dbm(room.signal_median_dbm), *shares))
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
@@ -408,4 +418,16 @@ def _dbm(value: float | None) -> str:
 def _utc(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, OSError, ValueError):
+        # An agent clock outside the calendar (years 1 to 9999) was accepted as a number:
+        # shown as one, since the command must not fail for what the store holds.
+        return f"{seconds:.0f} s"
+
+
+def _printable(text: str) -> str:
+    """A name as a terminal may show it: a control or format character (an escape
+    sequence, a line break, a bidirectional override) that an agent or a person typed
+    becomes "?", so it neither drives the admin's terminal nor breaks the table."""
+    return "".join("?" if unicodedata.category(char).startswith("C") else char for char in text)

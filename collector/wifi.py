@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from pydantic import TypeAdapter, ValidationError
+
 from collector.availability import stored_number
 from collector.exposition import Family, LabelValues
 
@@ -109,8 +111,8 @@ class _LinkFamilies:
                       "source", "signal_converted"))
 
     def add(self, identity: LabelValues, payload: Mapping[str, Any]) -> None:
-        connected = payload.get("connected")
-        if isinstance(connected, bool):
+        connected = _flag(payload.get("connected"))
+        if connected is not None:
             self.connected.add(identity, 1 if connected else 0)
         for field, family in self.values:
             family.add(identity, payload.get(field))
@@ -118,9 +120,10 @@ class _LinkFamilies:
             bits = stored_number(payload.get(field))
             if bits is not None:
                 family.add(identity, bits / 8)
-        converted = "true" if payload.get("signal_converted") is True else "false"
+        converted = "true" if _flag(payload.get("signal_converted")) else "false"
         self.info.add((*identity, *(_text(payload.get(name)) for name in (
-            "interface", "ssid", "bssid", "band", "channel", "phy_mode", "source")), converted), 1)
+            "interface", "ssid", "bssid", "band")), _channel(payload.get("channel")),
+            _text(payload.get("phy_mode")), _text(payload.get("source")), converted), 1)
 
     def families(self) -> list[Family]:
         return [self.connected.family, *(family.family for _, family in self.values),
@@ -150,18 +153,25 @@ class _ScanFamilies:
         self.when = _Unique("schoolnet_wifi_scan_timestamp_seconds",
                             f"When the agent's latest scan was made, Unix seconds (agent clock); {SCAN}",
                             "gauge", WIFI_IDENTITY)
+        # Access points already on the page: a twin (same labels) adds nothing at all, so
+        # its station count never stands beside the signal of the one listed first.
+        self.access_points: set[LabelValues] = set()
 
     def add(self, identity: LabelValues, payload: Mapping[str, Any], measured_at: Any) -> None:
         self.when.add(identity, measured_at)
         self.other.add(identity, payload.get("other_networks"))
         for ap in _items(payload.get("access_points")):
-            labels = (*identity, *(_text(ap.get(name)) for name in ACCESS_POINT))
+            labels = (*identity, _text(ap.get("bssid")), _text(ap.get("ssid")), _text(ap.get("band")),
+                      _channel(ap.get("channel")))
+            if labels in self.access_points:
+                continue
+            self.access_points.add(labels)
             self.signal.add(labels, ap.get("signal_dbm"))
             self.stations.add(labels, ap.get("station_count"))
             self.utilization.add(labels, ap.get("channel_utilization_ratio"))
         for channel in _items(payload.get("channels")):
             self.channel_networks.add(
-                (*identity, _text(channel.get("band")), _text(channel.get("channel"))),
+                (*identity, _text(channel.get("band")), _channel(channel.get("channel"))),
                 channel.get("networks"))
 
     def families(self) -> list[Family]:
@@ -176,3 +186,26 @@ def _items(value: Any) -> list[Mapping[str, Any]]:
 def _text(value: Any) -> str:
     """A label value as the payload says it; empty when it says nothing."""
     return "" if value is None else str(value)
+
+
+# The store keeps a payload as the agent sent it, and validation is lax: "true" passed for
+# a flag, "36" or 36.0 for a channel. Read with the same rules, one access point keeps one
+# label set whatever JSON its agent wrote (and the room grades, which re-validate, agree).
+_OPTIONAL_FLAG: TypeAdapter[bool | None] = TypeAdapter(bool | None)
+_OPTIONAL_INT: TypeAdapter[int | None] = TypeAdapter(int | None)
+
+
+def _flag(value: Any) -> bool | None:
+    try:
+        return _OPTIONAL_FLAG.validate_python(value)
+    except ValidationError:
+        return None
+
+
+def _channel(value: Any) -> str:
+    """A channel number as a label value: "36" however it was sent; empty when absent."""
+    try:
+        number = _OPTIONAL_INT.validate_python(value)
+    except ValidationError:
+        return ""
+    return "" if number is None else str(number)

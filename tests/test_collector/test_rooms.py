@@ -208,21 +208,45 @@ def test_the_grade_comes_from_the_newest_observation_of_any_source(site) -> None
     stream = new_stream()
     now = time.time()
     deliver(site, wifi(1, stream, now - 600, -80.0))
-    deliver(site, survey(1, new_stream(), now - 300, -55.0, "lokaal-1", "Lokaal 1"), credential=laptop)
+    laptop_stream = new_stream()
+    deliver(site, survey(1, laptop_stream, now - 300, -55.0, "lokaal-1", "Lokaal 1"), credential=laptop)
     value = values(site)
     assert value("schoolnet_wifi_room_coverage_grade", room("lokaal-1")) == 3
     assert value("schoolnet_wifi_room_coverage_info", room("lokaal-1", grade="video", source="survey")) == 1
     assert value("schoolnet_wifi_room_coverage_info", room("lokaal-1", grade="poor", source="agent")) is None
     assert value("schoolnet_wifi_room_signal_dbm", room("lokaal-1", source="agent")) == -80.0
     assert value("schoolnet_wifi_room_signal_dbm", room("lokaal-1", source="survey")) == -55.0
-    # The agent's next reading is newer still: it grades the room again. Disconnected: none,
-    # and no signal series for that source (not a made-up number).
-    deliver(site, wifi(2, stream, now - 60, connected=False))
+    # The agent's next reading is newer still: it grades the room again.
+    deliver(site, wifi(2, stream, now - 120, -70.0))
+    assert values(site)("schoolnet_wifi_room_coverage_grade", room("lokaal-1")) == 2
+    # Its Wi-Fi disconnected (a wired Pi's idle radio): no observation, the grade stands.
+    deliver(site, wifi(3, stream, now - 90, connected=False))
+    value = values(site)
+    assert value("schoolnet_wifi_room_coverage_grade", room("lokaal-1")) == 2
+    assert value("schoolnet_wifi_room_observations_total", room("lokaal-1", source="agent")) == 2
+    # A survey that found no Wi-Fi at all: none, and no signal series for that source (not a
+    # made-up number).
+    deliver(site, survey(2, laptop_stream, now - 60, None, "lokaal-1", "Lokaal 1"), credential=laptop)
     value = values(site)
     assert value("schoolnet_wifi_room_coverage_grade", room("lokaal-1")) == 0
-    assert value("schoolnet_wifi_room_coverage_info", room("lokaal-1", grade="none", source="agent")) == 1
-    assert value("schoolnet_wifi_room_signal_dbm", room("lokaal-1", source="agent")) is None
-    assert value("schoolnet_wifi_room_observations_total", room("lokaal-1", source="agent")) == 2
+    assert value("schoolnet_wifi_room_coverage_info", room("lokaal-1", grade="none", source="survey")) == 1
+    assert value("schoolnet_wifi_room_signal_dbm", room("lokaal-1", source="survey")) is None
+    assert value("schoolnet_wifi_room_observations_total", room("lokaal-1", source="survey")) == 2
+
+
+def test_an_agent_clock_ahead_counts_as_now(site) -> None:  # type: ignore[no-untyped-def]
+    """A laptop whose clock says 2035 must not keep the room's grade on its survey for years."""
+    laptop = site.enroll("laptop")
+    stream = new_stream()
+    now = time.time()
+    deliver(site, survey(1, new_stream(), now + 10 * 365 * DAY, -55.0, "lokaal-1", "Lokaal 1"),
+            credential=laptop)
+    value = values(site)
+    assert value("schoolnet_wifi_room_observation_timestamp_seconds", room("lokaal-1", source="survey")) <= (
+        time.time())
+    time.sleep(0.01)
+    deliver(site, wifi(1, stream, time.time(), -80.0))
+    assert values(site)("schoolnet_wifi_room_coverage_grade", room("lokaal-1")) == 1
 
 
 # --- grades: thresholds at their edges, and changed ------------------------------------
@@ -233,15 +257,22 @@ EDGES = [("at-video", -67.0, "video"), ("below-video", -67.1, "browsing"),
          ("disconnected", None, "none")]
 
 
+def edge_records(stream: str, now: float) -> list[dict[str, Any]]:
+    """One record per edge: an agent's reading, or for "no Wi-Fi" a survey that found none."""
+    return [wifi(seq, stream, now - 60, signal, room=name) if signal is not None
+            else survey(seq, stream, now - 60, None, name, name)
+            for seq, (name, signal, _) in enumerate(EDGES, start=1)]
+
+
 def test_grades_at_the_threshold_edges(site) -> None:  # type: ignore[no-untyped-def]
     stream = new_stream()
     now = time.time()
-    deliver(site, *[wifi(seq, stream, now - 60, signal, room=name, connected=signal is not None)
-                    for seq, (name, signal, _) in enumerate(EDGES, start=1)])
+    deliver(site, *edge_records(stream, now))
     value = values(site)
-    for name, _, expected in EDGES:
+    for name, signal, expected in EDGES:
+        source = "agent" if signal is not None else "survey"
         assert value("schoolnet_wifi_room_coverage_grade", room(name)) == GRADE_VALUE[expected], name
-        assert value("schoolnet_wifi_room_coverage_info", room(name, grade=expected, source="agent")) == 1
+        assert value("schoolnet_wifi_room_coverage_info", room(name, grade=expected, source=source)) == 1
     assert value("schoolnet_wifi_coverage_threshold_dbm", {"grade": "video"}) == -67.0
     assert value("schoolnet_wifi_coverage_threshold_dbm", {"grade": "browsing"}) == -72.0
 
@@ -249,8 +280,7 @@ def test_grades_at_the_threshold_edges(site) -> None:  # type: ignore[no-untyped
 def test_changed_thresholds_regrade_what_is_stored(site) -> None:  # type: ignore[no-untyped-def]
     stream = new_stream()
     now = time.time()
-    deliver(site, *[wifi(seq, stream, now - 60, signal, room=name, connected=signal is not None)
-                    for seq, (name, signal, _) in enumerate(EDGES, start=1)])
+    deliver(site, *edge_records(stream, now))
     stricter = values(site, Thresholds(video_dbm=-60.0, browsing_dbm=-67.0))
     expected = {"at-video": "browsing", "below-video": "poor", "at-browsing": "poor",
                 "below-browsing": "poor", "disconnected": "none"}
@@ -360,15 +390,17 @@ def test_median_by_nearest_rank() -> None:
 
 
 def _history(site) -> float:  # type: ignore[no-untyped-def]
-    """Lokaal 1: an agent's five readings this week and one 40 days ago; Aula: one survey."""
+    """Lokaal 1: an agent's readings this week and one 40 days ago, and a survey that found no
+    Wi-Fi there; Aula: one survey."""
     laptop = site.enroll("laptop")
     stream = new_stream()
     now = time.time()
     deliver(site, wifi(1, stream, now - 40 * DAY, -90.0, room_name="Lokaal 1"),
             wifi(2, stream, now - 5 * DAY, -80.0), wifi(3, stream, now - 4 * DAY, -65.0),
-            wifi(4, stream, now - 3 * DAY, connected=False), wifi(5, stream, now - 2 * DAY, -70.0),
-            wifi(6, stream, now - 600, -60.0))
-    deliver(site, survey(1, new_stream(), now - DAY, -71.0, "aula", "Aula (oud gebouw)"), credential=laptop)
+            wifi(5, stream, now - 2 * DAY, -70.0), wifi(6, stream, now - 600, -60.0))
+    surveys = new_stream()
+    deliver(site, survey(1, surveys, now - DAY, -71.0, "aula", "Aula (oud gebouw)"),
+            survey(2, surveys, now - 3 * DAY, None, "lokaal-1", "Lokaal 1"), credential=laptop)
     return now
 
 
@@ -427,6 +459,63 @@ def test_rooms_as_a_table(site, capsys) -> None:  # type: ignore[no-untyped-def]
     assert aula[column:].startswith("browsing") and lokaal[column:].startswith("video")
     assert main(["--db", site.db_url, "rooms", "--school", "empty-school"]) == 0
     assert "no rooms yet" in capsys.readouterr().out
+
+
+def test_rooms_without_observations_in_the_period_say_so(site, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A room only a scan named, and one observed before the period: no shares made up."""
+    stream = new_stream()
+    now = time.time()
+    deliver(site, record(1, stream, "wifi_scan", payload={"interface": "wlan0", "source": "iw",
+                                                         "triggered": True, "room": "gang"}),
+            wifi(2, stream, now - 40 * DAY, -60.0, room="kelder"))
+    gang, kelder = rooms_json(site, capsys=capsys)["rooms"]
+    assert gang == {"id": "gang", "name": "gang", "grade": None, "signal_dbm": None, "source": None,
+                    "measured_at_seconds": None, "observations": 0, "signal_median_dbm": None,
+                    "grade_shares": None}
+    # Its grade now is its newest observation, older than the period; the period has none.
+    assert (kelder["grade"], kelder["observations"], kelder["grade_shares"]) == ("video", 0, None)
+    assert main(["--db", site.db_url, "rooms", "--school", "test-school"]) == 0
+    gang_line, kelder_line = capsys.readouterr().out.splitlines()[2:]
+    assert gang_line.split() == ["gang", "gang", "-", "-", "-", "-", "0", "-", "-", "-", "-", "-"]
+    assert kelder_line.split()[-6:] == ["0", "-", "-", "-", "-", "-"]
+
+
+def test_rooms_survives_any_clock_an_agent_reported(site, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A record the collector accepted never makes the command fail: a wall clock far
+    outside the calendar (-1e12 s is long before year 1) is shown in seconds; a period longer
+    than the epoch is all of it, and the JSON stays JSON."""
+    stream = new_stream()
+    deliver(site, wifi(1, stream, 1e12, -60.0), wifi(2, stream, -1e12, -61.0, room="lokaal-2"))
+    assert main(["--db", site.db_url, "rooms", "--school", "test-school"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # The clock ahead counts as the time it arrived; the one far behind is shown as it is.
+    assert lines[2].startswith("lokaal-1 ") and " 1000000000000 s " not in lines[2]
+    assert lines[3].startswith("lokaal-2 ") and " -1000000000000 s " in lines[3]
+
+    def strict_json(text: str) -> Any:
+        return json.loads(text, parse_constant=lambda constant: pytest.fail(f"not JSON: {constant}"))
+
+    for since in ("99999999d", "9" * 400 + "d"):
+        assert main(["--db", site.db_url, "rooms", "--school", "test-school", "--since", since,
+                     "--json"]) == 0
+        report = strict_json(capsys.readouterr().out)
+        assert report["since_seconds"] == 0.0
+        assert [room["observations"] for room in report["rooms"]] == [1, 0]
+        assert main(["--db", site.db_url, "rooms", "--school", "test-school", "--since", since]) == 0
+        assert "(since 1970-01-01 00:00 UTC)" in capsys.readouterr().out
+
+
+def test_rooms_table_prints_no_control_characters_of_a_name(site, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A room's name is what an agent or a person typed: an escape sequence or a line
+    break in it must neither drive the admin's terminal nor break the table."""
+    deliver(site, wifi(1, new_stream(), time.time() - 60, -60.0, room_name="Lokaal\x1b[2J 1\nB\u009b"))
+    assert main(["--db", site.db_url, "rooms", "--school", "test-school"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u009b" not in out
+    lines = out.splitlines()
+    assert len(lines) == 3 and lines[2].split()[:3] == ["lokaal-1", "Lokaal?[2J", "1?B?"]
+    # The JSON keeps the name as it was sent (escaped by JSON itself).
+    assert rooms_json(site, capsys=capsys)["rooms"][0]["name"] == "Lokaal\x1b[2J 1\nB\u009b"
 
 
 def test_rooms_refuses_an_unknown_school_and_bad_input_in_one_line(tmp_path: Path) -> None:

@@ -132,6 +132,45 @@ def test_values_a_tool_does_not_give_are_absent_not_zero(site) -> None:  # type:
         "phy_mode": "", "source": "iw", "signal_converted": "false"}) == 1
 
 
+def test_values_sent_as_text_are_read_as_they_were_validated(site) -> None:  # type: ignore[no-untyped-def]
+    """Validation is lax ("true" passes for a flag, "36" or 36.0 for a channel) and the store
+    keeps what the agent sent: the page reads those values as validated, so one access
+    point keeps one label set whatever JSON its agent wrote."""
+    stream = new_stream()
+    now = time.time()
+    texts = link(signal_dbm=-61.0)
+    texts.update(connected="true", signal_converted="true", signal_dbm="-61", channel="36")
+    scanned = scan()
+    scanned["access_points"][0]["channel"] = 36.0
+    scanned["channels"][0]["channel"] = "06"
+    assert deliver(site, at(record(1, stream, "wifi", payload=texts), now - 60),
+                   at(record(2, stream, "wifi_scan", payload=scanned), now - 60)) == ["accepted"] * 2
+    value = values(site)
+    assert value("schoolnet_wifi_connected", IN_ROOM) == 1
+    assert value("schoolnet_wifi_signal_dbm", IN_ROOM) == -61.0
+    assert value("schoolnet_wifi_info", {
+        **IN_ROOM, "interface": "wlan0", "ssid": "SchoolNet", "bssid": OWN_BSSID, "band": "5GHz",
+        "channel": "36", "phy_mode": "802.11ac", "source": "nl80211", "signal_converted": "true"}) == 1
+    own = {**IN_ROOM, "bssid": OWN_BSSID, "ssid": "SchoolNet", "band": "5GHz", "channel": "36"}
+    assert value("schoolnet_wifi_access_point_signal_dbm", own) == -58.0
+    assert value("schoolnet_wifi_channel_networks", {**IN_ROOM, "band": "2.4GHz", "channel": "6"}) == 4
+
+
+def test_twin_access_points_show_the_first_listed_only(site) -> None:  # type: ignore[no-untyped-def]
+    """Two access points a scan cannot tell apart are one series set, all from the first
+    listed: not the signal of one beside the station count of the other."""
+    stream = new_stream()
+    twins = [WifiAccessPoint(ssid="SchoolNet", signal_dbm=-60.0, channel=11, band="2.4GHz"),
+             WifiAccessPoint(ssid="SchoolNet", signal_dbm=-75.0, channel=11, band="2.4GHz",
+                             station_count=30, channel_utilization_ratio=0.9)]
+    deliver(site, record(1, stream, "wifi_scan", payload=scan(access_points=twins)))
+    value = values(site)
+    twin = {**IN_ROOM, "bssid": "", "ssid": "SchoolNet", "band": "2.4GHz", "channel": "11"}
+    assert value("schoolnet_wifi_access_point_signal_dbm", twin) == -60.0
+    assert value("schoolnet_wifi_access_point_stations", twin) is None
+    assert value("schoolnet_wifi_access_point_channel_utilization_ratio", twin) is None
+
+
 def test_a_failed_run_keeps_the_last_good_link(site) -> None:  # type: ignore[no-untyped-def]
     stream = new_stream()
     now = time.time()
