@@ -479,11 +479,24 @@ _COLON_HEX_RUN = re.compile(r"[0-9A-Fa-f:]+")
 def is_mac_shaped(text: str) -> bool:
     """Whether ``text`` holds a 48-bit hardware address anywhere, not counting the groups of
     a whole IPv6 address (a MAC inside one, as in "mac:aa:bb:cc:dd:ee:ff", still counts)."""
+    return next(_mac_shaped_matches(text), None) is not None
+
+
+def hide_mac_shaped(text: str, replacement: str = "<address>") -> str:
+    """``text`` with every value ``is_mac_shaped`` finds replaced: for reasons that quote a
+    tool's output, which the collector would otherwise refuse (and must not see)."""
+    parts, end = [], 0
+    for match in _mac_shaped_matches(text):
+        parts += [text[end:match.start()], replacement]
+        end = match.end()
+    return "".join(parts) + text[end:] if parts else text
+
+
+def _mac_shaped_matches(text: str) -> Iterator[re.Match[str]]:
     for match in _MAC_SHAPED.finditer(text):
         run = _COLON_HEX_RUN.match(text, _run_start(text, match.start()))
         if match.group(1) != ":" or run is None or not _is_ipv6(run.group().strip(":")):
-            return True
-    return False
+            yield match
 
 
 def _run_start(text: str, index: int) -> int:

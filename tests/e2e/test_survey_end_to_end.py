@@ -20,6 +20,13 @@ from agent import cli
 from agent.probes.wifi.reading import LinkReading, ScanEntry
 
 
+# probes.wifi.ssids: the school's networks, as the captures name them (a survey must know them).
+SCHOOL_NETWORKS = """
+[probes.wifi]
+ssids = ["HOME5", "SomeSSID", "xxxxxxx", "School"]
+"""
+
+
 def metric_samples(collector: CollectorProcess, name: str) -> dict[str, float]:
     """room -> value of one per-room family on the collector's /metrics page."""
     page = httpx.get(f"{collector.url}/metrics", timeout=10).text
@@ -36,7 +43,7 @@ def capture(tmp_path: Path, name: str, text: str) -> Path:
 def test_imported_captures_become_room_grades_on_metrics(
     tmp_path: Path, collector: CollectorProcess, enrolled_agent: Callable[[str], AgentProcess],
 ) -> None:
-    agent = enrolled_agent("")
+    agent = enrolled_agent(SCHOOL_NETWORKS)
     # A Linux laptop at -44 dBm (video), a Windows laptop at 53 % = -73.5 dBm (poor).
     iw_link = capture(tmp_path, "iw.txt", sample("linux_iw_dev_link.txt", 0))
     netsh = capture(tmp_path, "netsh.txt", sample("windows_netsh_show_interfaces.txt", 0))
@@ -57,7 +64,7 @@ def test_imported_captures_become_room_grades_on_metrics(
 def test_import_json_prints_the_parsed_record_and_sends_nothing(
     tmp_path: Path, collector: CollectorProcess, enrolled_agent: Callable[[str], AgentProcess],
 ) -> None:
-    agent = enrolled_agent("")
+    agent = enrolled_agent(SCHOOL_NETWORKS)
     netsh = capture(tmp_path, "netsh.txt", sample("windows_netsh_show_interfaces.txt", 1))  # de-DE
     printed = json.loads(agent.cli("survey", "import", str(netsh), "--room", "B 204", "--json").stdout)
     assert printed["signal_dbm"] == -78.5 and printed["signal_percent"] == 43
@@ -74,7 +81,7 @@ def test_import_json_prints_the_parsed_record_and_sends_nothing(
 def test_an_unknown_capture_is_refused_naming_the_formats_accepted(
     tmp_path: Path, collector: CollectorProcess, enrolled_agent: Callable[[str], AgentProcess],
 ) -> None:
-    agent = enrolled_agent("")
+    agent = enrolled_agent(SCHOOL_NETWORKS)
     odd = capture(tmp_path, "odd.txt", "Ethernet adapter Ethernet:\n   Media State : Media disconnected\n")
     result = agent.cli("survey", "import", str(odd), "--room", "Gym", check=False)
     assert result.returncode == 1
@@ -108,7 +115,7 @@ def test_the_walk_delivers_each_room_and_the_grades_show_on_metrics(
     collector: CollectorProcess, enrolled_agent: Callable[[str], AgentProcess],
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    agent = enrolled_agent("")
+    agent = enrolled_agent(SCHOOL_NETWORKS)
     source = WalkSource([-60, -62, -61, -70, -71, -69])
 
     def open_fake(config: Any) -> WalkSource:
@@ -130,3 +137,16 @@ def test_the_walk_delivers_each_room_and_the_grades_show_on_metrics(
     stored = json.loads(payload)
     assert stored["method"] == "walk" and stored["samples"] == 3
     assert stored["access_points"][0]["station_count"] == 9
+
+
+def test_the_schools_network_names_held_by_the_collector_reach_the_survey(
+    tmp_path: Path, collector: CollectorProcess, enrolled_agent: Callable[[str], AgentProcess],
+) -> None:
+    agent = enrolled_agent("")  # no ssids of its own
+    collector.cli("agent-settings", "set", "--school", "test-board/test-school",
+                  'probes.wifi.ssids=["HOME5"]')
+    iw_link = capture(tmp_path, "iw.txt", sample("linux_iw_dev_link.txt", 0))
+    done = agent.cli("survey", "import", str(iw_link), "--room", "Lokaal 1.04")
+    assert "grade video" in done.stdout
+    [(payload,)] = collector.query("SELECT payload FROM records WHERE kind = 'survey'")
+    assert json.loads(payload)["ssid"] == "HOME5"

@@ -51,6 +51,13 @@ def test_not_connected() -> None:
     assert reading.signal_dbm is None and reading.ssid is None
 
 
+def test_authenticated_but_not_associated_is_recognised_as_not_connected() -> None:
+    # link.c prints this while the association is still being made (or was refused).
+    text = "$ iw dev wlan0 link\nAuthenticated with 64:d1:54:68:93:ae (on wlan0)\n"
+    assert iw.is_iw_link(text)
+    assert not iw.parse_iw_link(text).connected
+
+
 def test_link_pasted_with_spaces_crlf_bom_and_trailing_blanks_reads_the_same() -> None:
     text = sample("linux_iw_dev_link.txt")
     pasted = "\ufeff" + "\r\n".join(line.replace("\t", "    ") + "  " for line in text.splitlines())

@@ -317,3 +317,12 @@ def test_a_scan_fallback_is_logged_once_across_runs(tmp_path: Path, caplog: pyte
             linux.IwSource("wlp0s20f3", str(tool.path)).scan(trigger=True)
     (record,) = caplog.records
     assert "needs root or CAP_NET_ADMIN" in record.getMessage()
+
+
+def test_of_two_wireless_interfaces_without_nl80211_the_one_up_is_read(tmp_path: Path) -> None:
+    root = sysfs(tmp_path, {"wlan0": "wireless", "wlan1": "wireless"})
+    (root / "wlan0" / "operstate").write_text("dormant\n")  # not associated
+    (root / "wlan1" / "operstate").write_text("up\n")
+    tool = FakeTool(tmp_path, "iw", {})
+    source = linux.open_linux_source(config(iw_binary=str(tool.path)), sysfs=root, socket_factory=NoNl80211)
+    assert source.interface == "wlan1"

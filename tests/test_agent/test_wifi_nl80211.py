@@ -39,7 +39,7 @@ ATTR_WIPHY, ATTR_IFINDEX, ATTR_IFNAME, ATTR_IFTYPE, ATTR_MAC = 1, 3, 4, 5, 6
 ATTR_STA_INFO, ATTR_WIPHY_FREQ, ATTR_BSS, ATTR_SSID = 21, 38, 47, 52
 ATTR_SURVEY_INFO, ATTR_CHANNEL_WIDTH = 84, 159
 ATTR_WDEV, ATTR_SCAN_SSIDS = 153, 45
-IFTYPE_STATION, IFTYPE_AP, IFTYPE_P2P_DEVICE = 2, 3, 10
+IFTYPE_STATION, IFTYPE_AP, IFTYPE_P2P_CLIENT, IFTYPE_P2P_DEVICE = 2, 3, 8, 10
 CHAN_WIDTH_80 = 3
 STA_INFO_SIGNAL, STA_INFO_TX_BITRATE, STA_INFO_TX_RETRIES, STA_INFO_TX_FAILED = 7, 8, 11, 12
 STA_INFO_SIGNAL_AVG, STA_INFO_RX_BITRATE, STA_INFO_CONNECTED_TIME = 13, 14, 16
@@ -566,3 +566,51 @@ def test_this_kernel() -> None:
     else:
         with pytest.raises(Unavailable, match=r"^the kernel has no nl80211 \(no cfg80211"):
             nl80211.check_available()
+
+
+# ---- two wireless interfaces (review of issue 5) -----------------------------------------------
+
+def named_interface(seq: int, name: str, ifindex: int, iftype: int, ssid: bytes | None) -> bytes:
+    """A NEW_INTERFACE message; the kernel adds NL80211_ATTR_SSID only for an interface that
+    is associated (a client) or beaconing (an access point)."""
+    attrs = [u32(ATTR_IFINDEX, ifindex), nla(ATTR_IFNAME, name.encode() + b"\x00"), u32(ATTR_WIPHY, 0),
+             u32(ATTR_IFTYPE, iftype)]
+    if ssid is not None:
+        attrs.append(nla(ATTR_SSID, ssid))
+    return genl(FAMILY, CMD_NEW_INTERFACE, *attrs, seq=seq, flags=NLM_F_MULTI)
+
+
+def two_interface_kernel(*interfaces: tuple[str, int, bytes | None]) -> Callable[[], FakeKernel]:
+    def answer(request: Request) -> list[bytes]:
+        if request.family == GENL_ID_CTRL:
+            return [family_reply(request.seq) + ack(request.seq)]
+        assert request.command == CMD_GET_INTERFACE
+        return [b"".join(named_interface(request.seq, name, index + 3, iftype, ssid)
+                         for index, (name, iftype, ssid) in enumerate(interfaces)), done(request.seq)]
+    return lambda: FakeKernel(answer)
+
+
+def test_of_two_wireless_interfaces_the_associated_client_is_read(tmp_path: Path) -> None:
+    from agent.config import WifiProbeConfig
+    from agent.probes.wifi import linux
+
+    root = tmp_path / "net"
+    for name in ("ap0", "p2p-wlan0-0", "uap0", "wlan0", "wlan1"):
+        (root / name / "phy80211").mkdir(parents=True)
+    auto = WifiProbeConfig()
+    # A Pi that also serves a set-up hotspot (RaspAP's uap0): never the access point's side.
+    hotspot = two_interface_kernel(("ap0", IFTYPE_AP, b"Setup"), ("uap0", IFTYPE_AP, b"Setup"),
+                                   ("wlan0", IFTYPE_STATION, b"School"))
+    assert linux.open_linux_source(auto, sysfs=root, socket_factory=hotspot).interface == "wlan0"
+    # A USB dongle carries the link while the built-in radio is idle.
+    dongle = two_interface_kernel(("wlan0", IFTYPE_STATION, None), ("wlan1", IFTYPE_STATION, b"School"))
+    assert linux.open_linux_source(auto, sysfs=root, socket_factory=dongle).interface == "wlan1"
+    # A Wi-Fi Direct group with a pupil's phone or a classroom screen is not the school's network.
+    direct = two_interface_kernel(("p2p-wlan0-0", IFTYPE_P2P_CLIENT, b"DIRECT-xy-Galaxy"),
+                                  ("wlan0", IFTYPE_STATION, b"School"))
+    assert linux.open_linux_source(auto, sysfs=root, socket_factory=direct).interface == "wlan0"
+    idle = two_interface_kernel(("wlan0", IFTYPE_STATION, None), ("wlan1", IFTYPE_STATION, None))
+    assert linux.open_linux_source(auto, sysfs=root, socket_factory=idle).interface == "wlan0"
+    # The configured interface is read whatever the others do.
+    configured = WifiProbeConfig(interface="wlan0")
+    assert linux.open_linux_source(configured, sysfs=root, socket_factory=dongle).interface == "wlan0"

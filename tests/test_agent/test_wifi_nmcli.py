@@ -140,3 +140,11 @@ def test_other_text_is_not_nmcli() -> None:
     assert not is_nmcli_wifi_list(iw_link)
     with pytest.raises(NotParsable, match="LC_ALL=C"):
         parse_nmcli_wifi_list("Geen wifi-netwerken gevonden\n")
+
+
+def test_a_6_gigahertz_channel_without_freq_is_not_taken_for_5_gigahertz() -> None:
+    header = ["IN-USE", "BSSID", "SSID", "MODE", "CHAN", "RATE", "SIGNAL", "BARS", "SECURITY"]
+    text = _table(header, [["*", "64:D1:54:68:93:AE", "School", "Infra", "37", "1201 Mbit/s", "74", "▂▄▆_",
+                            "WPA3"]])
+    [entry] = parse_nmcli_wifi_list(text)
+    assert (entry.channel, entry.band, entry.frequency_hertz) == (37, "6GHz", 6_135_000_000)

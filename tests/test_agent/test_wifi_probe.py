@@ -3,6 +3,7 @@ without Wi-Fi. The source is replaced by recorded readings (there is no Wi-Fi ha
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,120 @@ def test_auto_leaves_the_probe_out_on_a_machine_without_wifi(tmp_path: Path,
     probe, _ = enabled_probes(forced, None)["wifi"]
     measurement = probe.measure()
     assert not measurement.ok and measurement.error == "no wireless interface on this machine"
+
+
+# ---- review of issue 5: failure paths, wire bounds, the machine's own address -------------
+
+class BuggySource(FakeSource):
+    """A source with a bug: it raises what is not Unavailable."""
+
+    def __init__(self, failing: str) -> None:
+        super().__init__()
+        self._failing = failing
+
+    def link(self) -> LinkReading:
+        if self._failing == "link":
+            raise KeyError("signal")
+        return super().link()
+
+    def scan(self, trigger: bool) -> list[ScanEntry]:
+        if self._failing == "scan":
+            raise IndexError("list index out of range")
+        return super().scan(trigger)
+
+
+def test_a_bug_in_the_scan_costs_the_scan_not_the_link(tmp_path: Path) -> None:
+    measurement = make_probe(tmp_path, BuggySource("scan")).measure()
+    assert measurement.ok, measurement.error
+    payload = measurement.payload or {}
+    assert payload["signal_dbm"] == -61.0
+    assert payload["scan_error"] == "IndexError: list index out of range"
+    assert measurement.events == ()
+
+
+def test_a_bug_in_the_link_is_a_failed_measurement(tmp_path: Path) -> None:
+    measurement = make_probe(tmp_path, BuggySource("link")).measure()
+    assert not measurement.ok and measurement.error == "KeyError: 'signal'"
+
+
+def test_a_bug_when_opening_the_source_does_not_stop_the_agent_starting(tmp_path: Path) -> None:
+    probe = make_probe(tmp_path, RuntimeError("unexpected reply"))
+    assert probe.not_applicable() is None  # runs, and each run says what went wrong
+    measurement = probe.measure()
+    assert not measurement.ok and measurement.error == "RuntimeError: unexpected reply"
+
+
+def test_a_long_or_multi_line_scan_error_is_bounded_not_the_loss_of_the_link(tmp_path: Path) -> None:
+    source = FakeSource(scan=Unavailable("nmcli failed: " + "x" * 1500 + "\nsecond line"))
+    measurement = make_probe(tmp_path, source).measure()
+    assert measurement.ok, measurement.error
+    scan_error = (measurement.payload or {})["scan_error"]
+    assert len(scan_error) <= 1000 and "\n" not in scan_error
+    validate_record(as_record("wifi", measurement.payload or {}))
+
+
+def test_addresses_in_a_recorded_reason_are_hidden(tmp_path: Path) -> None:
+    # The collector refuses a whole record with a MAC-shaped value outside a BSSID field.
+    quoted = Unavailable("nmcli failed: Error: no access point with BSSID cc:db:93:d1:06:c0 on wlan0")
+    scanned = make_probe(tmp_path, FakeSource(scan=quoted)).measure()
+    assert "cc:db:93" not in (scanned.payload or {})["scan_error"]
+    validate_record(as_record("wifi", scanned.payload or {}))
+    failed = make_probe(tmp_path, quoted).measure()
+    assert not failed.ok and "cc:db:93" not in (failed.error or "")
+    assert "no access point with BSSID" in (failed.error or "")
+
+
+def test_a_usb_adapters_name_does_not_carry_its_mac_into_records(tmp_path: Path) -> None:
+    # systemd names a USB Wi-Fi adapter after its MAC address: wlx + 12 hex digits.
+    class Dongle(FakeSource):
+        interface = "wlx00c0ca9a1b2c"
+
+    link = dataclasses.replace(LINK, interface="wlx00c0ca9a1b2c")
+    measurement = make_probe(tmp_path, Dongle(link)).measure()
+    [event] = measurement.events
+    for payload in (measurement.payload or {}, event.payload):
+        assert payload["interface"] == "wlx<mac>"
+        assert "00c0ca9a1b2c" not in json.dumps(payload)
+    down = make_probe(tmp_path, Unavailable("wlx00c0ca9a1b2c is down (bring it up: ip link set "
+                                            "wlx00c0ca9a1b2c up)")).measure()
+    assert down.error == "wlx<mac> is down (bring it up: ip link set wlx<mac> up)"
+
+
+@pytest.mark.parametrize("odd", [
+    {"signal_dbm": 31.0}, {"noise_dbm": -200.0}, {"channel": 300}, {"signal_percent": 150.0},
+    {"phy_mode": "802.11" + "x" * 40}, {"tx_retries": -1},
+    {"rx_bitrate_bits_per_second": float("inf")},
+])
+def test_a_value_the_wire_refuses_is_dropped_not_the_whole_reading(tmp_path: Path,
+                                                                   odd: dict[str, Any]) -> None:
+    link = dataclasses.replace(LINK, **odd)
+    measurement = make_probe(tmp_path, FakeSource(link, [])).measure()
+    assert measurement.ok, measurement.error
+    payload = measurement.payload or {}
+    wire_name = {"tx_retries": "tx_retries_total"}
+    for name in odd:
+        assert payload[wire_name.get(name, name)] is None
+    assert payload["frequency_hertz"] == 5_180_000_000  # the rest of the reading stands
+    validate_record(as_record("wifi", payload))
+
+
+def test_a_long_interface_name_is_shortened_to_fit(tmp_path: Path) -> None:
+    # The WLAN API's adapter description stands in where Windows gives no alias.
+    adapter = "Killer(R) Wi-Fi 6E AX1675i 160MHz Wireless Network Adapter (211NGW)"
+    link = dataclasses.replace(LINK, interface=adapter)
+    payload = make_probe(tmp_path, FakeSource(link, [])).measure().payload or {}
+    assert payload["interface"] == adapter[:64]
+
+
+def test_scan_entries_the_wire_refuses_lose_the_value_not_the_scan(tmp_path: Path) -> None:
+    scan = [ScanEntry("nl80211", SCHOOL_AP, "School", signal_dbm=40.0, channel=36, station_count=70000),
+            ScanEntry("nl80211", "cc:db:93:d1:06:c1", "Bakery", signal_dbm=-80.0, channel=300),
+            *SCAN[1:]]
+    measurement = make_probe(tmp_path, FakeSource(scan=scan)).measure()
+    [event] = measurement.events
+    points = event.payload["access_points"]
+    assert points[0]["bssid"] == "70:f0:96:d2:e0:62"  # the one with a signal sorts first
+    school = next(p for p in points if p["bssid"] == SCHOOL_AP)
+    assert school["signal_dbm"] is None and school["station_count"] is None and school["channel"] == 36
+    assert event.payload["other_networks"] == 4
+    validate_record(as_record("wifi_scan", event.payload))

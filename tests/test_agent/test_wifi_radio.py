@@ -102,3 +102,14 @@ def test_information_elements_survive_truncation_hidden_names_and_odd_bytes() ->
     # 5 GHz: no DS Parameter Set; the HT Operation's primary channel says it.
     assert parse_elements(bytes([61, 22, 36]) + bytes(21)).channel == 36
     assert parse_elements(b"").ssid is None
+
+
+def test_a_channel_number_only_6_gigahertz_uses_is_taken_as_6_gigahertz() -> None:
+    # 5 GHz primaries below 149 are even; 6 GHz's are 1, 5, 9, ... : nmcli's default columns
+    # (no FREQ) list a Wi-Fi 6E access point on channel 37 with nothing else to go by.
+    assert frequency_of(37) == 6135 and band_of(6135) == "6GHz"
+    assert frequency_of(101) == 6455
+    assert frequency_of(233) == 7115
+    assert frequency_of(149) == 5745  # both bands have it; 5 GHz is far more common
+    assert frequency_of(36) == 5180
+    assert frequency_of(185) is None  # 4.9 GHz (Japan) numbering: not said without a band

@@ -9,17 +9,28 @@ Readings come from the best source the platform has (see ``source.open_source``)
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, ClassVar
 
 from agent.clock import now as clock_now
 from agent.config import WifiProbeConfig
 from agent.probes import Event, Probe, ProbeContext, ProbeError
-from agent.probes.wifi.networks import is_own_network, own_networks, radio_fields, summarise_scan
+from agent.probes.wifi.networks import (
+    fit_reading,
+    is_own_network,
+    own_networks,
+    radio_fields,
+    recordable_interface,
+    recordable_reason,
+    summarise_scan,
+)
 from agent.probes.wifi.reading import LinkReading
 from agent.probes.wifi.source import NoWirelessInterface, Unavailable, WifiSource, open_source
 from agent.units import slugify
 from agent.wire import WifiPayload, WifiScanPayload
+
+log = logging.getLogger(__name__)
 
 
 def room_of(setting: str) -> tuple[str | None, str | None]:
@@ -47,6 +58,11 @@ class WifiProbe(Probe):
             return str(exc)
         except Unavailable:
             return None  # a wireless interface exists; the runs will say what is missing
+        except Exception:
+            # Asked at start-up: a source's bug must not stop the agent starting; each run
+            # then records it as a failed measurement.
+            log.exception("the Wi-Fi probe could not tell whether this machine has Wi-Fi")
+            return None
         return None
 
     def run(self) -> WifiPayload:
@@ -55,7 +71,7 @@ class WifiProbe(Probe):
         try:
             reading = source.link()
         except Unavailable as exc:
-            raise ProbeError(str(exc)) from None
+            raise ProbeError(recordable_reason(str(exc))) from None
         own = own_networks(config.ssids, reading.ssid if reading.connected else None)
         room, room_name = room_of(self.context.settings.room)
         scan_error = self._scan_if_due(source, own, room, room_name)
@@ -67,7 +83,7 @@ class WifiProbe(Probe):
         try:
             source: WifiSource = self._open(self.config)
         except Unavailable as exc:
-            raise ProbeError(str(exc)) from None
+            raise ProbeError(recordable_reason(str(exc))) from None
         return source
 
     def _scan_if_due(self, source: WifiSource, own: frozenset[str], room: str | None,
@@ -86,12 +102,16 @@ class WifiProbe(Probe):
         stamp = clock_now()
         try:
             entries = source.scan(trigger=config.trigger_scan)
+            triggered = bool(getattr(source, "last_scan_triggered", config.trigger_scan))
+            summary = summarise_scan(entries, own)
+            scan = WifiScanPayload(interface=recordable_interface(source.interface), source=source.name,
+                                   triggered=triggered, room=room, room_name=room_name,
+                                   **summary.model_dump())
         except Unavailable as exc:
-            return str(exc)
-        triggered = bool(getattr(source, "last_scan_triggered", config.trigger_scan))
-        summary = summarise_scan(entries, own)
-        scan = WifiScanPayload(interface=source.interface, source=source.name, triggered=triggered,
-                               room=room, room_name=room_name, **summary.model_dump())
+            return recordable_reason(str(exc))
+        except Exception as exc:  # a bug in a source or its parser: the link reading still counts
+            log.exception("Wi-Fi scan on %s", source.interface)
+            return recordable_reason(f"{type(exc).__name__}: {exc}")
         self._emit(Event("wifi_scan", stamp, scan.model_dump(mode="json")))
         return None
 
@@ -104,8 +124,9 @@ class WifiProbe(Probe):
 
 def link_payload(reading: LinkReading, interface: str, own: frozenset[str], room: str | None,
                  room_name: str | None, scan_error: str | None = None) -> WifiPayload:
+    reading = fit_reading(reading)
     return WifiPayload(
-        interface=reading.interface or interface, room=room, room_name=room_name,
+        interface=recordable_interface(reading.interface or interface), room=room, room_name=room_name,
         own_network=is_own_network(reading, own),
         tx_retries_total=reading.tx_retries, tx_failed_total=reading.tx_failed,
         beacon_loss_total=reading.beacon_loss, connected_seconds=reading.connected_seconds,

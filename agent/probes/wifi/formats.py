@@ -4,6 +4,8 @@
 each format here says how to recognise its output and how to read it into a link reading
 and/or scan entries. Recognisers are tried most specific first; the first that claims the
 text reads it, and a text no format claims gets an error naming every format accepted.
+Teachers paste two captures into one file (the link, then the scan): what the first format
+lacks, the next one that claims the text may give.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import agent.probes.wifi.macos as macos
 import agent.probes.wifi.netsh as netsh
 import agent.probes.wifi.nmcli as nmcli
 import agent.probes.wifi.proc as proc
-from agent.probes.wifi.reading import LinkReading, NotParsable, ScanEntry
+from agent.probes.wifi.reading import LinkReading, NotParsable, ScanEntry, fill_missing
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,10 @@ def _system_profiler(text: str) -> Capture:
 
 
 def _iw_station(text: str) -> Capture:
-    return Capture("iw dev IF station dump", iw.parse_iw_station_dump(text))
+    # Pasted below its `iw dev IF link`, the dump is read for that access point's entry only.
+    link = iw.parse_iw_link(text) if iw.is_iw_link(text) else None
+    access_point = link.bssid if link is not None and link.connected else None
+    return Capture("iw dev IF station dump", iw.parse_iw_station_dump(text, access_point=access_point))
 
 
 def _iw_link(text: str) -> Capture:
@@ -94,8 +99,8 @@ FORMATS: tuple[Format, ...] = (
     Format("sudo wdutil info", macos.is_wdutil_info, _wdutil),
     Format("system_profiler -json SPAirPortDataType", macos.is_system_profiler_json, _system_profiler_json),
     Format("system_profiler SPAirPortDataType", macos.is_system_profiler, _system_profiler),
-    Format("iw dev IF station dump", iw.is_iw_station_dump, _iw_station),
     Format("iw dev IF link", iw.is_iw_link, _iw_link),
+    Format("iw dev IF station dump", iw.is_iw_station_dump, _iw_station),
     Format("iw dev IF scan", iw.is_iw_scan, _iw_scan),
     Format("nmcli dev wifi list", nmcli.is_nmcli_wifi_list, _nmcli),
     Format("cat /proc/net/wireless", proc.is_proc_net_wireless, _proc),
@@ -108,10 +113,37 @@ def read_capture(text: str) -> Capture:
     """Recognise and read one capture; NotParsable names what was wrong, or every format
     accepted when none recognises the text."""
     text = text.lstrip("\ufeff")
-    for fmt in FORMATS:
-        if fmt.recognises(text):
-            try:
-                return fmt.read(text)
-            except NotParsable as exc:
-                raise NotParsable(f"looks like '{fmt.command}' output, but {exc}") from None
-    raise NotParsable(f"not the output of a Wi-Fi tool this reads; accepted: {ACCEPTED}")
+    claimed = [fmt for fmt in FORMATS if fmt.recognises(text)]
+    if not claimed:
+        raise NotParsable(f"not the output of a Wi-Fi tool this reads; accepted: {ACCEPTED}")
+    first, *others = claimed
+    try:
+        capture = first.read(text)
+    except NotParsable as exc:
+        raise NotParsable(f"looks like '{first.command}' output, but {exc}") from None
+    for fmt in others:
+        try:
+            capture = _together(capture, fmt.read(text))
+        except NotParsable:
+            continue  # the first capture stands on its own
+    return capture
+
+
+def _together(capture: Capture, other: Capture) -> Capture:
+    """Two captures of one file as one: the link of the first completed with the other's
+    (when both are of the same access point), the scan of whichever has one."""
+    link, scan = capture.link, capture.scan
+    if link is None:
+        link = other.link
+    elif other.link is not None and _same_association(link, other.link):
+        link = fill_missing(link, other.link)
+    if not scan:
+        scan = other.scan
+    if (link, scan) == (capture.link, capture.scan):
+        return capture
+    return Capture(f"{capture.format} + {other.format}", link, scan)
+
+
+def _same_association(link: LinkReading, other: LinkReading) -> bool:
+    return (link.connected and other.connected
+            and (link.bssid is None or other.bssid is None or link.bssid == other.bssid))

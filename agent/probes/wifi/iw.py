@@ -146,7 +146,7 @@ def unescape_ssid(value: str) -> str:
 # ---- iw dev IF link ---------------------------------------------------------------------
 
 def is_iw_link(text: str) -> bool:
-    return any(_CONNECTED.match(line) or line.strip() == "Not connected." for line in _lines(text))
+    return any(_CONNECTED.match(line) or _NOT_CONNECTED.match(line) for line in _lines(text))
 
 
 def parse_iw_link(text: str) -> LinkReading:

@@ -252,7 +252,18 @@ def with_network(signal: LinkReading, network: LinkReading) -> LinkReading:
     return fill_missing(signal, network)
 
 
-def _pick_interface(config: WifiProbeConfig, sysfs: Path) -> str:
+def _is_up(sysfs: Path, name: str) -> bool:
+    """A wireless interface's operstate is "up" once associated (and authorised), "dormant"
+    or "down" before."""
+    try:
+        return (sysfs / name / "operstate").read_text().strip() == "up"
+    except OSError:
+        return False
+
+
+def _candidate_interfaces(config: WifiProbeConfig, sysfs: Path) -> list[str]:
+    """The configured interface, or the wireless ones, those up first: of two (a built-in
+    radio left idle and a USB dongle), the one that carries the link."""
     wireless = wireless_interfaces(sysfs)
     if config.interface:
         name = config.interface
@@ -262,11 +273,11 @@ def _pick_interface(config: WifiProbeConfig, sysfs: Path) -> str:
         if name not in wireless:
             raise Unavailable(f"the configured Wi-Fi interface {name} is not wireless (it has no "
                               f"wireless or phy80211 entry in {sysfs / name})")
-        return name
+        return [name]
     if not wireless:
         raise NoWirelessInterface(f"no wireless interface on this machine (none of the interfaces "
                                   f"in {sysfs} is wireless)")
-    return wireless[0]
+    return sorted(wireless, key=lambda name: not _is_up(sysfs, name))
 
 
 def _installed(binary: str) -> bool:
@@ -277,14 +288,20 @@ def open_linux_source(config: WifiProbeConfig, sysfs: Path = SYSFS_NET, proc: Pa
                       socket_factory: nl80211.SocketFactory = nl80211.kernel_socket) -> WifiSource:
     """The source for the configured (or first) wireless interface: the configured one, or
     with "auto" the best that works here. Unavailable says what is missing, for each."""
-    interface = _pick_interface(config, sysfs)
+    candidates = _candidate_interfaces(config, sysfs)
+    interface = candidates[0]
     wanted = config.source
     if wanted not in LINUX_SOURCES:
         raise Unavailable(f"source {wanted!r} is not a Linux source (use one of {', '.join(LINUX_SOURCES)})")
     reasons = []
     if wanted in ("auto", "nl80211"):
         try:
-            nl80211.check_available(socket_factory)
+            if len(candidates) == 1:
+                nl80211.check_available(socket_factory)
+            else:
+                # nl80211 says which is a client, and associated: an access point's side is
+                # never the link (and its stations are pupils' devices).
+                interface = nl80211.choose_interface(candidates, socket_factory)
             return Nl80211Source(interface, socket_factory)
         except Unavailable as exc:
             if wanted == "nl80211":

@@ -174,8 +174,8 @@ def is_netsh_interfaces(text: str) -> bool:
     refusal (so that an import of it is told what to switch on)."""
     if location_permission_error(text) is not None:
         return True
-    if is_netsh_networks(text):
-        return False
+    # `show networks` output has no GUID line; pasted below (or above) this command's, both
+    # are read (formats.read_capture).
     known = [line.field for line in _label_lines(text) if line.field is not None]
     return GUID in known and len(known) >= 4
 
@@ -228,6 +228,10 @@ def parse_netsh_networks(text: str, interface: str | None = None) -> list[ScanEn
             # top level besides "SSID n".
             flush()
             current, ssid, listed_under, saw_structure = None, "", line.value, True
+        elif line.field in (NAME, GUID):
+            # `show interfaces` output pasted into the same file: no longer this network's.
+            flush()
+            current = None
         elif current is not None and line.field in _SCAN_FIELDS:
             current.setdefault(line.field, line.value)
     flush()
@@ -268,7 +272,15 @@ def _interface_blocks(text: str) -> list[_Block]:
     _refuse_location(text)
     blocks: list[_Block] = []
     unknown: list[str] = []
+    in_networks = False
     for line in _label_lines(text):
+        # `show networks` output pasted into the same file: its "SSID n" blocks up to the next
+        # interface's Name line say nothing about the interfaces (their Signal is another's).
+        if _SSID_HEADER.match(line.key):
+            in_networks = True
+        if in_networks and line.field != NAME:
+            continue
+        in_networks = False
         if line.field is None:
             unknown.append(line.key)
             continue

@@ -739,6 +739,22 @@ def check_available(socket_factory: SocketFactory = kernel_socket) -> None:
         pass
 
 
+def choose_interface(candidates: Sequence[str], socket_factory: SocketFactory = kernel_socket) -> str:
+    """Of several wireless interfaces (in the order given), the one whose link to read: a
+    station associated with a network (the kernel names its SSID), else any station, else
+    any client, else the first (its runs then say what it is). A Pi serving a set-up hotspot
+    (uap0, ap0) beside its client interface, with an idle built-in radio beside a USB
+    dongle, or in a Wi-Fi Direct group (p2p-wlan0-0: a phone's or a screen's, not the
+    school's network) reads the link that carries its traffic. One round trip; Unavailable
+    when the kernel has no nl80211."""
+    with Nl80211(socket_factory) as netlink:
+        known = {interface.name: interface for interface in netlink.interfaces()}
+    clients = [name for name in candidates if name in known and known[name].is_client]
+    stations = [name for name in clients if known[name].iftype == NL80211_IFTYPE_STATION]
+    associated = [name for name in stations if known[name].ssid]
+    return (associated or stations or clients or list(candidates))[0]
+
+
 def read_link(name: str, socket_factory: SocketFactory = kernel_socket) -> LinkReading:
     """The link of the client interface ``name``: its station (the access point), its
     channel, and the noise of that channel where the driver surveys it."""

@@ -50,7 +50,10 @@ def channel_of(frequency_mhz: float) -> int | None:
 def frequency_of(channel: int, band: str | None = None) -> int | None:
     """The centre frequency in MHz of a channel. Without a band, channels 1-14 are taken
     as 2.4 GHz and 32-177 as 5 GHz; 6 GHz channel numbers overlap both, so a 6 GHz channel
-    needs its band said (netsh's "Band", wdutil's "6g")."""
+    needs its band said (netsh's "Band", wdutil's "6g"), except for the numbers only 6 GHz
+    uses (see _only_6ghz)."""
+    if band is None and _only_6ghz(channel):
+        band = BAND_6
     if band is None:
         band = BAND_2_4 if 1 <= channel <= 14 else BAND_5 if 32 <= channel <= 177 else None
     if band == BAND_2_4 and 1 <= channel <= 14:
@@ -64,6 +67,12 @@ def frequency_of(channel: int, band: str | None = None) -> int | None:
     if band == BAND_60 and 1 <= channel <= 6:
         return 56160 + 2160 * channel
     return None
+
+
+def _only_6ghz(channel: int) -> bool:
+    """6 GHz primaries are 1, 5, 9, ... 233 (5950 + 5n MHz, n = 4k + 1); 5 GHz's below 149
+    are all even (36, 40, ... 144), and 4.9 GHz (Japan) numbers run 183-196."""
+    return channel % 4 == 1 and (33 <= channel <= 145 or 181 <= channel <= 233) and not 183 <= channel <= 196
 
 
 def parse_band(text: str) -> str | None:

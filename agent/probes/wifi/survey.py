@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from agent.coverage import MEANING, grade
 from agent.probes.wifi.formats import Capture
-from agent.probes.wifi.networks import own_networks, radio_fields, summarise_scan
+from agent.probes.wifi.networks import fit_reading, radio_fields, summarise_scan
 from agent.probes.wifi.reading import LinkReading, ScanEntry
 from agent.units import slugify
 from agent.wire import CoverageGrade, SurveyMethod, SurveyPayload, WifiScan
@@ -52,24 +52,39 @@ def survey_record(room: str, links: Sequence[LinkReading], scan: Sequence[ScanEn
                   source: str | None = None) -> SurveyPayload:
     """One room's record from its samples (a walk) or one capture (an import).
 
-    The signal is the median of the connected samples, with its other values (channel,
-    bitrates, noise) from that same sample; min and max show the spread. With no link but a
-    scan (a bare scan capture), the signal is the strongest access point of the school's own
-    networks: what a device there would connect to. No connected sample and no such access
+    Only links to the school's own networks (``configured_ssids``) count: a laptop on a
+    phone's hotspot in a room with bad Wi-Fi measures the phone, not the school, and its
+    name and address must not be recorded. A link whose SSID the tool hid (macOS without
+    Location permission) is taken as the school's: it carries no name or address to leak.
+
+    The signal is the median of the school-connected samples, with its other values
+    (channel, bitrates, noise) from that same sample; min and max show the spread. With no
+    such link but a scan, the signal is the strongest access point of the school's own
+    networks: what a device there would connect to. No connection and no such access
     point: the room has no coverage, and the record says so (signal null, grade "none").
+    Only connections to other networks and nothing else: SurveyError, as that says nothing
+    about the room.
     """
     name = room.strip()
-    connected = [link for link in links if link.connected and link.signal_dbm is not None]
-    chosen = connected[median_index([link.signal_dbm for link in connected])] if connected else None  # type: ignore[misc]
-    if chosen is None:
-        chosen = next((link for link in links if link.connected), None)
-    own = own_networks(configured_ssids, chosen.ssid if chosen else None)
+    own = frozenset(configured_ssids)
+    links = [fit_reading(link) for link in links]  # a value the wire refuses is not a sample's
+    school = [link for link in links if link.connected and (link.ssid is None or link.ssid in own)]
+    foreign = sorted({link.ssid for link in links if link.connected and link.ssid is not None
+                      and link.ssid not in own})
+    measured = [link for link in school if link.signal_dbm is not None]
+    chosen = measured[median_index([link.signal_dbm for link in measured])] if measured else None  # type: ignore[misc]
+    if chosen is None and school:
+        chosen = school[0]
     summary = summarise_scan(scan, own) if scan is not None else WifiScan()
     if chosen is not None:
-        fields = radio_fields(chosen, own)
+        fields = radio_fields(chosen, own)  # a hidden SSID keeps no BSSID either
     else:
         fields = _from_strongest_access_point(summary, source or (links[0].source if links else "scan"))
-    signals = [link.signal_dbm for link in connected if link.signal_dbm is not None]
+        if fields.get("signal_dbm") is None and foreign:
+            raise SurveyError(f"connected to {', '.join(map(repr, foreign))}, not to one of the "
+                              f"school's networks ({', '.join(configured_ssids)}): connect to the "
+                              "school's Wi-Fi and measure again")
+    signals = [link.signal_dbm for link in measured if link.signal_dbm is not None]
     return SurveyPayload(
         room=room_id(name), room_name=name, method=method, samples=max(len(links), 1),
         scanned=scan is not None, signal_min_dbm=min(signals) if signals else None,
@@ -97,12 +112,14 @@ def import_record(capture: Capture, room: str, configured_ssids: Sequence[str]) 
     if link is not None and link.connected and link.signal_dbm is None:
         raise SurveyError(f"the '{capture.format}' capture has no signal strength in dBm "
                           "(this driver reports relative units): capture another tool's output")
-    record = survey_record(room, [link] if link is not None else [], capture.scan or None,
-                           "import", configured_ssids, source=link.source if link else None)
+    try:
+        record = survey_record(room, [link] if link is not None else [], capture.scan or None,
+                               "import", configured_ssids, source=link.source if link else None)
+    except SurveyError as exc:
+        raise SurveyError(f"the '{capture.format}' capture is {exc}") from None
     if record.signal_dbm is None and not record.connected:
-        networks = ", ".join(configured_ssids) if configured_ssids else "the connected network"
         raise SurveyError(f"the '{capture.format}' capture shows no access point of the school's "
-                          f"networks ({networks}); set probes.wifi.ssids or capture while connected")
+                          f"networks ({', '.join(configured_ssids)}): capture while connected to one")
     return record
 
 
