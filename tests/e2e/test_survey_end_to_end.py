@@ -19,7 +19,6 @@ from support.wifi_samples import sample
 from agent import cli
 from agent.probes.wifi.reading import LinkReading, ScanEntry
 
-
 # probes.wifi.ssids: the school's networks, as the captures name them (a survey must know them).
 SCHOOL_NETWORKS = """
 [probes.wifi]
