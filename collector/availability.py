@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, literal, select
 
 from collector.db.schema import agents, boards, connectivity_first_windows, records, schools
+from collector.exposition import stored_number
 
 DAY = 86400.0
 WINDOWS = {"1d": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
@@ -148,17 +149,3 @@ def recorded_outage(payload: Any) -> Outage | None:
         return None
     return Outage(kind, start, end)
 
-
-def stored_number(value: Any) -> float | None:
-    """A stored number as sent (a count stays an integer on the page); None when absent.
-    Validation is lax ("12" passed as a number), so strings are read too."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return value
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None

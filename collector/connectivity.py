@@ -30,10 +30,9 @@ from collector.availability import (
     ongoing_outage,
     read_school_outages,
     school_availability,
-    stored_number,
 )
 from collector.db.schema import agents, connectivity_first_windows, connectivity_outage_totals
-from collector.exposition import Family, LabelValues
+from collector.exposition import Family, FirstSeries, LabelValues, stored_number
 
 OUTAGE_KINDS: tuple[str, ...] = get_args(OutageKind)
 # A sum of outage seconds stops here (3e10 years): only bogus durations get near it, and
@@ -139,7 +138,7 @@ def read_connectivity(conn: Connection, live: ColumnElement[bool], now: float) -
 
 class _Summary:
     """A summary family of the latest windows: per label set its quantiles and, where the
-    payload gives them, the window's `_sum` and `_count`. As with ``_Series``, the first
+    payload gives them, the window's `_sum` and `_count`. As with ``FirstSeries``, the first
     label set named counts (all its samples: a second one must not fill in the gaps)."""
 
     def __init__(self, family: Family) -> None:
@@ -174,22 +173,6 @@ def _window_sum(count_value: Any, mean_value: Any) -> tuple[float, float] | None
     total = mean * count
     # Only absurd values overflow: an infinite sum would be no figure at all.
     return (total, count) if math.isfinite(total) else None
-
-
-class _Series:
-    """A family that keeps the first value of each label set: a payload naming a target
-    twice must not put the same series on the page twice (an invalid page)."""
-
-    def __init__(self, family: Family) -> None:
-        self.family = family
-        self.seen: set[LabelValues] = set()
-
-    def add(self, labels: LabelValues, value: Any) -> None:
-        number = stored_number(value)
-        if number is None or labels in self.seen:
-            return
-        self.seen.add(labels)
-        self.family.add(labels, number)
 
 
 def connectivity_families(latest_rows: Sequence[Any], stored: StoredConnectivity,
@@ -354,8 +337,8 @@ def _availability_family(stored: StoredConnectivity, labels: dict[int, LabelValu
     return family
 
 
-def _gauge(name: str, help_text: str, labelnames: tuple[str, ...]) -> _Series:
-    return _Series(Family(name, f"{help_text}; {LATEST}", "gauge", labelnames))
+def _gauge(name: str, help_text: str, labelnames: tuple[str, ...]) -> FirstSeries:
+    return FirstSeries(Family(name, f"{help_text}; {LATEST}", "gauge", labelnames))
 
 
 def _summary(name: str, help_text: str, labelnames: tuple[str, ...]) -> _Summary:

@@ -15,7 +15,7 @@ under one ``summary`` TYPE, as promtool and Prometheus expect of a ``quantile`` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -128,3 +128,35 @@ def _escape_help(text: str) -> str:
 
 def _escape_value(text: str) -> str:
     return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def stored_number(value: Any) -> float | None:
+    """A stored number as sent (a count stays an integer on the page); None when absent.
+    Validation is lax ("12" passed as a number), so strings are read too."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+class FirstSeries:
+    """A family that keeps the first value of each label set, read as stored (an absent one
+    adds nothing): a payload naming a target twice, or two access points a scan cannot tell
+    apart, must not put one series on the page twice (an invalid page)."""
+
+    def __init__(self, family: Family) -> None:
+        self.family = family
+        self.seen: set[LabelValues] = set()
+
+    def add(self, labels: LabelValues, value: Any) -> None:
+        number = stored_number(value)
+        if number is None or labels in self.seen:
+            return
+        self.seen.add(labels)
+        self.family.add(labels, number)

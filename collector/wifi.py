@@ -17,8 +17,7 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from collector.availability import stored_number
-from collector.exposition import Family, LabelValues
+from collector.exposition import Family, FirstSeries, LabelValues, stored_number
 
 WIFI_IDENTITY = ("board", "school", "agent", "room")
 LINK = "latest wifi run of the agent, updated when the agent reports"
@@ -60,23 +59,6 @@ LINK_METRICS: tuple[tuple[str, str, str, Kind], ...] = (
 )
 
 
-class _Unique:
-    """A family that keeps the first value of each label set (two access points the scan
-    cannot tell apart, such as redacted BSSIDs on one channel, must not make the page hold
-    one series twice); values are read as stored, an absent one adds nothing."""
-
-    def __init__(self, name: str, help_text: str, kind: Kind, labelnames: tuple[str, ...]) -> None:
-        self.family = Family(name, help_text, kind, labelnames)
-        self.seen: set[LabelValues] = set()
-
-    def add(self, labels: LabelValues, value: Any) -> None:
-        number = stored_number(value)
-        if number is None or labels in self.seen:
-            return
-        self.seen.add(labels)
-        self.family.add(labels, number)
-
-
 def wifi_families(latest_rows: Sequence[Any], labels: dict[int, LabelValues]) -> list[Family]:
     """Every per-agent Wi-Fi family, from the latest `wifi` and `wifi_scan` payloads."""
     link = _LinkFamilies()
@@ -93,17 +75,22 @@ def wifi_families(latest_rows: Sequence[Any], labels: dict[int, LabelValues]) ->
     return [*link.families(), *scan.families()]
 
 
+def _series(name: str, help_text: str, kind: Kind, labelnames: tuple[str, ...]) -> FirstSeries:
+    """Two access points a scan cannot tell apart (redacted BSSIDs on one channel) must not
+    put one series on the page twice: the first listed is shown."""
+    return FirstSeries(Family(name, help_text, kind, labelnames))
+
+
 class _LinkFamilies:
     def __init__(self) -> None:
-        self.connected = _Unique("schoolnet_wifi_connected",
+        self.connected = _series("schoolnet_wifi_connected",
                                  "Whether the agent's wireless interface was associated with an "
                                  f"access point (1) or not (0); {LINK}", "gauge", WIFI_IDENTITY)
-        self.values = [(field, _Unique(name, f"{help_text}; {LINK}", kind, WIFI_IDENTITY))
+        self.values = [(field, _series(name, f"{help_text}; {LINK}", kind, WIFI_IDENTITY))
                        for field, name, help_text, kind in LINK_METRICS]
-        self.bitrates = [(field, _Unique(name, f"{help_text}; {LINK}", "gauge", WIFI_IDENTITY))
+        self.bitrates = [(field, _series(name, f"{help_text}; {LINK}", "gauge", WIFI_IDENTITY))
                          for field, name, help_text in BITRATE_METRICS]
-        self.info = _Unique(
-            "schoolnet_wifi_info",
+        self.info = _series("schoolnet_wifi_info",
             "The agent's wireless link: interface, network (ssid: empty when not one of the "
             "school's own), the access point's bssid, band, channel, phy_mode, the tool it was "
             f"read with (source) and whether the signal was converted from a percentage, value 1; {LINK}",
@@ -133,24 +120,23 @@ class _LinkFamilies:
 class _ScanFamilies:
     def __init__(self) -> None:
         per_ap = (*WIFI_IDENTITY, *ACCESS_POINT)
-        self.signal = _Unique("schoolnet_wifi_access_point_signal_dbm",
+        self.signal = _series("schoolnet_wifi_access_point_signal_dbm",
                               "Signal of one of the school's own access points as the agent's "
                               f"scan saw it, dBm; {SCAN}", "gauge", per_ap)
-        self.stations = _Unique("schoolnet_wifi_access_point_stations",
+        self.stations = _series("schoolnet_wifi_access_point_stations",
                                 "Stations the access point says it has (its BSS Load element), "
                                 f"a count of Wi-Fi users; absent when it does not say; {SCAN}",
                                 "gauge", per_ap)
-        self.utilization = _Unique("schoolnet_wifi_access_point_channel_utilization_ratio",
+        self.utilization = _series("schoolnet_wifi_access_point_channel_utilization_ratio",
                                    "How busy the access point finds its channel (its BSS Load "
                                    f"element), a ratio (1 = always busy); {SCAN}", "gauge", per_ap)
-        self.channel_networks = _Unique(
-            "schoolnet_wifi_channel_networks",
+        self.channel_networks = _series("schoolnet_wifi_channel_networks",
             "Access points of other networks (not the school's own) on the channel, a count; "
             f"never their names; {SCAN}", "gauge", (*WIFI_IDENTITY, "band", "channel"))
-        self.other = _Unique("schoolnet_wifi_other_networks",
+        self.other = _series("schoolnet_wifi_other_networks",
                              "Access points of other networks the scan saw, on every channel, "
                              f"a count; {SCAN}", "gauge", WIFI_IDENTITY)
-        self.when = _Unique("schoolnet_wifi_scan_timestamp_seconds",
+        self.when = _series("schoolnet_wifi_scan_timestamp_seconds",
                             f"When the agent's latest scan was made, Unix seconds (agent clock); {SCAN}",
                             "gauge", WIFI_IDENTITY)
         # Access points already on the page: a twin (same labels) adds nothing at all, so

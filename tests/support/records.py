@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import time
 import uuid
 from typing import Any
@@ -35,3 +37,22 @@ def batch(*records: dict[str, Any], given_up: list[dict[str, Any]] | None = None
 
 def new_stream() -> str:
     return uuid.uuid4().hex
+
+
+def deliver(site: Any, *records: dict[str, Any], credential: str | None = None) -> list[str]:
+    """Post one gzip batch through the collector's real ingest route (``site`` is the test
+    collector of tests/test_collector/conftest.py) and return each record's status."""
+    body = gzip.compress(json.dumps(batch(*records)).encode())
+    auth = {"Authorization": f"Bearer {credential}"} if credential else site.auth
+    answer = site.client.post("/api/v1/ingest", content=body,
+                              headers={**auth, "Content-Encoding": "gzip"})
+    assert answer.status_code == 200, answer.text
+    return [result["status"] for result in answer.json()["results"]]
+
+
+def page_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A /metrics page as {(sample name, sorted labels): value}, to compare two writers."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import subprocess
 from pathlib import Path
@@ -11,8 +10,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
-from support.records import batch, new_stream, record
+from support.records import deliver, new_stream, page_samples, record
 from support.tools import require_tool
 
 from agent.wire import INT64_MAX
@@ -56,13 +54,6 @@ def bandwidth(seq: int, stream: str, ok: bool = True, **payload: Any) -> dict[st
                       payload=payload)
     return record(seq, stream, "bandwidth", payload=full_payload(**payload))
 
-
-def deliver(site, *records: dict[str, Any]) -> list[str]:  # type: ignore[no-untyped-def]
-    body = gzip.compress(json.dumps(batch(*records)).encode())
-    answer = site.client.post("/api/v1/ingest", content=body,
-                              headers={**site.auth, "Content-Encoding": "gzip"})
-    assert answer.status_code == 200, answer.text
-    return [result["status"] for result in answer.json()["results"]]
 
 
 def values(site) -> Any:  # type: ignore[no-untyped-def]
@@ -178,12 +169,8 @@ def test_the_page_with_bandwidth_is_lint_clean_and_the_same_from_both_writers(si
     site.enroll("pi-2")  # an agent that never tested: no totals, no bandwidth series
     metrics = site.client.app.state.metrics
 
-    def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(text) for s in family.samples}
-
-    fast = samples(metrics.render().decode())
-    assert fast == samples(generate_latest(metrics.registry).decode())
+    fast = page_samples(metrics.render().decode())
+    assert fast == page_samples(generate_latest(metrics.registry).decode())
     assert fast[("schoolnet_bandwidth_tests_total", tuple(sorted(
         {**IDENTITY, "result": "failed"}.items())))] == 1
 

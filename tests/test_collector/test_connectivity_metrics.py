@@ -3,7 +3,6 @@ availability per school, all through the real ingest path."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import subprocess
 import time
@@ -13,9 +12,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event, text
-from support.records import batch, new_stream, record
+from support.records import batch, deliver, new_stream, page_samples, record
 from support.tools import require_tool
 
 from agent.wire import ConnectivityPayload, DnsStats, EchoStats, HopStats, HttpStats, OutagePayload
@@ -86,14 +84,6 @@ def outage(seq: int, stream: str, kind: str, start: float, end: float) -> dict[s
     rec["clock"]["wall_time_seconds"] = end  # an outage is sent when it ended
     return rec
 
-
-def deliver(site, *records: dict[str, Any], credential: str | None = None) -> list[str]:  # type: ignore[no-untyped-def]
-    body = gzip.compress(json.dumps(batch(*records)).encode())
-    auth = {"Authorization": f"Bearer {credential}"} if credential else site.auth
-    answer = site.client.post("/api/v1/ingest", content=body,
-                              headers={**auth, "Content-Encoding": "gzip"})
-    assert answer.status_code == 200, answer.text
-    return [result["status"] for result in answer.json()["results"]]
 
 
 def values(site, now: float | None = None) -> Any:  # type: ignore[no-untyped-def]
@@ -360,12 +350,8 @@ def test_the_page_with_connectivity_is_lint_clean_and_the_same_from_both_writers
     # Availability moves with the clock (observed time grows): both writers see one instant.
     metrics.store.clock = lambda: now
 
-    def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(text) for s in family.samples}
-
-    fast = samples(metrics.render().decode())
-    assert fast == samples(generate_latest(metrics.registry).decode())
+    fast = page_samples(metrics.render().decode())
+    assert fast == page_samples(generate_latest(metrics.registry).decode())
     assert fast[("schoolnet_connectivity_outages_total",
                  tuple(sorted({**IDENTITY, "kind": "isp"}.items())))] == 1
     assert not any(dict(labels).get("agent") == "pi-2" and name.startswith("schoolnet_connectivity")

@@ -3,7 +3,6 @@ on /metrics and in the `rooms` command; all through the real ingest path and sto
 
 from __future__ import annotations
 
-import gzip
 import json
 import subprocess
 import time
@@ -15,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from prometheus_client import CollectorRegistry
 from sqlalchemy import event
-from support.records import batch, new_stream, record
+from support.records import batch, deliver, new_stream, record
 from support.tools import console_script
 
 from collector.cli import main
@@ -56,14 +55,6 @@ def survey(seq: int, stream: str, measured_at: float, signal: float | None, room
     rec["clock"]["wall_time_seconds"] = measured_at
     return rec
 
-
-def deliver(site, *records: dict[str, Any], credential: str | None = None) -> list[str]:  # type: ignore[no-untyped-def]
-    body = gzip.compress(json.dumps(batch(*records)).encode())
-    auth = {"Authorization": f"Bearer {credential}"} if credential else site.auth
-    answer = site.client.post("/api/v1/ingest", content=body,
-                              headers={**auth, "Content-Encoding": "gzip"})
-    assert answer.status_code == 200, answer.text
-    return [result["status"] for result in answer.json()["results"]]
 
 
 def values(site, thresholds: Thresholds = DEFAULT_THRESHOLDS, room_expiry: float = 400 * DAY,  # type: ignore[no-untyped-def]

@@ -3,15 +3,12 @@ ingest path, with absent values absent and no network named but the school's own
 
 from __future__ import annotations
 
-import gzip
-import json
 import subprocess
 import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
-from support.records import batch, new_stream, record
+from support.records import deliver, new_stream, page_samples, record
 from support.tools import require_tool
 
 from agent.wire import WifiAccessPoint, WifiChannel, WifiPayload, WifiScanPayload
@@ -60,13 +57,6 @@ def at(rec: dict[str, Any], seconds: float) -> dict[str, Any]:
     rec["clock"]["wall_time_seconds"] = seconds
     return rec
 
-
-def deliver(site, *records: dict[str, Any]) -> list[str]:  # type: ignore[no-untyped-def]
-    body = gzip.compress(json.dumps(batch(*records)).encode())
-    answer = site.client.post("/api/v1/ingest", content=body,
-                              headers={**site.auth, "Content-Encoding": "gzip"})
-    assert answer.status_code == 200, answer.text
-    return [result["status"] for result in answer.json()["results"]]
 
 
 def values(site, expiry: float = 3600) -> Any:  # type: ignore[no-untyped-def]
@@ -244,12 +234,8 @@ def test_the_page_with_wifi_is_lint_clean_and_the_same_from_both_writers(site) -
                 "room_name": "Aula", "method": "import", "samples": 1}), now - 30))
     metrics = site.client.app.state.metrics
 
-    def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(text) for s in family.samples}
-
-    fast = samples(metrics.render().decode())
-    assert fast == samples(generate_latest(metrics.registry).decode())
+    fast = page_samples(metrics.render().decode())
+    assert fast == page_samples(generate_latest(metrics.registry).decode())
     twin = {**IN_ROOM, "bssid": "", "ssid": "SchoolNet", "band": "2.4GHz", "channel": "11"}
     assert fast[("schoolnet_wifi_access_point_signal_dbm", tuple(sorted(twin.items())))] == -60.0
     text = site.client.get("/metrics").text
