@@ -262,11 +262,87 @@ class WifiProbeConfig(_Section):
         return self
 
 
+UsersSource = Literal["arp", "passive", "neighbours", "bss_load", "snmp", "unifi"]
+
+
+def _subnet(value: Any) -> Any:
+    import ipaddress
+
+    if isinstance(value, str):
+        try:
+            network = ipaddress.IPv4Network(value.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 subnet (write it like 10.1.0.0/22)") from None
+        return str(network)
+    return value
+
+
+Subnet = Annotated[str, BeforeValidator(_subnet)]
+
+
+class ArpCensusConfig(_Section):
+    # The interface to census on. Empty: the one with the default route.
+    interface: str = ""
+    # Subnets to ask (each address once a round). Empty: the interface's own subnet(s).
+    subnets: list[Subnet] = Field(default=[], max_length=16)
+    # Rounds per census: a device that did not answer is asked again (phones asleep,
+    # requests lost); one that answered is not. Two, like arp-scan's two attempts.
+    rounds: Count = Field(default=2, ge=1, le=10)
+    # Requests per second: arp-scan's default pace (256 kbit/s), kind to a school's LAN.
+    rate: Count = Field(default=500, ge=10, le=10000)
+    # How long to wait for late answers after the last request of a round (arp-scan: 500 ms).
+    wait: Duration = 0.5
+    # The largest census: a /20 (4096 addresses) at the default rate takes 8 s a round.
+    max_addresses: Count = Field(default=4096, ge=1, le=65536)
+
+
+class PassiveCensusConfig(_Section):
+    interface: str = ""
+    # How long to listen for ARP, DHCP and mDNS each window.
+    listen: Duration = 30.0
+
+
+class SnmpCensusConfig(_Section):
+    # Routers or access points to ask (host or host:port); SNMP v2c.
+    hosts: list[str] = Field(default=[], max_length=32)
+    community: str = "public"
+    # Tables whose rows are counted (default: ipNetToMediaPhysAddress, the router's ARP
+    # table), and single values read as counts (e.g. an access point's client count).
+    count_oids: list[str] = ["1.3.6.1.2.1.4.22.1.2"]
+    value_oids: list[str] = []
+    timeout: Duration = 2.0
+
+
+class UnifiCensusConfig(_Section):
+    # The UniFi Network controller (https://host:8443, or a UniFi OS console https://host).
+    url: str = ""
+    username: str = ""
+    password: str = ""
+    site: str = "default"
+    ca_bundle: Path | None = None
+    verify_tls: bool = True
+    timeout: Duration = 10.0
+
+
+class UsersProbeConfig(_Section):
+    enabled: bool = True
+    # One census window this often; the counts are per window (the primary figure).
+    interval: Duration = 300.0
+    # Which sources count. The default sends nothing on the network (the kernel's own
+    # neighbour table); "arp" and "passive" need CAP_NET_RAW, and "arp" sends requests.
+    sources: list[UsersSource] = Field(default=["neighbours"], min_length=1, max_length=6)
+    arp: ArpCensusConfig = ArpCensusConfig()
+    passive: PassiveCensusConfig = PassiveCensusConfig()
+    snmp: SnmpCensusConfig = SnmpCensusConfig()
+    unifi: UnifiCensusConfig = UnifiCensusConfig()
+
+
 class ProbesConfig(_Section):
     system: SystemProbeConfig = SystemProbeConfig()
     bandwidth: BandwidthProbeConfig = BandwidthProbeConfig()
     connectivity: ConnectivityProbeConfig = ConnectivityProbeConfig()
     wifi: WifiProbeConfig = WifiProbeConfig()
+    users: UsersProbeConfig = UsersProbeConfig()
 
 
 class ContractConfig(_Section):

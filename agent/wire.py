@@ -422,6 +422,38 @@ class SurveyPayload(WifiRadio, WifiScan):
     signal_max_dbm: float | None = Dbm
 
 
+# --- users: how many devices are on the school's network ----------------------------------
+
+UsersSourceName = Literal["arp", "passive", "neighbours", "bss_load", "snmp", "unifi"]
+
+
+class UsersSourceStats(_Strict):
+    """What one census source counted in one window: counts only, never an identity."""
+
+    source: UsersSourceName
+    devices: int | None = Field(default=None, ge=0, le=INT64_MAX,
+                                description="Distinct devices it saw; null when it failed.")
+    daily_devices: int | None = Field(
+        default=None, ge=0, le=INT64_MAX, description="Distinct devices it saw today so far "
+        "(sources that tell devices apart; randomised MAC addresses inflate it).")
+    duration_seconds: float | None = Field(default=None, ge=0)
+    rounds: int | None = Field(default=None, ge=0, le=1000, description="ARP rounds sent.")
+    requests: int | None = Field(default=None, ge=0, le=INT64_MAX, description="Probes sent.")
+    error: str | None = Field(default=None, max_length=1000)
+
+
+class UsersPayload(_Strict):
+    """One census window (the record's clock is its start)."""
+
+    window_seconds: float = Field(gt=0)
+    concurrent_devices: int = Field(ge=0, le=INT64_MAX, description="Distinct devices over all "
+                                    "sources (see agent/WIRE.md for how sources combine).")
+    daily_devices: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    hour_peak_devices: int | None = Field(default=None, ge=0, le=INT64_MAX, description=
+                                          "The most concurrent devices of a window this hour.")
+    sources: list[UsersSourceStats] = Field(default_factory=list, max_length=16)
+
+
 # A failed record whose error starts with this is a run the probe chose not to make
 # (the traffic budget is spent, another agent of the school kept the turn): not a fault.
 SKIPPED_PREFIX = "skipped: "
@@ -436,6 +468,7 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "wifi": WifiPayload,
     "wifi_scan": WifiScanPayload,
     "survey": SurveyPayload,
+    "users": UsersPayload,
 }
 
 # Kinds that no scheduled probe makes (no runs or failures to count): an outage is an
