@@ -64,6 +64,12 @@ http_urls = ["{url}/healthz"]
 # probe requests over the air: only the system's own cached scan results are used.
 trigger_scan = false
 
+[probes.users]
+# Only the kernel's neighbour table: the demo never asks the machine's real LAN (no ARP
+# census, no listening); the count is all that is recorded.
+interval = "1m"
+sources = ["neighbours"]
+
 [upload]
 interval = "10s"
 """

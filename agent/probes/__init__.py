@@ -28,6 +28,7 @@ PROBES = {
     "bandwidth": "agent.probes.bandwidth:BandwidthProbe",
     "connectivity": "agent.probes.connectivity:ConnectivityProbe",
     "wifi": "agent.probes.wifi:WifiProbe",
+    "users": "agent.probes.users:UsersProbe",
 }
 
 

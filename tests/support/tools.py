@@ -66,6 +66,8 @@ LOCAL_ONLY_ENV = {
     # A scan sends probe requests over the air on a machine with Wi-Fi: never from a test.
     "SCHOOLNET_PROBES__WIFI__ENABLED": "false",
     "SCHOOLNET_PROBES__WIFI__TRIGGER_SCAN": "false",
+    # The census asks the real LAN only where a test built one in namespaces.
+    "SCHOOLNET_PROBES__USERS__SOURCES": '["neighbours"]',
 }
 
 

@@ -36,6 +36,7 @@ from agent.probes.bandwidth.validity import (
     link_speed,
     local_interface,
 )
+from agent.probes.users.latest import USERS_LATEST, read_counts
 from agent.transport import same_origin
 from agent.wire import SKIPPED_PREFIX, BandwidthPayload
 
@@ -126,11 +127,22 @@ class BandwidthProbe(Probe):
                 budget.spend(sum(test.moved() for test in tested))
         payload["leased"] = turn.leased if turn is not None else None
         payload["lease_wait_seconds"] = turn.waited if turn is not None else None
+        payload["concurrent_devices"] = self._devices_now()
         result = BandwidthPayload.model_validate(payload)
         if result.download_bytes_per_second is None and result.upload_bytes_per_second is None:
             errors = [e for e in (result.download_error, result.upload_error) if e]
             raise ProbeError("; ".join(errors), result)
         return result
+
+    def _devices_now(self) -> int | None:
+        """The devices on the network as the census last counted them, when that count is
+        recent (at most two census windows old); None without one."""
+        users = self.context.settings.probes.users
+        if not users.enabled:
+            return None
+        counts = read_counts(self.context.state_dir / USERS_LATEST, 2 * users.interval)
+        value = counts.get("concurrent_devices") if counts else None
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
     def _test_and_confirm(self, factory: BackendClass, servers: list[str], limits: Limits,
                           tested: list[Tested]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from agent.clock import now as clock_now
 from agent.config import WifiProbeConfig
 from agent.probes import Event, Probe, ProbeContext, ProbeError
+from agent.probes.users.latest import WIFI_STATIONS, write_counts
 from agent.probes.wifi.networks import (
     fit_reading,
     is_own_network,
@@ -113,6 +114,12 @@ class WifiProbe(Probe):
             log.exception("Wi-Fi scan on %s", source.interface)
             return recordable_reason(f"{type(exc).__name__}: {exc}")
         self._emit(Event("wifi_scan", stamp, scan.model_dump(mode="json")))
+        if self.context.scheduled:
+            # For the census's bss_load source: how many stations the school's access
+            # points here say they have (a count, nothing else).
+            reporting = [p.station_count for p in summary.access_points if p.station_count is not None]
+            write_counts(self.context.state_dir / WIFI_STATIONS, station_count=sum(reporting),
+                         access_points_reporting=len(reporting))
         return None
 
     def _emit(self, event: Event) -> None:
