@@ -30,6 +30,7 @@ from collector.rooms import (
     read_rooms,
     room_families,
 )
+from collector.users import users_families
 from collector.wifi import wifi_families
 
 IDENTITY = ("board", "school", "agent")
@@ -108,6 +109,11 @@ BANDWIDTH_METRICS = [
                   "schoolnet_contract_upload_bytes_per_second",
                   "Advertised upload speed of the school's line as the agent knew it at "
                   "the latest bandwidth test, bytes per second"),
+    # "More users, less bandwidth": the census count beside each test, so a slow result
+    # can be read against how busy the school's network was.
+    PayloadMetric("concurrent_devices", "schoolnet_bandwidth_concurrent_devices",
+                  "Devices on the school's network when the latest bandwidth test ran (the "
+                  "agent's census count at that moment), a count; absent when none was made"),
 ]
 
 # Per-direction values of the latest test: (payload field, metric, help).
@@ -190,6 +196,7 @@ class StoreCollector(Collector):
                 *bandwidth_families(latest_rows, totals_rows, labels),
                 *connectivity_families(latest_rows, connectivity, labels, now),
                 *wifi_families(latest_rows, labels),
+                *users_families(latest_rows, labels),
                 *room_families(room_rows, self.thresholds)]
 
     def _agent_families(self, agent_rows: Sequence[Any], given_up_rows: Sequence[Any],
