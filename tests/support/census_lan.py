@@ -115,11 +115,7 @@ class CensusLan(InNamespaces):
         return namespace
 
     def close(self) -> None:
-        for child in self._children:
-            if child.poll() is None:
-                child.kill()
-            child.wait(timeout=10)
-        self._children.clear()
+        self._stop_children()
         for namespace in self._created:
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=30, check=False)
         self._created.clear()

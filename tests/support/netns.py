@@ -103,6 +103,18 @@ class InNamespaces(abc.ABC):
         self._children.append(child)
         return child
 
+    def _stop_children(self) -> None:
+        """Kill what ``popen`` started, and close its pipe (the first thing every ``close``
+        does)."""
+        for child in self._children:
+            if child.poll() is None:
+                child.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=10)
+            if child.stdout is not None:
+                child.stdout.close()
+        self._children.clear()
+
     @abc.abstractmethod
     def close(self) -> None:
         """Kill what runs inside, then delete the namespaces: each network knows what it made."""
@@ -160,12 +172,7 @@ class ShapedLink(InNamespaces):
 
     def close(self) -> None:
         """Kill what runs inside, then delete the namespaces by name. Safe to call twice."""
-        for child in self._children:
-            if child.poll() is None:
-                child.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=10)
-        self._children.clear()
+        self._stop_children()
         for namespace in self._created:
             # Anything else left inside (a grandchild) runs in a namespace we made: ours.
             pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True,

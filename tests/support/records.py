@@ -56,3 +56,20 @@ def page_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], flo
 
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def at(rec: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """``rec`` measured at ``seconds`` (agent clock)."""
+    rec["clock"]["wall_time_seconds"] = seconds
+    return rec
+
+
+def metric_values(site: Any, expiry: float = 3600) -> Any:
+    """``get_sample_value`` of the store's families as /metrics builds them for ``site``."""
+    from prometheus_client import CollectorRegistry
+
+    from collector.metrics import StoreCollector
+
+    registry = CollectorRegistry()
+    registry.register(StoreCollector(site.engine, expiry))
+    return registry.get_sample_value

@@ -255,14 +255,7 @@ class SchoolNetwork(InNamespaces):
         for process in (*self._agents, self.agent, self.collector):
             if process is not None:
                 process.stop()
-        for child in self._children:
-            if child.poll() is None:
-                child.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=10)
-            if child.stdout is not None:
-                child.stdout.close()
-        self._children.clear()
+        self._stop_children()
         for namespace in self._created:
             # Anything else left inside (a grandchild) runs in a namespace we made: ours.
             pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True,

@@ -187,12 +187,7 @@ class TestLan(InNamespaces):
 
     def close(self) -> None:
         """Kill what runs inside, then delete the namespaces by name. Safe to call twice."""
-        for child in self._children:
-            if child.poll() is None:
-                child.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=10)
-        self._children.clear()
+        self._stop_children()
         if not self._created:
             return
         # Only the agent's namespace ever runs anything long-lived (hosts only get short ip and

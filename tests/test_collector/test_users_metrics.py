@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
-from support.records import deliver, new_stream, page_samples, record
+from prometheus_client import generate_latest
+from support.records import at, deliver, metric_values, new_stream, page_samples, record
 from support.tools import require_tool
 
 from agent.wire import UsersPayload, UsersSourceStats
-from collector.metrics import StoreCollector
 from collector.users import users_families
 
 AGENT = {"board": "test-board", "school": "test-school", "agent": "pi"}
@@ -40,15 +39,6 @@ def window(**changes: Any) -> dict[str, Any]:
     return UsersPayload(**values).model_dump(mode="json")
 
 
-def at(rec: dict[str, Any], seconds: float) -> dict[str, Any]:
-    rec["clock"]["wall_time_seconds"] = seconds
-    return rec
-
-
-def values(site, expiry: float = 3600) -> Any:  # type: ignore[no-untyped-def]
-    registry = CollectorRegistry()
-    registry.register(StoreCollector(site.engine, expiry))
-    return registry.get_sample_value
 
 
 def of(source: str) -> dict[str, str]:
@@ -62,7 +52,7 @@ def test_the_latest_window_per_source_and_over_all(site) -> None:  # type: ignor
                now - 600)
     newest = at(record(2, stream, "users", payload=window()), now - 300)
     assert deliver(site, newest, older) == ["accepted", "accepted"]  # in any order
-    value = values(site)
+    value = metric_values(site)
     # The fixed name dashboards rely on: the agent's distinct devices over its sources.
     assert value("schoolnet_concurrent_devices", of("all")) == 131
     assert value("schoolnet_concurrent_devices", of("arp")) == 118
@@ -101,7 +91,7 @@ def test_a_failed_source_is_down_and_has_no_count(site) -> None:  # type: ignore
         UsersSourceStats(source="arp", error="no CAP_NET_RAW: run the agent with the capability "
                          "or drop \"arp\" from probes.users.sources")])
     assert deliver(site, record(1, new_stream(), "users", payload=failed)) == ["accepted"]
-    value = values(site)
+    value = metric_values(site)
     assert value("schoolnet_census_source_up", of("neighbours")) == 1
     assert value("schoolnet_census_source_up", of("snmp")) == 0
     assert value("schoolnet_census_source_up", of("arp")) == 0
@@ -123,7 +113,7 @@ def test_figures_a_window_does_not_give_are_absent_not_zero(site) -> None:  # ty
     bare = UsersPayload(window_seconds=300.0, concurrent_devices=0,
                         sources=[UsersSourceStats(source="bss_load", devices=0)]).model_dump(mode="json")
     deliver(site, record(1, new_stream(), "users", payload=bare))
-    value = values(site)
+    value = metric_values(site)
     # A real zero is shown as zero …
     assert value("schoolnet_concurrent_devices", of("all")) == 0
     assert value("schoolnet_concurrent_devices", of("bss_load")) == 0
@@ -143,7 +133,7 @@ def test_a_failed_window_keeps_the_last_good_counts(site) -> None:  # type: igno
     deliver(site, at(record(1, stream, "users", payload=window()), now - 600),
             at(record(2, stream, "users", ok=False, error="every census source failed", payload={}),
                now - 300))
-    value = values(site)
+    value = metric_values(site)
     assert value("schoolnet_concurrent_devices", of("all")) == 131
     assert value("schoolnet_census_source_up", of("arp")) == 1
     assert value("schoolnet_probe_success", {**AGENT, "probe": "users"}) == 0
@@ -156,7 +146,7 @@ def test_counts_sent_as_text_are_read_as_they_were_validated(site) -> None:  # t
     texts["concurrent_devices"] = "131"
     texts["sources"][0]["devices"] = "118"
     assert deliver(site, record(1, new_stream(), "users", payload=texts)) == ["accepted"]
-    value = values(site)
+    value = metric_values(site)
     assert value("schoolnet_concurrent_devices", of("all")) == 131
     assert value("schoolnet_concurrent_devices", of("arp")) == 118
 
@@ -166,7 +156,7 @@ def test_a_source_listed_twice_shows_the_first_entry_only(site) -> None:  # type
         UsersSourceStats(source="arp", devices=118, duration_seconds=2.75),
         UsersSourceStats(source="arp", error="a second run failed", duration_seconds=9.0, rounds=1)])
     assert deliver(site, record(1, new_stream(), "users", payload=twice)) == ["accepted"]
-    value = values(site)
+    value = metric_values(site)
     assert value("schoolnet_concurrent_devices", of("arp")) == 118
     assert value("schoolnet_census_source_up", of("arp")) == 1
     assert value("schoolnet_census_duration_seconds", of("arp")) == 2.75
@@ -185,15 +175,15 @@ def test_a_window_naming_a_device_address_is_refused(site) -> None:  # type: ign
         "rejected", "accepted"]
     text = site.client.get("/metrics").text
     assert "3c:22:fb" not in text
-    assert values(site)("schoolnet_concurrent_devices", of("all")) == 7
+    assert metric_values(site)("schoolnet_concurrent_devices", of("all")) == 7
 
 
 def test_an_agent_that_left_takes_its_census_along(site) -> None:  # type: ignore[no-untyped-def]
     deliver(site, record(1, new_stream(), "users", payload=window()))
-    assert values(site)("schoolnet_concurrent_devices", of("all")) == 131
+    assert metric_values(site)("schoolnet_concurrent_devices", of("all")) == 131
     with site.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE agents SET last_report_at = last_report_at - 7200")
-    value = values(site, expiry=3600)
+    value = metric_values(site, expiry=3600)
     assert value("schoolnet_concurrent_devices", of("all")) is None
     assert value("schoolnet_concurrent_devices_hour_peak", AGENT) is None
 
@@ -203,7 +193,7 @@ def test_two_agents_each_have_their_own_census(site) -> None:  # type: ignore[no
     deliver(site, record(1, new_stream(), "users", payload=window()))
     deliver(site, record(1, new_stream(), "users", payload=window(concurrent_devices=12, sources=[])),
             credential=other)
-    value = values(site)
+    value = metric_values(site)
     assert value("schoolnet_concurrent_devices", of("all")) == 131
     assert value("schoolnet_concurrent_devices", {**AGENT, "agent": "pi-2", "source": "all"}) == 12
     assert value("schoolnet_concurrent_devices", {**AGENT, "agent": "pi-2", "source": "arp"}) is None
@@ -241,7 +231,7 @@ def test_the_documented_example_validates_and_shows_as_documented(site) -> None:
     example = json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))  # type: ignore[union-attr]
     payload = UsersPayload.model_validate(example)
     assert deliver(site, record(1, new_stream(), "users", payload=example)) == ["accepted"]
-    value = values(site)
+    value = metric_values(site)
     assert value("schoolnet_concurrent_devices", of("all")) == payload.concurrent_devices
     for stats in payload.sources:
         assert value("schoolnet_concurrent_devices", of(stats.source)) == stats.devices
@@ -259,6 +249,6 @@ def test_each_bandwidth_test_shows_the_devices_counted_beside_it(site) -> None: 
     counted["payload"]["concurrent_devices"] = 140
     uncounted = record(2, stream, "bandwidth")  # an agent without a census
     deliver(site, at(counted, now - 600))
-    assert values(site)("schoolnet_bandwidth_concurrent_devices", AGENT) == 140
+    assert metric_values(site)("schoolnet_bandwidth_concurrent_devices", AGENT) == 140
     deliver(site, at(uncounted, now - 300))
-    assert values(site)("schoolnet_bandwidth_concurrent_devices", AGENT) is None
+    assert metric_values(site)("schoolnet_bandwidth_concurrent_devices", AGENT) is None

@@ -7,12 +7,11 @@ import subprocess
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
-from support.records import deliver, new_stream, page_samples, record
+from prometheus_client import generate_latest
+from support.records import at, deliver, metric_values, new_stream, page_samples, record
 from support.tools import require_tool
 
 from agent.wire import WifiAccessPoint, WifiChannel, WifiPayload, WifiScanPayload
-from collector.metrics import StoreCollector
 
 AGENT = {"board": "test-board", "school": "test-school", "agent": "pi"}
 IN_ROOM = {**AGENT, "room": "lokaal-12"}
@@ -53,16 +52,7 @@ def scan(**changes: Any) -> dict[str, Any]:
     return WifiScanPayload(**values).model_dump(mode="json")
 
 
-def at(rec: dict[str, Any], seconds: float) -> dict[str, Any]:
-    rec["clock"]["wall_time_seconds"] = seconds
-    return rec
 
-
-
-def values(site, expiry: float = 3600) -> Any:  # type: ignore[no-untyped-def]
-    registry = CollectorRegistry()
-    registry.register(StoreCollector(site.engine, expiry))
-    return registry.get_sample_value
 
 
 def test_the_latest_link_in_full(site) -> None:  # type: ignore[no-untyped-def]
@@ -71,7 +61,7 @@ def test_the_latest_link_in_full(site) -> None:  # type: ignore[no-untyped-def]
     older = at(record(1, stream, "wifi", payload=link(signal_dbm=-80.0, tx_retries_total=10)), now - 120)
     newest = at(record(2, stream, "wifi", payload=link()), now - 60)
     assert deliver(site, newest, older) == ["accepted", "accepted"]  # in any order
-    value = values(site)
+    value = metric_values(site)
     assert value("schoolnet_wifi_connected", IN_ROOM) == 1
     assert value("schoolnet_wifi_signal_dbm", IN_ROOM) == -58.0
     assert value("schoolnet_wifi_noise_dbm", IN_ROOM) == -92.0
@@ -98,7 +88,7 @@ def test_values_a_tool_does_not_give_are_absent_not_zero(site) -> None:  # type:
                      noise_dbm=None, tx_retries_total=None, tx_failed_total=None,
                      beacon_loss_total=None, room=None, room_name=None, phy_mode=None)
     deliver(site, at(record(1, stream, "wifi", payload=converted), now - 60))
-    value = values(site)
+    value = metric_values(site)
     no_room = {**AGENT, "room": ""}
     assert value("schoolnet_wifi_signal_dbm", no_room) == -61.0
     for name in ("schoolnet_wifi_noise_dbm", "schoolnet_wifi_transmit_retries_total",
@@ -111,7 +101,7 @@ def test_values_a_tool_does_not_give_are_absent_not_zero(site) -> None:  # type:
     # Not associated: connected 0 and no radio values at all (not a signal of 0 dBm).
     deliver(site, at(record(2, stream, "wifi", payload=WifiPayload(
         source="iw", connected=False, interface="wlan0", room="lokaal-12").model_dump(mode="json")), now))
-    value = values(site)
+    value = metric_values(site)
     assert value("schoolnet_wifi_connected", IN_ROOM) == 0
     for name in ("schoolnet_wifi_signal_dbm", "schoolnet_wifi_frequency_hertz",
                  "schoolnet_wifi_receive_bitrate_bytes_per_second"):
@@ -135,7 +125,7 @@ def test_values_sent_as_text_are_read_as_they_were_validated(site) -> None:  # t
     scanned["channels"][0]["channel"] = "06"
     assert deliver(site, at(record(1, stream, "wifi", payload=texts), now - 60),
                    at(record(2, stream, "wifi_scan", payload=scanned), now - 60)) == ["accepted"] * 2
-    value = values(site)
+    value = metric_values(site)
     assert value("schoolnet_wifi_connected", IN_ROOM) == 1
     assert value("schoolnet_wifi_signal_dbm", IN_ROOM) == -61.0
     assert value("schoolnet_wifi_info", {
@@ -154,7 +144,7 @@ def test_twin_access_points_show_the_first_listed_only(site) -> None:  # type: i
              WifiAccessPoint(ssid="SchoolNet", signal_dbm=-75.0, channel=11, band="2.4GHz",
                              station_count=30, channel_utilization_ratio=0.9)]
     deliver(site, record(1, stream, "wifi_scan", payload=scan(access_points=twins)))
-    value = values(site)
+    value = metric_values(site)
     twin = {**IN_ROOM, "bssid": "", "ssid": "SchoolNet", "band": "2.4GHz", "channel": "11"}
     assert value("schoolnet_wifi_access_point_signal_dbm", twin) == -60.0
     assert value("schoolnet_wifi_access_point_stations", twin) is None
@@ -167,7 +157,7 @@ def test_a_failed_run_keeps_the_last_good_link(site) -> None:  # type: ignore[no
     deliver(site, at(record(1, stream, "wifi", payload=link()), now - 120),
             at(record(2, stream, "wifi", ok=False, error="iw: command failed: No such device (-19)",
                       payload={}), now - 60))
-    value = values(site)
+    value = metric_values(site)
     assert value("schoolnet_wifi_signal_dbm", IN_ROOM) == -58.0
     assert value("schoolnet_probe_success", {**AGENT, "probe": "wifi"}) == 0
     assert value("schoolnet_probe_failures_total", {**AGENT, "probe": "wifi"}) == 1
@@ -178,7 +168,7 @@ def test_the_latest_scan_per_access_point_and_channel(site) -> None:  # type: ig
     now = time.time()
     deliver(site, at(record(1, stream, "wifi_scan", payload=scan(other_networks=9)), now - 2000),
             at(record(2, stream, "wifi_scan", payload=scan()), now - 100))
-    value = values(site)
+    value = metric_values(site)
     own = {**IN_ROOM, "bssid": OWN_BSSID, "ssid": "SchoolNet", "band": "5GHz", "channel": "36"}
     second = {**IN_ROOM, "bssid": "02:11:22:33:44:66", "ssid": "SchoolNet", "band": "2.4GHz",
               "channel": "6"}
@@ -209,16 +199,16 @@ def test_scans_name_no_other_network_and_a_mac_elsewhere_is_refused(site) -> Non
     assert "02:aa:bb" not in text and "iPhone" not in text
     # The school's own BSSIDs are on the page only where a scan saw them: this one saw none.
     assert OWN_BSSID not in text
-    assert values(site)("schoolnet_wifi_channel_networks", {**IN_ROOM, "band": "2.4GHz",
+    assert metric_values(site)("schoolnet_wifi_channel_networks", {**IN_ROOM, "band": "2.4GHz",
                                                             "channel": "6"}) == 4
 
 
 def test_an_agent_that_left_takes_its_wifi_series_along(site) -> None:  # type: ignore[no-untyped-def]
     deliver(site, record(1, new_stream(), "wifi", payload=link()))
-    assert values(site)("schoolnet_wifi_signal_dbm", IN_ROOM) == -58.0
+    assert metric_values(site)("schoolnet_wifi_signal_dbm", IN_ROOM) == -58.0
     with site.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE agents SET last_report_at = last_report_at - 7200")
-    assert values(site, expiry=3600)("schoolnet_wifi_signal_dbm", IN_ROOM) is None
+    assert metric_values(site, expiry=3600)("schoolnet_wifi_signal_dbm", IN_ROOM) is None
 
 
 def test_the_page_with_wifi_is_lint_clean_and_the_same_from_both_writers(site) -> None:  # type: ignore[no-untyped-def]
