@@ -16,6 +16,9 @@ from support.processes import AgentProcess, CollectorProcess, wait_until
 SYSTEM_ONLY = """
 [probes.bandwidth]
 enabled = false
+
+[probes.users]
+enabled = false
 """
 
 
