@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from typing import NamedTuple
 
 import psutil
 import pytest
+from support.census_lan import CensusLan, in_namespace
 from support.netns import require_netns
 from support.test_lan import AGENT_MAC, KEY, TestLan, mac_bytes, run_census, spread
 from support.tools import require_tool
 
 from agent.config import ArpCensusConfig
-from agent.probes.users.arp import NO_CAPABILITY, ArpSource, plan_census
+from agent.probes.users.arp import NO_CAPABILITY, ArpSource, _Census, plan_census
 from agent.probes.users.census import DIGEST_BYTES, CensusUnavailable, DeviceKeys
 
 pytestmark = pytest.mark.e2e
@@ -148,3 +151,86 @@ def test_too_large_a_subnet_is_refused_before_sending() -> None:
     assert len(plan.frames) == 1021
     assert ipaddress.IPv4Address("10.203.176.1").packed not in plan.frames
     assert next(iter(plan.frames)) == ipaddress.IPv4Address("10.203.176.2").packed
+
+
+def on_eth0(*cidrs: str) -> dict[str, list[Address]]:
+    """psutil's view of an interface eth0 with these IPv4 addresses (a test's own MAC)."""
+    entries = [Address(psutil.AF_LINK, "02:cb:00:00:00:01", None)]
+    for cidr in cidrs:
+        address = ipaddress.IPv4Interface(cidr)
+        entries.append(Address(socket.AF_INET, str(address.ip), str(address.netmask)))
+    return {"eth0": entries}
+
+
+def test_a_subnet_the_interface_is_not_on_is_refused_not_sent() -> None:
+    """ARP reaches only the link: off it, nobody answers (or a router's proxy ARP answers
+    for devices elsewhere), so the census refuses before it opens a socket."""
+    interfaces = on_eth0("10.203.192.1/24")
+    for subnets in (["10.203.193.0/24"], ["10.203.192.0/22"], ["10.203.192.0/25", "10.203.200.0/30"]):
+        config = ArpCensusConfig(interface="eth0", subnets=subnets)
+        with pytest.raises(CensusUnavailable, match=r"is not on interface 'eth0', which is on "
+                                                     r"10\.203\.192\.0/24: ARP reaches only"):
+            plan_census(config, interfaces, lambda: None)
+        source = ArpSource(config, DeviceKeys(), interfaces=lambda: interfaces, gateway=lambda: None)
+        with pytest.raises(CensusUnavailable, match="is not on interface"):
+            source.census()
+    # Inside the interface's subnet: asked from the interface's own address.
+    inside = ArpCensusConfig(interface="eth0", subnets=["10.203.192.0/30"])
+    plan = plan_census(inside, interfaces, lambda: None)
+    assert list(plan.frames) == [ipaddress.IPv4Address("10.203.192.2").packed]
+    assert plan.frames[ipaddress.IPv4Address("10.203.192.2").packed][28:32] == bytes([10, 203, 192, 1])
+    with pytest.raises(CensusUnavailable, match="has no IPv4 address"):
+        plan_census(ArpCensusConfig(interface="eth0", subnets=["10.203.192.0/24"]), on_eth0(), lambda: None)
+
+
+def test_a_31_asks_its_other_address_and_a_32_is_refused_not_counted_as_empty() -> None:
+    plan = plan_census(ArpCensusConfig(interface="eth0"), on_eth0("10.203.192.0/31"), lambda: None)
+    assert list(plan.frames) == [ipaddress.IPv4Address("10.203.192.1").packed]
+    with pytest.raises(CensusUnavailable, match=r"10\.203\.192\.7/32 on 'eth0' hold no address but"):
+        plan_census(ArpCensusConfig(interface="eth0"), on_eth0("10.203.192.7/32"), lambda: None)
+
+
+def test_a_flood_of_frames_does_not_keep_the_census_listening_past_its_deadline() -> None:
+    """A broadcast storm (or a kernel that refused the filter on a busy LAN) never leaves the
+    socket empty. A stream at its end stands in for it: recv answers at once, forever."""
+    reader, writer = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    writer.close()
+    reader.setblocking(False)
+    interfaces = on_eth0("10.203.192.1/30")
+    config = ArpCensusConfig(interface="eth0")
+    census = _Census(ArpSource(config, DeviceKeys(), interfaces=lambda: interfaces),
+                     plan_census(config, interfaces, lambda: None), reader)
+    listening = threading.Thread(target=lambda: census.listen_until(time.monotonic() + 0.05), daemon=True)
+    try:
+        listening.start()
+        listening.join(5)
+        assert not listening.is_alive(), "still reading 5 s after a deadline of 50 ms"
+    finally:
+        reader.close()  # a loop still reading gets EBADF and ends
+        listening.join(5)
+
+
+def test_an_interface_that_goes_away_mid_census_makes_the_source_unavailable() -> None:
+    require_netns()
+    with CensusLan(prefix="ag") as lan:
+        lan.agent_address("10.203.196.1/24")
+        # 10 requests a second for 253 addresses: the census is still asking when the link goes.
+        config = ArpCensusConfig(interface=lan.agent_interface, rounds=1, rate=10)
+        source = ArpSource(config, DeviceKeys())
+        outcome: dict[str, BaseException] = {}
+
+        def census() -> None:
+            try:
+                in_namespace(lan.namespaces["agent"], source.census)
+            except BaseException as error:  # handed to the test below
+                outcome["error"] = error
+
+        running = threading.Thread(target=census)
+        running.start()
+        time.sleep(0.5)
+        lan.run("agent", "ip", "link", "del", lan.agent_interface)
+        running.join(10)
+        assert not running.is_alive()
+    error = outcome.get("error")
+    assert isinstance(error, CensusUnavailable), repr(error)
+    assert str(error) == f"listening for ARP on {lan.agent_interface!r} failed: Network is down"

@@ -244,3 +244,35 @@ def test_the_listener_counts_exactly_the_senders_on_a_real_link() -> None:
     result = outcome["result"]
     assert getattr(result, "devices", None) == hashes(samples.SENDERS, keys)
     assert getattr(result, "count", None) == 4
+
+
+def test_an_interface_that_goes_away_mid_listen_makes_the_source_unavailable() -> None:
+    require_netns()
+    ready = threading.Event()
+
+    def capture(interface: str) -> passive.Capture:
+        sock = open_capture(interface)
+        ready.set()
+        return sock
+
+    with CensusLan() as lan:
+        config = PassiveCensusConfig(interface=lan.agent_interface, listen=10.0)
+        outcome: dict[str, BaseException] = {}
+
+        def listen() -> None:
+            try:
+                source = PassiveSource(config, fixed_keys(), capture=capture)
+                in_namespace(lan.namespaces["agent"], source.census)
+            except BaseException as error:  # handed to the test below
+                outcome["error"] = error
+
+        listener = threading.Thread(target=listen)
+        listener.start()
+        assert ready.wait(10)
+        started = time.monotonic()
+        lan.run("agent", "ip", "link", "del", lan.agent_interface)
+        listener.join(15)
+        assert time.monotonic() - started < 5  # at once, not at the end of the window
+    error = outcome.get("error")
+    assert isinstance(error, CensusUnavailable), repr(error)
+    assert str(error) == f"listening on {lan.agent_interface!r} stopped: Network is down"

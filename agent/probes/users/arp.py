@@ -66,6 +66,8 @@ SKF_AD_PKTTYPE = 0xFFFFF000 + 4  # SKF_AD_OFF (-0x1000) + SKF_AD_PKTTYPE, as the
 MAX_LAG_SECONDS = 0.05
 # A full transmit queue (ENOBUFS) clears within milliseconds; wait at most this long for it.
 SEND_RETRY_SECONDS = 0.5
+# Frames read between two looks at the clock: a few milliseconds of work at most.
+DRAIN_FRAMES = 1024
 
 
 def _bpf(code: int, jt: int, jf: int, k: int) -> bytes:
@@ -159,12 +161,22 @@ def plan_census(config: ArpCensusConfig, interfaces: Mapping[str, Sequence[Any]]
         raise CensusUnavailable(f"interface {name!r} has no Ethernet address: the ARP census needs "
                                 "an Ethernet or Wi-Fi interface")
     own = ipv4_interfaces(interfaces[name])
+    if not own:
+        raise CensusUnavailable(f"interface {name!r} has no IPv4 address: the ARP census asks from the "
+                                "interface's own address in the subnet it counts")
     if config.subnets:
         networks = [ipaddress.IPv4Network(subnet) for subnet in config.subnets]
-    elif own:
-        networks = list(dict.fromkeys(address.network for address in own))
+        # ARP reaches only the link: a request for an address off it is never answered (or,
+        # through a router's proxy ARP, answered for devices that are not here). Refused, not sent.
+        off_link = [network for network in networks
+                    if not any(network.subnet_of(address.network) for address in own)]
+        if off_link:
+            on = ", ".join(str(address.network) for address in own)
+            raise CensusUnavailable(f"{', '.join(map(str, off_link))} (probes.users.arp.subnets) "
+                                    f"is not on interface {name!r}, which is on {on}: ARP reaches only "
+                                    "the interface's own subnets")
     else:
-        raise CensusUnavailable(f"interface {name!r} has no IPv4 address: set probes.users.arp.subnets")
+        networks = list(dict.fromkeys(address.network for address in own))
     # Counted before a single address is listed: a mistyped /8 must not fill the memory.
     total = sum(host_count(network) for network in networks)
     if total > config.max_addresses:
@@ -175,15 +187,17 @@ def plan_census(config: ArpCensusConfig, interfaces: Mapping[str, Sequence[Any]]
     own_addresses = {address.ip for address in own}
     frames: dict[bytes, bytes] = {}
     for network in networks:
-        # Ask as our address in that subnet; for a subnet we have no address in, as our first
-        # address; with no IPv4 address at all, as 0.0.0.0: an ARP probe (RFC 5227), which
-        # hosts answer too (to the sender's MAC, as the census needs).
-        source = next((a.ip for a in own if a.ip in network), own[0].ip if own else None)
-        source_bytes = source.packed if source is not None else bytes(4)
+        # Ask as our address on that subnet (every subnet is on the link, checked above).
+        source = next(address.ip for address in own if network.subnet_of(address.network))
         hosts = network.hosts() if network.prefixlen < 31 else iter(network)
         for host in hosts:
             if host not in own_addresses and host.packed not in frames:
-                frames[host.packed] = request_frame(mac, source_bytes, host.packed)
+                frames[host.packed] = request_frame(mac, source.packed, host.packed)
+    if not frames:
+        # A /32 (or a /31 of our own): no neighbour to ask; a count of 0 would be made up.
+        listed = ", ".join(map(str, networks))
+        raise CensusUnavailable(f"{listed} on {name!r} hold no address but the agent's own: there is "
+                                "no neighbour to ask with ARP there")
     return CensusPlan(interface=name, mac=mac, frames=frames)
 
 
@@ -318,12 +332,17 @@ class _Census:
             select.select([self.sock], [], [], remaining)
 
     def drain(self) -> None:
+        """Read the answers waiting, at most DRAIN_FRAMES of them: a broadcast storm (or a
+        kernel that refused the filter on a busy LAN) must not keep us reading past a deadline."""
         frames = self.plan.frames
-        while True:
+        for _ in range(DRAIN_FRAMES):
             try:
                 frame = self.sock.recv(64)
             except (BlockingIOError, InterruptedError):
                 return
+            except OSError as exc:  # ENETDOWN: the interface went down or away mid-census
+                raise CensusUnavailable(f"listening for ARP on {self.plan.interface!r} failed: "
+                                        f"{exc.strerror}") from None
             heard = sender(frame)
             if heard is None:
                 continue

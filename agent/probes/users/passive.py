@@ -17,7 +17,6 @@ broadcast and multicast sources are not devices.
 from __future__ import annotations
 
 import array
-import contextlib
 import errno
 import ipaddress
 import select
@@ -268,24 +267,29 @@ class PassiveSource:
         started = self._clock()
         sock = self._capture(interface)
         try:
-            devices = self._listen(sock, started + self._config.listen)
+            devices = self._listen(sock, interface, started + self._config.listen)
         finally:
             sock.close()
         return SourceResult(source=self.name, count=len(devices), devices=frozenset(devices),
                             duration_seconds=self._clock() - started)
 
-    def _listen(self, sock: Capture, deadline: float) -> set[bytes]:
+    def _listen(self, sock: Capture, interface: str, deadline: float) -> set[bytes]:
         own = sock.getsockname()[4]  # the interface's own hardware address
         devices: set[bytes] = set()
         while (remaining := deadline - self._clock()) > 0:
             readable, _, _ = select.select([sock], [], [], remaining)
             if not readable:
                 continue
-            with contextlib.suppress(BlockingIOError, InterruptedError):
+            try:
                 frame, (_interface, _protocol, packet_type, _hw_type, _address) = sock.recvfrom(RECEIVE_BYTES)
-                if packet_type == PACKET_OUTGOING:
-                    continue
-                mac = announced_address(frame)
-                if mac is not None and mac != own and is_device_address(mac):
-                    devices.add(self._keys(mac))
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as error:  # ENETDOWN: the interface went down or away mid-listen
+                raise CensusUnavailable(f"listening on {interface!r} stopped: "
+                                        f"{error.strerror or error}") from None
+            if packet_type == PACKET_OUTGOING:
+                continue
+            mac = announced_address(frame)
+            if mac is not None and mac != own and is_device_address(mac):
+                devices.add(self._keys(mac))
         return devices
