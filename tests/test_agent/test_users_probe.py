@@ -168,3 +168,18 @@ def test_a_bandwidth_test_records_the_census_count_when_it_is_recent(tmp_path: P
     off = AgentSettings(state_dir=tmp_path, probes={"users": {"enabled": False}})
     write_counts(tmp_path / USERS_LATEST, concurrent_devices=37)
     assert BandwidthProbe(ProbeContext(off, None, tmp_path))._devices_now() is None
+
+
+@pytest.mark.parametrize("count", [2**64 - 1, -1])
+def test_a_count_the_wire_refuses_costs_that_source_not_the_window(tmp_path: Path, count: int) -> None:
+    # An SNMP value OID that is really a Counter64 of octets, or a negative INTEGER: the record
+    # must still carry the other sources' counts, not fail validation as a whole.
+    sources = {"snmp": Fixed("snmp", SourceResult("snmp", count)),
+               "neighbours": Fixed("neighbours", SourceResult("neighbours", 2, hashed("a", "b")))}
+    measurement = probe(tmp_path, sources).measure()
+    assert measurement.ok, measurement.error
+    payload = measurement.payload or {}
+    assert payload["concurrent_devices"] == 2 and payload["hour_peak_devices"] == 2
+    snmp_stats, neighbours = payload["sources"]
+    assert snmp_stats["devices"] is None and f"devices {count}" in snmp_stats["error"]
+    assert neighbours["devices"] == 2 and neighbours["error"] is None

@@ -197,3 +197,16 @@ def test_a_get_request_is_byte_for_byte_what_net_snmp_sends() -> None:
                              "300e300c06082b060102010101000500")
     request = snmp.encode_request(b"public", snmp.GET_REQUEST, 0x4D7FDDE3, [(1, 3, 6, 1, 2, 1, 1, 1, 0)])
     assert request == captured
+
+
+def test_a_hostile_object_identifier_is_refused_at_once() -> None:
+    # One arc of 64 kB in a reply: before the bound it cost 0.3 s of CPU per datagram, and a
+    # flood of them during the wait for the real answer kept the agent's CPU busy.
+    for content in (b"\xff" * 65000 + b"\x01", b"\x2b" + b"\x01" * (snmp.MAX_OID_ARCS * 5)):
+        began = time.process_time()
+        with pytest.raises(snmp.BerError):
+            snmp.decode_oid(content)
+        assert time.process_time() - began < 0.05
+    # The largest arcs the SMI allows still decode, in both places the first octets can be.
+    assert snmp.decode_oid(snmp.encode_oid((1, 3, 2**32 - 1))[2:]) == (1, 3, 2**32 - 1)
+    assert snmp.decode_oid(snmp.encode_oid((2, 2**32 - 1))[2:]) == (2, 2**32 - 1)

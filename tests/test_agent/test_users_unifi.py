@@ -3,15 +3,20 @@ replaying a recorded stat/sta answer (tests/fixtures/users/unifi-stat-sta.json).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.fake_unifi import FakeUnifiController
 from support.tools import free_port
 
 from agent.config import UnifiCensusConfig
+from agent.probes.users import unifi
 from agent.probes.users.census import CensusUnavailable, DeviceKeys
 from agent.probes.users.unifi import UnifiSource
 
@@ -82,3 +87,54 @@ def test_a_controller_that_is_down() -> None:
 def test_no_controller_configured() -> None:
     with pytest.raises(CensusUnavailable, match="no UniFi controller configured"):
         census("")[0].census()
+
+
+class _HugeClientList(BaseHTTPRequestHandler):
+    """A UniFi OS console whose client list is the recorded one padded to PADDED_BYTES with
+    JSON whitespace: valid, and far more than any school's list (a wrong URL, a hostile
+    server)."""
+
+    PADDED_BYTES = 40 * 1024 * 1024
+    sent = 0
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._answer(b"{}")
+
+    def do_GET(self) -> None:
+        head = json.dumps(RECORDED).encode()[:-1]  # without its closing brace
+        chunk = b" " * 65536
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(head) + self.PADDED_BYTES + 1))
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            self.wfile.write(head)
+            for _ in range(self.PADDED_BYTES // len(chunk)):
+                self.wfile.write(chunk)
+                type(self).sent += len(chunk)
+            self.wfile.write(b"}")
+
+    def _answer(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_huge_answer_is_refused_without_reading_it_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(unifi, "MAX_BODY_BYTES", 1024 * 1024, raising=False)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HugeClientList)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(CensusUnavailable, match="sent more than 1 MB: not a client list"):
+            census(f"http://127.0.0.1:{server.server_address[1]}")[0].census()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert _HugeClientList.sent < _HugeClientList.PADDED_BYTES

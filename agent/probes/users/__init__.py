@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from pydantic import ValidationError
+
 from agent.config import UsersProbeConfig
 from agent.probes import Probe, ProbeContext, ProbeError, one_line_reason
 from agent.probes.users.census import CensusUnavailable, DeviceKeys, SourceResult
@@ -87,11 +89,20 @@ class UsersProbe(Probe):
                 log.exception("census source %s failed", name)
                 stats.append(UsersSourceStats(source=name, error=_reason(f"{type(exc).__name__}: {exc}")))
                 continue
+            try:
+                stat = UsersSourceStats(
+                    source=name, devices=result.count, rounds=result.rounds, requests=result.requests,
+                    duration_seconds=(result.duration_seconds if result.duration_seconds is not None
+                                      else time.monotonic() - began))
+            except ValidationError:
+                # A count the wire refuses (an SNMP Counter64 near 2**64, a negative number)
+                # is no count: it costs that source, not the whole window.
+                stats.append(UsersSourceStats(source=name, error=_reason(
+                    f"reported numbers no census can have (devices {result.count}, rounds "
+                    f"{result.rounds}, requests {result.requests}): a wrong OID, or a bug")))
+                continue
             results.append(result)
-            stats.append(UsersSourceStats(
-                source=name, devices=result.count, rounds=result.rounds, requests=result.requests,
-                duration_seconds=(result.duration_seconds if result.duration_seconds is not None
-                                  else time.monotonic() - began)))
+            stats.append(stat)
         if not results:
             raise ProbeError("no census source could count: " + "; ".join(
                 f"{s.source}: {s.error}" for s in stats))

@@ -151,12 +151,20 @@ def decode_unsigned(content: bytes) -> int:
     return int.from_bytes(content, "big")
 
 
+# RFC 2578 §3.5: at most 128 sub-identifiers, each at most 2**32 - 1. Beyond that a datagram
+# is garbage or hostile, and unbounded arcs cost quadratic time (0.3 s of CPU for one 64 kB one).
+MAX_OID_ARCS = 128
+MAX_ARC = 2**32 - 1
+
+
 def decode_oid(content: bytes) -> Oid:
-    if not content or content[-1] & 0x80:
+    if not content or content[-1] & 0x80 or len(content) > 5 * MAX_OID_ARCS:
         raise BerError("bad OBJECT IDENTIFIER")
     arcs, arc = [], 0
     for octet in content:
         arc = (arc << 7) | (octet & 0x7F)
+        if arc > MAX_ARC + 80:  # the first octets hold two arcs: 2.x adds 80
+            raise BerError("bad OBJECT IDENTIFIER")
         if not octet & 0x80:
             arcs.append(arc)
             arc = 0

@@ -17,6 +17,7 @@ itself are never kept, logged or put into a message, and neither is the password
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Any
 
 import httpx
@@ -25,6 +26,9 @@ from agent.config import UnifiCensusConfig
 from agent.probes.users.census import CensusUnavailable, DeviceKeys, SourceResult, is_device_address
 
 MAX_CLIENTS = 100_000  # far beyond any school; more means the answer is not a client list
+# A client's entry in stat/sta is 1-3 kB, so 64 MB is some 20,000 clients: read no more than
+# that into the agent's long-lived process (a wrong URL or a hostile server may send gigabytes).
+MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 class UnifiSource:
@@ -63,25 +67,25 @@ class UnifiSource:
     def _fetch(self, client: httpx.Client, base: str) -> list[Any]:
         credentials = {"username": self.config.username, "password": self.config.password}
         site = self.config.site
-        login = client.post(f"{base}/api/auth/login", json=credentials)
+        login, _ = _bounded(client, base, "POST", "/api/auth/login", json=credentials)
         if login.status_code in (404, 405) or login.is_redirect:
             # A classic controller: no UniFi OS login path.
-            login = client.post(f"{base}/api/login", json=credentials)
+            login, _ = _bounded(client, base, "POST", "/api/login", json=credentials)
             self._check_login(login, base)
             try:
-                return self._clients(client.get(f"{base}/api/s/{site}/stat/sta"), base)
+                return self._clients(*_bounded(client, base, "GET", f"/api/s/{site}/stat/sta"), base)
             finally:
-                _quietly(client.post, f"{base}/api/logout")
+                _quietly(client, f"{base}/api/logout")
         self._check_login(login, base)
         headers = {}
         token = login.headers.get("x-csrf-token")
         if token:
             headers["X-CSRF-Token"] = token
         try:
-            return self._clients(client.get(f"{base}/proxy/network/api/s/{site}/stat/sta",
-                                            headers=headers), base)
+            return self._clients(*_bounded(client, base, "GET", f"/proxy/network/api/s/{site}/stat/sta",
+                                           headers=headers), base)
         finally:
-            _quietly(client.post, f"{base}/api/auth/logout", headers=headers)
+            _quietly(client, f"{base}/api/auth/logout", headers=headers)
 
     @staticmethod
     def _check_login(response: httpx.Response, base: str) -> None:
@@ -96,10 +100,10 @@ class UnifiSource:
             raise CensusUnavailable(f"the UniFi controller at {base} answered the login with "
                                     f"HTTP {response.status_code}")
 
-    def _clients(self, response: httpx.Response, base: str) -> list[Any]:
+    def _clients(self, response: httpx.Response, content: bytes, base: str) -> list[Any]:
         site = self.config.site
         try:
-            body = response.json()
+            body = json.loads(content)
         except ValueError:
             body = None
         meta = body.get("meta") if isinstance(body, dict) else None
@@ -136,11 +140,24 @@ def _mac_bytes(text: object) -> bytes | None:
         return None
 
 
-def _quietly(call: Any, *args: Any, **kwargs: Any) -> None:
+def _bounded(client: httpx.Client, base: str, method: str, path: str,
+             **kwargs: Any) -> tuple[httpx.Response, bytes]:
+    """The response and at most MAX_BODY_BYTES of its (decoded) body, read as it streams."""
+    with client.stream(method, base + path, **kwargs) as response:
+        content = bytearray()
+        for chunk in response.iter_bytes():
+            content += chunk
+            if len(content) > MAX_BODY_BYTES:
+                raise CensusUnavailable(f"the UniFi controller at {base} sent more "
+                                        f"than {MAX_BODY_BYTES // 2**20} MB: not a client list")
+    return response, bytes(content)
+
+
+def _quietly(client: httpx.Client, url: str, **kwargs: Any) -> None:
     # Logging out is good manners (the session would expire anyway): its failure is no
-    # reason to lose a count already made.
-    with contextlib.suppress(httpx.HTTPError):
-        call(*args, **kwargs)
+    # reason to lose a count already made. Its answer is not read.
+    with contextlib.suppress(httpx.HTTPError), client.stream("POST", url, **kwargs):
+        pass
 
 
 def _first_line(error: Exception) -> str:
