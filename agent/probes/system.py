@@ -8,28 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import psutil
 
 from agent.config import SystemProbeConfig
 from agent.probes import Probe, ProbeContext
+from agent.routes import default_route_interface
 from agent.wire import SystemPayload
 
-ROUTE_TABLE = Path("/proc/net/route")
-
-
-def default_route_interface(route_table: Path = ROUTE_TABLE) -> str | None:
-    """The interface carrying the IPv4 default route (destination 00000000)."""
-    try:
-        lines = route_table.read_text().splitlines()[1:]
-    except OSError:
-        return None
-    for line in lines:
-        fields = line.split()
-        if len(fields) > 2 and fields[1] == "00000000":
-            return fields[0]
-    return None
+__all__ = ["SystemProbe", "default_route_interface"]
 
 
 def hottest_temperature() -> float | None:

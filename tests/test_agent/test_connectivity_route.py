@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from support.netns import ShapedLink, require_netns
 
-from agent.probes.connectivity.route import default_gateway
+from agent.routes import default_gateway
 
 V4_HEADER = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT"
 PAD = " " * 60  # the kernel pads the lines of /proc/net/route with spaces (to 127 characters)
@@ -133,7 +133,7 @@ def test_the_gateway_of_a_real_namespace() -> None:
                      ["ip", "-n", client, "-6", "route", "add", "default", "via", "fe80::2", "dev",
                       interface, "metric", "2048"]):
             subprocess.run(argv, check=True, capture_output=True, timeout=30)
-        script = ("import socket; from agent.probes.connectivity.route import default_gateway; "
+        script = ("import socket; from agent.routes import default_gateway; "
                   "print(default_gateway(socket.AF_INET), default_gateway(socket.AF_INET6))")
         shown = link.run("client", sys.executable, "-c", script, check=True).stdout.split()
         assert shown == [link.server_ip, f"fe80::1%{interface}"]

@@ -22,8 +22,8 @@ from agent.probes import Event, Probe, ProbeContext, ProbeError
 from agent.probes.connectivity.dnsquery import Resolver, resolvers
 from agent.probes.connectivity.echo import EchoSampler, EchoUnavailable
 from agent.probes.connectivity.outages import OutageTracker
-from agent.probes.connectivity.route import default_gateway
 from agent.probes.connectivity.window import Plan, Window
+from agent.routes import default_gateway
 from agent.scheduler import Planner
 from agent.wire import ConnectivityPayload
 

@@ -20,7 +20,6 @@ read; the result holds only those hashes and counts, never an address of a clien
 
 from __future__ import annotations
 
-import array
 import contextlib
 import errno
 import ipaddress
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from agent.probes.users import bpf
 from agent.probes.users.census import CensusUnavailable, DeviceKeys, SourceResult, is_device_address
 
 if TYPE_CHECKING:
@@ -57,7 +57,6 @@ ARP_ETHERTYPE = struct.pack("!H", ETH_P_ARP)
 # linux/socket.h, linux/if_packet.h, linux/filter.h (the socket module lacks some of them).
 SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23
-SO_ATTACH_FILTER = 26
 PACKET_OUTGOING = 4
 SKF_AD_PKTTYPE = 0xFFFFF000 + 4  # SKF_AD_OFF (-0x1000) + SKF_AD_PKTTYPE, as the u32 the kernel reads
 
@@ -70,30 +69,26 @@ SEND_RETRY_SECONDS = 0.5
 DRAIN_FRAMES = 1024
 
 
-def _bpf(code: int, jt: int, jf: int, k: int) -> bytes:
-    return struct.pack("=HBBI", code, jt, jf, k)
-
-
 LDB_ABS, LDH_ABS, JEQ_K, RET_K = 0x30, 0x28, 0x15, 0x06
 # Accept incoming ARP requests and replies for Ethernet/IPv4, keep their first 64 bytes; drop
 # everything else, including our own requests (a packet socket also sees what it sends).
 # Jump offsets count the instructions to skip; instruction 13 accepts, 14 drops.
 ARP_FILTER = b"".join((
-    _bpf(LDB_ABS, 0, 0, SKF_AD_PKTTYPE),
-    _bpf(JEQ_K, 12, 0, PACKET_OUTGOING),
-    _bpf(LDH_ABS, 0, 0, 12),                 # ethertype
-    _bpf(JEQ_K, 0, 10, ETH_P_ARP),
-    _bpf(LDH_ABS, 0, 0, 14),                 # hardware type
-    _bpf(JEQ_K, 0, 8, ARPHRD_ETHER),
-    _bpf(LDH_ABS, 0, 0, 16),                 # protocol type
-    _bpf(JEQ_K, 0, 6, ETH_P_IP),
-    _bpf(LDH_ABS, 0, 0, 18),                 # hardware and protocol address lengths
-    _bpf(JEQ_K, 0, 4, 0x0604),
-    _bpf(LDH_ABS, 0, 0, 20),                 # operation
-    _bpf(JEQ_K, 1, 0, ARPOP_REPLY),
-    _bpf(JEQ_K, 0, 1, ARPOP_REQUEST),
-    _bpf(RET_K, 0, 0, 64),
-    _bpf(RET_K, 0, 0, 0),
+    bpf.instruction(LDB_ABS, 0, 0, SKF_AD_PKTTYPE),
+    bpf.instruction(JEQ_K, 12, 0, PACKET_OUTGOING),
+    bpf.instruction(LDH_ABS, 0, 0, 12),                 # ethertype
+    bpf.instruction(JEQ_K, 0, 10, ETH_P_ARP),
+    bpf.instruction(LDH_ABS, 0, 0, 14),                 # hardware type
+    bpf.instruction(JEQ_K, 0, 8, ARPHRD_ETHER),
+    bpf.instruction(LDH_ABS, 0, 0, 16),                 # protocol type
+    bpf.instruction(JEQ_K, 0, 6, ETH_P_IP),
+    bpf.instruction(LDH_ABS, 0, 0, 18),                 # hardware and protocol address lengths
+    bpf.instruction(JEQ_K, 0, 4, 0x0604),
+    bpf.instruction(LDH_ABS, 0, 0, 20),                 # operation
+    bpf.instruction(JEQ_K, 1, 0, ARPOP_REPLY),
+    bpf.instruction(JEQ_K, 0, 1, ARPOP_REQUEST),
+    bpf.instruction(RET_K, 0, 0, 64),
+    bpf.instruction(RET_K, 0, 0, 0),
 ))
 
 Interfaces = Callable[[], Mapping[str, Sequence[Any]]]
@@ -217,9 +212,7 @@ def _default_route_interface(interfaces: Mapping[str, Sequence[Any]],
 
 
 def _system_gateway() -> str | None:
-    # Imported when used: the connectivity package costs the daemon nothing (it loads it
-    # anyway), but a short-lived census with a configured interface does not need it.
-    from agent.probes.connectivity.route import default_gateway
+    from agent.routes import default_gateway
 
     return default_gateway()
 
@@ -233,14 +226,9 @@ def open_arp_socket(interface: str) -> socket.socket:
     except PermissionError:
         raise CensusUnavailable(NO_CAPABILITY) from None
     try:
-        program = array.array("B", ARP_FILTER)
-        address, _ = program.buffer_info()
         # No socket filters here: sender() filters in Python instead.
         with contextlib.suppress(OSError):
-            # struct sock_fprog {unsigned short len; struct sock_filter *filter;}; the kernel
-            # copies the program during the call, so `program` need live only until it returns.
-            sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER,
-                            struct.pack("HP", len(ARP_FILTER) // 8, address))
+            bpf.attach(sock, ARP_FILTER)
         # Linux 4.20+: our own requests are not even copied to us; older kernels, the filter
         # (or sender() and our own MAC) drop them.
         with contextlib.suppress(OSError):

@@ -16,7 +16,6 @@ broadcast and multicast sources are not devices.
 
 from __future__ import annotations
 
-import array
 import errno
 import ipaddress
 import select
@@ -28,7 +27,9 @@ from pathlib import Path
 from typing import Protocol
 
 from agent.config import PassiveCensusConfig
+from agent.probes.users import bpf
 from agent.probes.users.census import CensusUnavailable, DeviceKeys, SourceResult, is_device_address
+from agent.routes import default_route_interface
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
@@ -42,7 +43,6 @@ MDNS_IPV4 = ipaddress.IPv4Address("224.0.0.251").packed
 MDNS_IPV6 = ipaddress.IPv6Address("ff02::fb").packed
 BOOTREQUEST = 1
 ARPHRD_ETHER = 1
-SO_ATTACH_FILTER = 26  # asm-generic/socket.h
 PACKET_OUTGOING = 4  # linux/if_packet.h: a frame this host sent, looped back to the socket
 # Bytes of a frame the filter hands up: enough for DHCP's chaddr behind the longest IPv4
 # header (14 + 60 + 8 + 28 + 16 = 126).
@@ -123,7 +123,7 @@ FILTER = assemble(_PROGRAM)
 
 def filter_bytes(program: list[tuple[int, int, int, int]] = FILTER) -> bytes:
     """struct sock_filter[] (linux/filter.h) in host byte order."""
-    return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
+    return b"".join(bpf.instruction(*instruction) for instruction in program)
 
 
 # ---- frames -------------------------------------------------------------------------------
@@ -205,11 +205,7 @@ def open_capture(interface: str) -> Capture:
                                 "capability (the systemd unit's AmbientCapabilities) or remove "
                                 "\"passive\" from users.sources") from None
     try:
-        # struct sock_fprog {unsigned short len; struct sock_filter *filter}: the kernel
-        # copies the program from this array's address (array, not ctypes: no extra import).
-        program = array.array("B", filter_bytes())
-        address, _ = program.buffer_info()
-        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("HP", len(FILTER), address))
+        bpf.attach(sock, filter_bytes())
         sock.bind((interface, ETH_P_ALL))
     except OSError as error:
         sock.close()
@@ -218,30 +214,6 @@ def open_capture(interface: str) -> Capture:
                                     "does not exist") from None
         raise CensusUnavailable(f"cannot listen on {interface!r}: {error.strerror or error}") from None
     return sock
-
-
-def default_route_interface(route_table: Path = Path("/proc/net/route")) -> str | None:
-    """The interface of the IPv4 default route with the lowest metric (linux/route.h:
-    destination 0, RTF_UP); None when there is none."""
-    try:
-        lines = route_table.read_text().splitlines()
-    except OSError:
-        return None
-    best: tuple[int, str] | None = None
-    for line in lines[1:]:
-        fields = line.split()
-        if len(fields) < 8:
-            continue
-        interface, destination, _gateway, flags, _refs, _use, metric, mask = fields[:8]
-        try:
-            if int(destination, 16) or int(mask, 16) or not int(flags, 16) & 0x1:
-                continue
-            rank = int(metric)
-        except ValueError:
-            continue
-        if best is None or rank < best[0]:
-            best = (rank, interface)
-    return best[1] if best else None
 
 
 class PassiveSource:

@@ -1,4 +1,5 @@
-"""The default gateway, read from the kernel's routing tables in /proc (Linux).
+"""The default route, read from the kernel's routing tables in /proc (Linux): its gateway
+and its interface.
 
 The gateway is the school LAN's end: when it answers while the internet targets do not, the
 fault is past the school (the provider's side). Reading /proc costs no process and no traffic;
@@ -41,33 +42,48 @@ def _read_lines(path: Path) -> list[str]:
         return []
 
 
+def default_route_interface(route_table: Path = Path("/proc/net/route")) -> str | None:
+    """The interface of the IPv4 default route with the lowest metric (the machine's way out:
+    what the system probe calls the uplink and the census listens on); None when there is none."""
+    best = _ipv4_default_route(route_table)
+    return None if best is None else best[0]
+
+
 def _ipv4_gateway(path: Path) -> str | None:
-    """/proc/net/route: a header line, then one route per line. An address is the kernel's
+    best = _ipv4_default_route(path)
+    return None if best is None else best[1]
+
+
+def _ipv4_default_route(path: Path) -> tuple[str, str | None] | None:
+    """(interface, gateway) of the usable IPv4 default route with the lowest metric.
+
+    /proc/net/route: a header line, then one route per line. An address is the kernel's
     32-bit value (network byte order) printed as a native number: on a little-endian Pi
     0100A8C0 is 192.168.0.1. Packed natively again it gives the address bytes on any CPU."""
     lines = _read_lines(path)
     if not lines:
         return None
     columns = {name: index for index, name in enumerate(lines[0].split())}
-    needed = ("Destination", "Gateway", "Flags", "Metric", "Mask")
+    needed = ("Iface", "Destination", "Gateway", "Flags", "Metric", "Mask")
     if any(name not in columns for name in needed):
         return None
-    best: tuple[int, str | None] | None = None
+    best: tuple[int, str, str | None] | None = None
     for line in lines[1:]:
         fields = line.split()
         try:
-            destination, gateway, flags, metric, mask = (fields[columns[name]] for name in needed)
+            interface, destination, gateway, flags, metric, mask = (
+                fields[columns[name]] for name in needed)
             flag_bits = int(flags, 16)
             if int(destination, 16) or int(mask, 16) or not flag_bits & RTF_UP or flag_bits & RTF_REJECT:
                 continue
             address = (socket.inet_ntoa(struct.pack("=I", int(gateway, 16)))
                        if flag_bits & RTF_GATEWAY else None)
-            candidate = (int(metric), address)
+            candidate = (int(metric), interface, address)
         except (IndexError, ValueError, struct.error):
             continue  # a line we cannot read is not a route we can use
         if best is None or candidate[0] < best[0]:
             best = candidate
-    return None if best is None else best[1]
+    return None if best is None else (best[1], best[2])
 
 
 def _ipv6_gateway(path: Path) -> str | None:
