@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agent.config import UsersProbeConfig
+from agent.netlink import MalformedMessage, Message, attribute_map, encode_message, parse_messages
 from agent.probes.users.census import CensusUnavailable, DeviceKeys, SourceResult, is_device_address
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,7 @@ NUD_PERMANENT = 0x80
 # A device answered lately (REACHABLE) or answered once and is not known to be gone.
 NUD_SEEN = NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE
 
-_NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _NDMSG = struct.Struct("=BBHiHBB")  # family, pad, pad, ifindex, state, flags, type
-_RTATTR = struct.Struct("=HH")  # len, type
 # A dump datagram is at most 32 KiB (netlink_dump); a roomier buffer never cuts one.
 RECEIVE_BUFFER_BYTES = 65536
 NETLINK_TIMEOUT_SECONDS = 5.0
@@ -85,10 +84,6 @@ def open_route_socket() -> NetlinkSocket:
     sock.settimeout(NETLINK_TIMEOUT_SECONDS)
     sock.bind((0, 0))
     return sock
-
-
-def _align(length: int) -> int:
-    return (length + 3) & ~3
 
 
 # ---- IPv4: /proc/net/arp ------------------------------------------------------------------
@@ -118,34 +113,19 @@ def arp_table_devices(text: str, keys: DeviceKeys, counted: Callable[[str], bool
 # ---- IPv6: an RTM_GETNEIGH dump -----------------------------------------------------------
 
 def neighbour_dump_request(seq: int, family: int = socket.AF_INET6) -> bytes:
-    body = _NDMSG.pack(family, 0, 0, 0, 0, 0, 0)
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
+    return encode_message(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, seq,
+                          _NDMSG.pack(family, 0, 0, 0, 0, 0, 0))
 
 
 class DumpIncomplete(Exception):
     """The kernel ended the dump with an error, or sent bytes that are not netlink."""
 
 
-def _messages(datagram: bytes) -> Iterator[tuple[int, bytes]]:
-    offset = 0
-    while offset + _NLMSGHDR.size <= len(datagram):
-        length, kind, _flags, _seq, _pid = _NLMSGHDR.unpack_from(datagram, offset)
-        if length < _NLMSGHDR.size or offset + length > len(datagram):
-            raise DumpIncomplete(f"a netlink message at byte {offset} claims {length} bytes")
-        yield kind, datagram[offset + _NLMSGHDR.size:offset + length]
-        offset += _align(length)
-
-
-def _attributes(data: bytes) -> dict[int, bytes]:
-    found = {}
-    offset = 0
-    while offset + _RTATTR.size <= len(data):
-        length, kind = _RTATTR.unpack_from(data, offset)
-        if length < _RTATTR.size or offset + length > len(data):
-            break  # a cut attribute: keep what came before it
-        found[kind] = data[offset + _RTATTR.size:offset + length]
-        offset += _align(length)
-    return found
+def _messages(datagram: bytes) -> list[Message]:
+    try:
+        return parse_messages(datagram)
+    except MalformedMessage as exc:
+        raise DumpIncomplete(str(exc)) from None
 
 
 def neighbour_dump_devices(datagrams: Iterable[bytes], keys: DeviceKeys,
@@ -154,7 +134,8 @@ def neighbour_dump_devices(datagrams: Iterable[bytes], keys: DeviceKeys,
     the interfaces (by index) ``counted`` accepts."""
     devices: set[bytes] = set()
     for datagram in datagrams:
-        for kind, payload in _messages(datagram):
+        for message in _messages(datagram):
+            kind, payload = message.type, message.payload
             if kind == NLMSG_DONE:
                 code = struct.unpack_from("=i", payload)[0] if len(payload) >= 4 else 0
                 if code < 0:
@@ -168,7 +149,10 @@ def neighbour_dump_devices(datagrams: Iterable[bytes], keys: DeviceKeys,
             _family, _, _, ifindex, state, _flags, _type = _NDMSG.unpack_from(payload)
             if not state & NUD_SEEN or state & (NUD_NOARP | NUD_PERMANENT) or not counted(ifindex):
                 continue
-            mac = _attributes(payload[_NDMSG.size:]).get(NDA_LLADDR, b"")
+            try:
+                mac = attribute_map(payload[_NDMSG.size:]).get(NDA_LLADDR, b"")
+            except MalformedMessage:
+                continue  # a cut entry: the others still count
             if is_device_address(mac):
                 devices.add(keys(mac))
     raise DumpIncomplete("the neighbour dump stopped before NLMSG_DONE")

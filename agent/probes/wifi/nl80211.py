@@ -31,6 +31,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from agent.netlink import (
+    _NLATTR,
+    _NLMSGHDR,
+    NLA_F_NESTED,
+    MalformedMessage,
+    Message,
+    align,
+    attribute_map,
+    attributes,
+    encode_message,
+    parse_messages,
+)
 from agent.probes.wifi import radio
 from agent.probes.wifi.ies import decode_ssid, parse_elements
 from agent.probes.wifi.reading import LinkReading, ScanEntry
@@ -51,9 +63,6 @@ NLMSG_NOOP = 1
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
 NLMSG_OVERRUN = 4
-NLA_F_NESTED = 0x8000
-NLA_F_NET_BYTEORDER = 0x4000
-NLA_TYPE_MASK = ~(NLA_F_NESTED | NLA_F_NET_BYTEORDER) & 0xFFFF
 NLMSGERR_ATTR_MSG = 1
 SOL_NETLINK = 270  # linux/socket.h
 NETLINK_ADD_MEMBERSHIP = 1
@@ -153,17 +162,10 @@ NL80211_SURVEY_INFO_IN_USE = 3
 CHANNEL_WIDTH_MHZ = {0: 20, 1: 20, 2: 40, 3: 80, 4: 160, 5: 160, 6: 5, 7: 10, 8: 1, 9: 2,
                      10: 4, 11: 8, 12: 16, 13: 320}
 
-_NLMSGHDR = struct.Struct("=IHHII")
 _GENLMSGHDR = struct.Struct("=BBH")
-_NLATTR = struct.Struct("=HH")
 # Dumps come in datagrams of up to 32 KiB (netlink_dump's cap); a datagram larger than the
 # buffer would be cut silently, so the buffer is roomier than any.
 RECEIVE_BUFFER_BYTES = 65536
-
-
-class MalformedMessage(ValueError):
-    """Bytes that are not the netlink messages the headers describe (a truncated header,
-    a length running past the data)."""
 
 
 class NetlinkError(Exception):
@@ -186,66 +188,6 @@ class ScanNotPermitted(ScanNotTriggered):
 
 
 # ---- the wire format: pure decoding and encoding -----------------------------------------
-
-def align(length: int) -> int:
-    """NLMSG_ALIGN / NLA_ALIGN: lengths rounded up to 4 bytes."""
-    return (length + 3) & ~3
-
-
-@dataclass(frozen=True)
-class Message:
-    """One netlink message: its header fields and the bytes after the header."""
-
-    type: int
-    flags: int
-    seq: int
-    port: int
-    payload: bytes
-
-
-def parse_messages(data: bytes) -> list[Message]:
-    """The messages of one datagram (the kernel packs several into one recv())."""
-    messages = []
-    offset = 0
-    while offset + _NLMSGHDR.size <= len(data):
-        length, kind, flags, seq, port = _NLMSGHDR.unpack_from(data, offset)
-        if length < _NLMSGHDR.size or offset + length > len(data):
-            raise MalformedMessage(f"a netlink message at byte {offset} claims {length} bytes; "
-                                   f"{len(data) - offset} are left")
-        messages.append(Message(kind, flags, seq, port, bytes(data[offset + _NLMSGHDR.size:offset + length])))
-        offset += align(length)
-    if offset < len(data) and any(data[offset:]):
-        raise MalformedMessage(f"{len(data) - offset} stray bytes after the last netlink message")
-    return messages
-
-
-@dataclass(frozen=True)
-class Attribute:
-    type: int  # with the flag bits masked off
-    nested: bool  # NLA_F_NESTED was set (the kernel does not always set it on nests)
-    payload: bytes
-
-
-def attributes(data: bytes) -> list[Attribute]:
-    """A run of attributes, each padded to 4 bytes; repeated types are all kept (the
-    members of a nested list carry their index as type)."""
-    found = []
-    offset = 0
-    while offset + _NLATTR.size <= len(data):
-        length, kind = _NLATTR.unpack_from(data, offset)
-        if length < _NLATTR.size or offset + length > len(data):
-            raise MalformedMessage(f"an attribute at byte {offset} claims {length} bytes; "
-                                   f"{len(data) - offset} are left")
-        found.append(Attribute(kind & NLA_TYPE_MASK, bool(kind & NLA_F_NESTED),
-                               bytes(data[offset + _NLATTR.size:offset + length])))
-        offset += align(length)
-    return found
-
-
-def attribute_map(data: bytes) -> dict[int, bytes]:
-    """Attributes by type; the last of a repeated type wins, as libnl's nla_parse does."""
-    return {attribute.type: attribute.payload for attribute in attributes(data)}
-
 
 @dataclass(frozen=True)
 class GenericMessage:
@@ -291,8 +233,7 @@ def encode_attribute(kind: int, payload: bytes) -> bytes:
 
 def encode_request(family: int, command: int, flags: int, seq: int, attrs: bytes = b"",
                    port: int = 0) -> bytes:
-    body = _GENLMSGHDR.pack(command, 1, 0) + attrs
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), family, flags, seq, port) + body
+    return encode_message(family, flags, seq, _GENLMSGHDR.pack(command, 1, 0) + attrs, port)
 
 
 def _u8(data: bytes | None) -> int | None:
