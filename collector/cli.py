@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -136,9 +137,23 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default 30d)")
     rooms.add_argument("--json", action="store_true", help="print one JSON object, not a table")
     rooms.set_defaults(run=cmd_rooms)
+    imports = commands.add_parser("import", help="read a CSV (or iCalendar) file into the store: "
+                                  "contracts, measurements")
+    import_commands = imports.add_subparsers(metavar="WHAT", required=True, parser_class=OneLineParser)
+    exports = commands.add_parser("export", help="write what the store holds as CSV")
+    export_commands = exports.add_subparsers(metavar="WHAT", required=True, parser_class=OneLineParser)
+    # Commands of their own modules: each adds its parsers to `commands`, and its kinds of
+    # file to `import` and `export`.
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(commands, import_commands, export_commands)
     _accept_db_everywhere(parser)
     return parser
 
+
+# Contracts and school details (import/export), measurement imports, the calendar,
+# verdicts, retention and backup.
+COMMAND_MODULES = ("collector.cli_registry", "collector.cli_measurements", "collector.cli_calendar",
+                   "collector.cli_verdicts", "collector.cli_retention")
 
 DB_HELP = ("database URL: sqlite:///FILE (default: $SCHOOLNET_DB, else "
            "sqlite:///schoolnet-collector.db) or postgresql://USER@HOST/DB")
@@ -329,6 +344,12 @@ def _duration(text: str, option: str) -> float:
 
 
 Command = Callable[[argparse.Namespace], int]
+
+# For the command modules (collector/cli_*.py): the store, the settings and durations as
+# every command here reads them.
+open_store = _engine
+load_settings = _settings
+duration_option = _duration
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -32,11 +32,31 @@ class CollectorSettings(BaseSettings):
     # A room whose newest observation is older than this leaves /metrics (its history stays);
     # long by default: a room only surveyed is surveyed perhaps once a year.
     room_expiry: float = Field(default=400 * 86400, gt=0)
+    # The time zone of schools that do not name their own (schools.timezone): school hours,
+    # holidays and the days verdicts count are the school's local ones.
+    timezone: str = "Europe/Amsterdam"
+    # Raw records older than this are removed (their daily aggregates stay): 13 months, so
+    # a year can be compared with the one before (396 days covers any 13 months).
+    retention: float = Field(default=396 * 86400, gt=0)
+    # The period verdicts look back over, on /metrics and by default in `verdicts`.
+    verdict_window: float = Field(default=30 * 86400, gt=0)
 
-    @field_validator("agent_expiry", "room_expiry", mode="before")
+    @field_validator("agent_expiry", "room_expiry", "retention", "verdict_window", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError(
+                "timezone", f"{value!r} is not a time zone name (like Europe/Amsterdam)") from None
+        return value
 
     @field_validator("wifi_browsing_dbm")
     @classmethod

@@ -32,6 +32,10 @@ boards = Table(
     Column("slug", String(63), nullable=False, unique=True),
     Column("name", String(200), nullable=False),
     Column("created_at", Float, nullable=False),
+    # The rule set verdicts follow, and the board's capacity profiles (a BoardPolicy
+    # document, collector/policy.py); null = the defaults. From migration 0005.
+    Column("rule_set", String(16)),
+    Column("policy", JSON),
 )
 
 schools = Table(
@@ -41,6 +45,23 @@ schools = Table(
     Column("slug", String(63), nullable=False),
     Column("name", String(200), nullable=False),
     Column("created_at", Float, nullable=False),
+    # What the board's spreadsheet says of the school (migration 0005 on).
+    Column("external_id", String(64)),
+    Column("pupils", Integer),
+    Column("address", String(300)),
+    Column("postcode", String(16)),
+    Column("city", String(100)),
+    Column("region", String(100)),
+    Column("latitude", Float),
+    Column("longitude", Float),
+    # The school day: local "HH:MM" and ISO weekday numbers "1,2,3,4,5"; null = the
+    # defaults (08:30-15:30, Monday to Friday) in `timezone` (null = SCHOOLNET_TIMEZONE).
+    Column("timezone", String(64)),
+    Column("hours_start", String(5)),
+    Column("hours_end", String(5)),
+    Column("school_days", String(16)),
+    # Pupils in video lessons at once, for the capacity verdict; null = not known.
+    Column("video_participants", Integer),
     UniqueConstraint("board_id", "slug"),
 )
 
@@ -247,4 +268,103 @@ room_latest = Table(
     Column("signal_dbm", Float),
     Column("agent_id", ForeignKey("agents.id"), nullable=False),
     Column("observations_total", BigInteger, nullable=False),
+)
+
+# --- contracts, calendar, verdicts (issue 7) -------------------------------------------------
+# A school's internet lines: a main line and perhaps a backup (4G). `networks` is a JSON
+# list of CIDR prefixes that identify the line: its public addresses and the provider's
+# access routers, against which results are attributed (collector/attribution.py).
+connections = Table(
+    "connections", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("school_id", ForeignKey("schools.id"), nullable=False),
+    Column("slug", String(63), nullable=False),
+    Column("provider", String(200), nullable=False),
+    Column("provider_id", String(63), nullable=False),
+    Column("technology", String(16), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("networks", JSON, nullable=False),
+    Column("support_contact", String(300)),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("school_id", "slug"),
+)
+
+# The terms of a connection from a date on: a new row when the contract changes (an
+# upgrade), so every result is judged by the terms in force when it was measured. Speeds
+# in bytes per second; dates are the school's local ISO dates, `ends_on` inclusive.
+contracts = Table(
+    "contracts", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("connection_id", ForeignKey("connections.id"), nullable=False),
+    Column("starts_on", String(10), nullable=False),
+    Column("ends_on", String(10)),
+    Column("download_advertised", Float, nullable=False),
+    Column("upload_advertised", Float, nullable=False),
+    Column("download_minimum", Float),
+    Column("upload_minimum", Float),
+    Column("download_normal", Float),
+    Column("upload_normal", Float),
+    Column("download_maximum", Float),
+    Column("upload_maximum", Float),
+    Column("monthly_cost", Float),
+    Column("currency", String(3)),
+    Column("sla_response_seconds", Float),
+    Column("sla_restore_seconds", Float),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("connection_id", "starts_on"),
+)
+
+# Days without school: for one school, a board, a region (schools.region) or everyone
+# ("all"). `calendar` names the scope: "school:<pk>", "board:<pk>", "region:<name>", "all".
+# Dates are local ISO dates, both inclusive.
+holidays = Table(
+    "holidays", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("calendar", String(200), nullable=False),
+    Column("starts_on", String(10), nullable=False),
+    Column("ends_on", String(10), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("calendar", "starts_on", "ends_on", "name"),
+)
+
+# Every bandwidth result the verdicts read: the agents' (one row per accepted `bandwidth`
+# record, written at ingest) and those imported from a board's archive (`source` =
+# "import", `import_key` the hash of what the row says, so importing a file twice adds
+# nothing). `connection_id` is the line it was attributed to and `attribution` how.
+bandwidth_results = Table(
+    "bandwidth_results", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("school_id", ForeignKey("schools.id"), nullable=False),
+    Column("agent_id", ForeignKey("agents.id")),
+    Column("record_id", BigInteger, unique=True),
+    Column("import_key", String(64), unique=True),
+    Column("source", String(16), nullable=False),
+    Column("connection_id", ForeignKey("connections.id")),
+    Column("attribution", String(64), nullable=False),
+    Column("measured_at", Float, nullable=False),
+    Column("download_bytes_per_second", Float),
+    Column("upload_bytes_per_second", Float),
+    Column("latency_seconds", Float),
+    Column("valid", Boolean, nullable=False),
+    Column("invalid_reasons", JSON, nullable=False),
+    Column("backend", String(32), nullable=False),
+    Column("server", String(500), nullable=False),
+    Column("concurrent_devices", Integer),
+    Index("ix_bandwidth_results_school_time", "school_id", "measured_at"),
+)
+
+# Kept after the raw records are gone (retention): per school and local day, what a
+# report over that day needs. `scope` is "school", "connection/<slug>" or "agent/<slug>";
+# `data` is a document per kind (see collector/retention.py).
+daily_aggregates = Table(
+    "daily_aggregates", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("school_id", ForeignKey("schools.id"), nullable=False),
+    Column("scope", String(80), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("school_id", "scope", "day", "kind"),
 )
