@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, select
 
 from agent.config import deep_merge
 from agent.wire import CentralSettings
+from collector.contracts import contract_settings
 from collector.db.engine import writer
 from collector.db.schema import agent_settings
 from collector.registry import RegistryError, find_agent, resolve_school
@@ -67,7 +68,8 @@ def show_settings(engine: Engine, school: str, agent: str | None) -> dict[str, A
     return document or {}
 
 
-def settings_for_agent(engine: Engine, school_pk: int, agent_pk: int) -> CentralSettings:
+def settings_for_agent(engine: Engine, school_pk: int, agent_pk: int,
+                       default_timezone: str = "UTC") -> CentralSettings:
     with engine.connect() as conn:
         rows = conn.execute(
             select(agent_settings.c.agent_id, agent_settings.c.document,
@@ -75,9 +77,12 @@ def settings_for_agent(engine: Engine, school_pk: int, agent_pk: int) -> Central
             .where(agent_settings.c.school_id == school_pk,
                    (agent_settings.c.agent_id.is_(None)) | (agent_settings.c.agent_id == agent_pk))
         ).all()
+        # The registry's contract speeds come first, so an admin's explicit setting (school
+        # or agent) still wins; the agent's own file wins over all of it.
+        registered = contract_settings(conn, school_pk, default_timezone)
     school_doc = next((r for r in rows if r.agent_id is None), None)
     agent_doc = next((r for r in rows if r.agent_id is not None), None)
-    merged = deep_merge(school_doc.document if school_doc else {},
+    merged = deep_merge(deep_merge(registered, school_doc.document if school_doc else {}),
                         agent_doc.document if agent_doc else {})
     updated = max((r.updated_at for r in rows), default=None)
     return CentralSettings(settings=merged, updated_at_seconds=updated)

@@ -1,9 +1,15 @@
-"""`schoolnet-collector` commands: registry (being written)."""
+"""`schoolnet-collector` commands for the registry: the contracts CSV (import, export),
+a school's connections, school details and a board's policy."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any, TypeAlias
+
+from agent.cli import OneLineParser
 
 # argparse._SubParsersAction is not subscriptable at run time: annotations only.
 Subcommands: TypeAlias = "argparse._SubParsersAction[Any]"
@@ -12,3 +18,165 @@ Subcommands: TypeAlias = "argparse._SubParsersAction[Any]"
 def register(commands: Subcommands, imports: Subcommands, exports: Subcommands) -> None:
     """Add this module's commands to the collector's parser (`imports`, `exports`: the
     actions of `import` and `export`)."""
+    contracts_in = imports.add_parser(
+        "contracts", help="contracts CSV: boards, schools, their lines and contract terms, one "
+        "row per term (see docs/contracts-csv.md); all rows or none")
+    contracts_in.add_argument("file", type=Path, metavar="FILE.csv")
+    contracts_in.set_defaults(run=cmd_import_contracts)
+
+    contracts_out = exports.add_parser("contracts", help="the contracts CSV, one row per term")
+    contracts_out.add_argument("--board", help="only this board's schools")
+    contracts_out.add_argument("--output", type=Path, metavar="FILE",
+                               help="write here (default: standard output)")
+    contracts_out.set_defaults(run=cmd_export_contracts)
+
+    connection = commands.add_parser("connection", help="a school's internet lines and contracts")
+    connection_commands = connection.add_subparsers(metavar="ACTION", required=True,
+                                                    parser_class=OneLineParser)
+    listing = connection_commands.add_parser("list", help="the school's lines with the terms in "
+                                             "force today (Mbit/s)")
+    listing.add_argument("--school", required=True, help="SCHOOL id, or BOARD/SCHOOL")
+    listing.add_argument("--json", action="store_true", help="one JSON object, with every term")
+    listing.set_defaults(run=cmd_connection_list)
+
+    board_commands = _actions_of(commands, "board")
+    board_set = board_commands.add_parser(
+        "set", help="set the board's policy: rule_set=bnetza, capacity.profile=basis, "
+        "capacity.margin_ratio=0.5, capacity.per_device_mbps.basis=0.75, "
+        "capacity.per_video_participant_mbps=1.5; prints the policy")
+    board_set.add_argument("board", help="the board's id")
+    board_set.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    board_set.set_defaults(run=cmd_board_set)
+    board_show = board_commands.add_parser("show", help="print the board's policy as JSON "
+                                           "(speeds in bytes per second)")
+    board_show.add_argument("board", help="the board's id")
+    board_show.set_defaults(run=cmd_board_show)
+
+    school_commands = _actions_of(commands, "school")
+    school_set = school_commands.add_parser(
+        "set", help="set school details, as the CSV's columns: school_name, external_id, pupils, "
+        "address, postcode, city, region, latitude, longitude, timezone, school_hours=08:30-15:30, "
+        "school_days=mon-fri, video_participants (KEY= clears one); prints them")
+    school_set.add_argument("school", help="SCHOOL id, or BOARD/SCHOOL")
+    school_set.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    school_set.set_defaults(run=cmd_school_set)
+    school_show = school_commands.add_parser("show", help="print the school's details as JSON")
+    school_show.add_argument("school", help="SCHOOL id, or BOARD/SCHOOL")
+    school_show.set_defaults(run=cmd_school_show)
+
+
+def _actions_of(commands: Subcommands, name: str) -> Subcommands:
+    """The ACTION subparsers of a command that collector/cli.py defines (board, school)."""
+    parser = commands.choices[name]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise LookupError(f"the {name!r} command has no actions")
+
+
+def cmd_import_contracts(args: argparse.Namespace) -> int:
+    from collector.cli import PROG, UsageError, open_store
+    from collector.contracts import import_contracts
+    from collector.contracts_csv import ContractImportError
+
+    text = _read_text(args.file, UsageError)
+    try:
+        report = import_contracts(open_store(args), text, source_name=str(args.file))
+    except ContractImportError as exc:
+        # Every problem, one per line, so a board can fix the whole sheet in one go.
+        for line in str(exc).splitlines():
+            print(f"{PROG}: error: {line}", file=sys.stderr)
+        print(f"{PROG}: nothing was imported ({len(exc.errors)} problems)", file=sys.stderr)
+        return 1
+    print(report.summary(), file=sys.stderr)
+    return 0
+
+
+def _read_text(path: Path, error: type[Exception]) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, not a CSV file") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start}); save it as CSV UTF-8") from None
+    except OSError as exc:
+        raise error(f"{path}: {exc.strerror}") from None
+
+
+def cmd_export_contracts(args: argparse.Namespace) -> int:
+    from collector.cli import UsageError, open_store
+    from collector.contracts import export_contracts
+
+    text = export_contracts(open_store(args), args.board)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--output {args.output}: {exc.strerror}") from None
+    return 0
+
+
+def cmd_connection_list(args: argparse.Namespace) -> int:
+    from collector.cli import load_settings, open_store
+    from collector.contracts import connections_document
+
+    document = connections_document(open_store(args), args.school, load_settings(args).timezone)
+    if args.json:
+        print(json.dumps(document, indent=2))
+        return 0
+    print("connection\tprovider\ttechnology\trole\tdown Mbit/s\tup Mbit/s\tsince")
+    for line in document["connections"]:
+        current = line["current"]
+        speeds = ("-", "-", "-") if current is None else (
+            _mbps(current["download_advertised_mbps"]), _mbps(current["upload_advertised_mbps"]),
+            current["starts_on"])
+        print("\t".join((line["connection"], line["provider"], line["technology"], line["role"],
+                         *speeds)))
+    return 0
+
+
+def _mbps(value: float) -> str:
+    return f"{value:g}"
+
+
+def cmd_board_set(args: argparse.Namespace) -> int:
+    from collector.cli import open_store
+    from collector.contracts import policy_assignments, policy_document, set_board_policy
+
+    policy = set_board_policy(open_store(args), args.board, policy_assignments(args.assignments))
+    print(json.dumps(policy_document(policy), indent=2))
+    return 0
+
+
+def cmd_board_show(args: argparse.Namespace) -> int:
+    from collector.cli import open_store
+    from collector.contracts import policy_document, show_board_policy
+
+    print(json.dumps(policy_document(show_board_policy(open_store(args), args.board)), indent=2))
+    return 0
+
+
+def cmd_school_set(args: argparse.Namespace) -> int:
+    from collector.cli import UsageError, open_store
+    from collector.contracts import set_school_details
+
+    assignments: dict[str, str] = {}
+    for assignment in args.assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{assignment!r} is not KEY=VALUE (e.g. school_hours=08:30-15:30)")
+        assignments[key.strip()] = value
+    print(json.dumps(set_school_details(open_store(args), args.school, assignments), indent=2))
+    return 0
+
+
+def cmd_school_show(args: argparse.Namespace) -> int:
+    from collector.cli import open_store
+    from collector.contracts import school_details
+
+    print(json.dumps(school_details(open_store(args), args.school), indent=2))
+    return 0

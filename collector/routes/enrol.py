@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from agent.wire import (
@@ -32,5 +32,5 @@ async def enrol(request: EnrollRequest, engine: EngineDep) -> EnrollResponse:
 
 @router.get(AGENT_SETTINGS_PATH, response_model=CentralSettings,
             summary="The settings the collector holds for the calling agent")
-def agent_settings(agent: CurrentAgent, engine: EngineDep) -> CentralSettings:
-    return settings_for_agent(engine, agent.school_id, agent.id)
+def agent_settings(agent: CurrentAgent, engine: EngineDep, request: Request) -> CentralSettings:
+    return settings_for_agent(engine, agent.school_id, agent.id, request.app.state.settings.timezone)
