@@ -18,6 +18,7 @@ from collector.contracts import contract_settings
 from collector.db.engine import writer
 from collector.db.schema import agent_settings
 from collector.registry import RegistryError, find_agent, resolve_school
+from collector.results import reattribute
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:
@@ -57,6 +58,9 @@ def update_settings(engine: Engine, school: str, agent: str | None,
         else:
             conn.execute(agent_settings.update().where(agent_settings.c.id == row.id)
                          .values(document=document, updated_at=time.time()))
+        if "connection" in changes:
+            # An agent pinned to a line (a Pi behind the 4G router): its results move with it.
+            reattribute(conn, school_pk)
     return document
 
 

@@ -46,6 +46,7 @@ from collector.db.schema import (
     streams,
 )
 from collector.registry import AgentIdentity
+from collector.results import record_results
 from collector.rooms import update_rooms
 
 # How many seqs above the watermark one query looks at; the loop asks again only while
@@ -119,6 +120,7 @@ def store(conn: Connection, prepared: Prepared, now: float) -> IngestOutcome:
     _update_bandwidth_totals(conn, agent.id, accepted)
     update_connectivity(conn, agent.id, accepted)
     update_rooms(conn, agent.id, agent.school_id, accepted, now)
+    record_results(conn, agent.id, agent.school_id, accepted)
     _update_health(conn, agent.id, batch, now)
     # What this batch itself accounts for, per stream (stored now or before, rejected,
     # given up), as (first, last) ranges: usually all the watermark needs.
