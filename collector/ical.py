@@ -1,0 +1,236 @@
+"""Holidays from iCalendar files (RFC 5545): school-holiday and public-holiday feeds.
+
+Every VEVENT is a holiday named by its SUMMARY, from DTSTART to DTEND:
+- all-day events (DATE values): DTEND is exclusive, as RFC 5545 says, so a week off from
+  Saturday 18 to Sunday 26 October is written DTSTART 20251018, DTEND 20251027; without
+  DTEND (or DURATION) it is one day;
+- timed events (DATE-TIME): the dates from DTSTART to DTEND on the event's own clock (an
+  end at midnight does not touch the next day);
+- RRULE is expanded with python-dateutil (yearly public holidays), up to its UNTIL or
+  COUNT, or MAX_YEARS after DTSTART when it has neither; RDATE adds dates, EXDATE and
+  changed instances (RECURRENCE-ID) take them out; cancelled events are left out.
+
+Parsing is done in full before anything is written: a file that cannot be read gives
+one line naming what is wrong, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
+
+from dateutil.rrule import rrule, rrulestr
+from icalendar import Calendar, Component
+from sqlalchemy import Engine, select
+
+from collector.calendar import Holiday, check_calendar_key
+from collector.db.engine import writer
+from collector.db.schema import holidays
+
+MAX_YEARS = 5  # how far an open-ended RRULE is expanded
+MAX_OCCURRENCES = 1000  # more from one event is not a holiday calendar
+MAX_NAME = 200  # holidays.name
+
+
+class IcalError(ValueError):
+    """An iCalendar file that cannot be read as holidays; the message is one line."""
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    source: str
+    calendar: str
+    events: int  # VEVENTs that gave holidays (cancelled ones and changed instances aside)
+    holidays: int  # distinct holidays the file gives
+    added: int  # of which new in the store
+
+    @property
+    def existing(self) -> int:
+        return self.holidays - self.added
+
+
+def import_holidays(engine: Engine, text: str, calendar_key: str, *, source_name: str) -> ImportReport:
+    """Store the holidays of an iCalendar file in calendar ``calendar_key`` (one
+    transaction; those already there are left as they are)."""
+    check_calendar_key(calendar_key)
+    found, events = parse_holidays(text, source_name=source_name)
+    with writer(engine) as conn, conn.begin():
+        stored = {(row.starts_on, row.ends_on, row.name) for row in conn.execute(
+            select(holidays.c.starts_on, holidays.c.ends_on, holidays.c.name)
+            .where(holidays.c.calendar == calendar_key))}
+        now = time.time()
+        new = [{"calendar": calendar_key, "starts_on": first.isoformat(), "ends_on": last.isoformat(),
+                "name": name, "created_at": now}
+               for first, last, name in sorted(found)
+               if (first.isoformat(), last.isoformat(), name) not in stored]
+        if new:
+            conn.execute(holidays.insert(), new)
+    return ImportReport(source_name, calendar_key, events, len(found), len(new))
+
+
+def parse_holidays(text: str, *, source_name: str) -> tuple[set[Holiday], int]:
+    """The distinct holidays of an iCalendar text, and how many events gave them."""
+    calendar = _parse(text, source_name)
+    events = list(calendar.walk("VEVENT"))
+    if not events:
+        raise IcalError(f"{source_name}: the calendar has no events (VEVENT)")
+    # Instances changed or cancelled one by one are their own VEVENTs, with the UID of the
+    # recurring one and the start they replace as RECURRENCE-ID.
+    replaced: dict[str, list[Any]] = {}
+    for event in events:
+        if "RECURRENCE-ID" in event:
+            replaced.setdefault(str(event.get("UID", "")), []).append(event.decoded("RECURRENCE-ID"))
+    found: set[Holiday] = set()
+    used = 0
+    for number, event in enumerate(events, start=1):
+        where = _describe(source_name, number, event)
+        try:
+            days = list(_event_holidays(event, replaced.get(str(event.get("UID", "")), [])))
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+            raise IcalError(f"{where}: {_one_line(exc)}") from None
+        if days:
+            used += 1
+            found.update(days)
+    return found, used
+
+
+def _parse(text: str, source_name: str) -> Calendar:
+    try:
+        calendar = Calendar.from_ical(text.lstrip("\ufeff"))
+    except (ValueError, IndexError, KeyError) as exc:
+        raise IcalError(f"{source_name}: not an iCalendar file: {_one_line(exc)}") from None
+    if calendar.name != "VCALENDAR":
+        raise IcalError(f"{source_name}: not an iCalendar file: it holds a {calendar.name}, "
+                        "not a VCALENDAR")
+    return calendar
+
+
+def _event_holidays(event: Component, replaced: list[Any]) -> Iterator[Holiday]:
+    for prop, message in event.errors:
+        raise ValueError(f"{prop}: {message}")
+    if str(event.get("STATUS", "")).upper() == "CANCELLED":
+        return
+    name = " ".join(str(event.get("SUMMARY", "")).split())
+    if not name:
+        raise ValueError("it has no SUMMARY (the holiday's name)")
+    if len(name) > MAX_NAME:
+        raise ValueError(f"its SUMMARY is longer than {MAX_NAME} characters")
+    if "DTSTART" not in event:
+        raise ValueError("it has no DTSTART")
+    start = event.decoded("DTSTART")
+    all_day = not isinstance(start, datetime)
+    zone = None if all_day else start.tzinfo
+    first = _wall(start, zone)
+    length = _length(event, start, first, zone, all_day)
+    for occurrence in _starts(event, first, zone, replaced):
+        yield _dates(occurrence, length, all_day, name)
+
+
+def _length(event: Component, start: Any, first: datetime, zone: tzinfo | None,
+            all_day: bool) -> timedelta:
+    if "DTEND" in event:
+        end = event.decoded("DTEND")
+        if isinstance(end, datetime) == all_day:
+            raise ValueError("DTSTART and DTEND must both be dates or both date-times")
+        length = _wall(end, zone) - first
+        if length < timedelta(0):
+            raise ValueError(f"DTEND {end} is before DTSTART {start}")
+    elif "DURATION" in event:
+        length = event.decoded("DURATION")
+        if length < timedelta(0):
+            raise ValueError("DURATION is negative")
+    else:
+        length = timedelta(0)
+    # An all-day event lasts at least its day (RFC 5545 3.6.1: no DTEND is one day).
+    return max(length, timedelta(days=1)) if all_day else length
+
+
+def _starts(event: Component, first: datetime, zone: tzinfo | None,
+            replaced: list[Any]) -> Iterator[datetime]:
+    """The starts of the event's occurrences, on its own clock (naive)."""
+    if "RECURRENCE-ID" in event:
+        # A changed instance: itself, once.
+        yield first
+        return
+    starts: set[datetime] = set()
+    rules = event.get("RRULE")
+    for rule in rules if isinstance(rules, list) else [rules] if rules is not None else []:
+        starts.update(_expand(rule, first, zone))
+    if not starts:
+        starts.add(first)
+    starts.update(_wall(value, zone) for value in _date_values(event.get("RDATE")))
+    removed = [*_date_values(event.get("EXDATE")), *replaced]
+    # A DATE takes out the occurrence on that date whatever its time (feeds mix DATE and
+    # DATE-TIME values); a DATE-TIME takes out the occurrence that starts then.
+    removed_days = {value for value in removed if not isinstance(value, datetime)}
+    removed_starts = {_wall(value, zone) for value in removed if isinstance(value, datetime)}
+    for start in sorted(starts):
+        if start not in removed_starts and start.date() not in removed_days:
+            yield start
+
+
+def _expand(rule: Any, first: datetime, zone: tzinfo | None) -> Iterator[datetime]:
+    parts = {key: value for key, value in rule.items() if key != "UNTIL"}
+    text = type(rule)(parts).to_ical().decode()
+    try:
+        recurrence = rrulestr(text, dtstart=first)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"RRULE {rule.to_ical().decode()!r}: {_one_line(exc)}") from None
+    if not isinstance(recurrence, rrule):
+        raise ValueError(f"RRULE {rule.to_ical().decode()!r} is not one rule")
+    until = rule.get("UNTIL")
+    bounded = bool(until) or "COUNT" in rule
+    if until:
+        recurrence = recurrence.replace(until=_wall(until[0], zone, end_of_day=True))
+    horizon = first.replace(year=first.year + MAX_YEARS) if first.month != 2 or first.day != 29 \
+        else first.replace(year=first.year + MAX_YEARS, day=28)
+    for count, start in enumerate(recurrence, start=1):
+        if not bounded and start > horizon:
+            return
+        if count > MAX_OCCURRENCES:
+            raise ValueError(f"its RRULE gives more than {MAX_OCCURRENCES} occurrences")
+        yield start
+
+
+def _date_values(prop: Any) -> Iterable[Any]:
+    """The dates and date-times of an RDATE or EXDATE (one or several properties)."""
+    for item in prop if isinstance(prop, list) else [prop] if prop is not None else []:
+        for value in item.dts:
+            moment = value.dt
+            # A PERIOD (start, end or duration) counts from its start.
+            yield moment[0] if isinstance(moment, tuple) else moment
+
+
+def _wall(value: Any, zone: tzinfo | None, *, end_of_day: bool = False) -> datetime:
+    """A DATE or DATE-TIME as a naive reading of the event's own clock."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None and zone is not None:
+            value = value.astimezone(zone)
+        return value.replace(tzinfo=None)
+    if isinstance(value, date):
+        moment = datetime.combine(value, datetime.min.time())
+        return moment.replace(hour=23, minute=59, second=59) if end_of_day else moment
+    raise ValueError(f"{value!r} is not a date or date-time")
+
+
+def _dates(start: datetime, length: timedelta, all_day: bool, name: str) -> Holiday:
+    end = start + length
+    if all_day:
+        return (start.date(), (end - timedelta(days=1)).date(), name)
+    # The dates the event touches; its end is exclusive.
+    last = (end - timedelta(microseconds=1)).date() if end > start else start.date()
+    return (start.date(), last, name)
+
+
+def _describe(source_name: str, number: int, event: Component) -> str:
+    summary = " ".join(str(event.get("SUMMARY", "")).split())
+    label = f" ({summary[:60]})" if summary else (f" (UID {event['UID']})" if "UID" in event else "")
+    return f"{source_name}: event {number}{label}"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
