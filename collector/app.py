@@ -20,8 +20,9 @@ from collector.deps import Admin
 from collector.ingest import GroupCommitter
 from collector.metrics import CollectorMetrics
 from collector.rooms import Thresholds
-from collector.routes import admin, enrol, health, ingest, speed
+from collector.routes import admin, enrol, health, ingest, registry, speed, verdicts
 from collector.settings import CollectorSettings
+from collector.verdict_metrics import VerdictFamilies
 
 log = logging.getLogger("schoolnet.collector")
 
@@ -47,10 +48,12 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     app.state.metrics = CollectorMetrics(
         engine, settings.agent_expiry,
         thresholds=Thresholds(settings.wifi_video_dbm, settings.wifi_browsing_dbm),
-        room_expiry_seconds=settings.room_expiry)
+        room_expiry_seconds=settings.room_expiry,
+        verdicts=VerdictFamilies(engine, window=settings.verdict_window,
+                                 default_timezone=settings.timezone, ttl=settings.verdict_refresh))
     app.state.committer = GroupCommitter(engine)
 
-    for module in (ingest, enrol, speed, admin, health):
+    for module in (ingest, enrol, speed, admin, registry, verdicts, health):
         app.include_router(module.router)
     if not development:
         @app.get("/openapi.json", include_in_schema=False, dependencies=[Admin])

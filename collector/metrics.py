@@ -31,6 +31,7 @@ from collector.rooms import (
     room_families,
 )
 from collector.users import users_families
+from collector.verdict_metrics import VerdictFamilies
 from collector.wifi import wifi_families
 
 IDENTITY = ("board", "school", "agent")
@@ -102,13 +103,13 @@ BANDWIDTH_METRICS = [
                   "Upload goodput of the retest on a second server that the latest test "
                   "made because it came out below the contract, bytes per second"),
     PayloadMetric("contract_download_bytes_per_second",
-                  "schoolnet_contract_download_bytes_per_second",
+                  "schoolnet_agent_contract_download_bytes_per_second",
                   "Advertised download speed of the school's line as the agent knew it at "
-                  "the latest bandwidth test, bytes per second"),
+                  "the latest bandwidth test (its settings from the collector), bytes per second"),
     PayloadMetric("contract_upload_bytes_per_second",
-                  "schoolnet_contract_upload_bytes_per_second",
+                  "schoolnet_agent_contract_upload_bytes_per_second",
                   "Advertised upload speed of the school's line as the agent knew it at "
-                  "the latest bandwidth test, bytes per second"),
+                  "the latest bandwidth test (its settings from the collector), bytes per second"),
     # "More users, less bandwidth": the census count beside each test, so a slow result
     # can be read against how busy the school's network was.
     PayloadMetric("concurrent_devices", "schoolnet_bandwidth_concurrent_devices",
@@ -145,8 +146,10 @@ class StoreCollector(Collector):
     def __init__(self, engine: Engine, expiry_seconds: float,
                  clock: Callable[[], float] = time.time, *,
                  thresholds: Thresholds = DEFAULT_THRESHOLDS,
-                 room_expiry_seconds: float = DEFAULT_ROOM_EXPIRY) -> None:
+                 room_expiry_seconds: float = DEFAULT_ROOM_EXPIRY,
+                 verdicts: VerdictFamilies | None = None) -> None:
         self.engine = engine
+        self.verdicts = verdicts
         self.expiry_seconds = expiry_seconds
         self.clock = clock
         self.thresholds = thresholds
@@ -197,7 +200,8 @@ class StoreCollector(Collector):
                 *connectivity_families(latest_rows, connectivity, labels, now),
                 *wifi_families(latest_rows, labels),
                 *users_families(latest_rows, labels),
-                *room_families(room_rows, self.thresholds)]
+                *room_families(room_rows, self.thresholds),
+                *(self.verdicts.families() if self.verdicts is not None else [])]
 
     def _agent_families(self, agent_rows: Sequence[Any], given_up_rows: Sequence[Any],
                         labels: dict[int, LabelValues]) -> list[Family]:
@@ -383,11 +387,12 @@ class CollectorMetrics:
 
     def __init__(self, engine: Engine, expiry_seconds: float, *,
                  thresholds: Thresholds = DEFAULT_THRESHOLDS,
-                 room_expiry_seconds: float = DEFAULT_ROOM_EXPIRY) -> None:
+                 room_expiry_seconds: float = DEFAULT_ROOM_EXPIRY,
+                 verdicts: VerdictFamilies | None = None) -> None:
         # `_created` series double the page and no dashboard of ours reads them.
         disable_created_metrics()
         self.store = StoreCollector(engine, expiry_seconds, thresholds=thresholds,
-                                    room_expiry_seconds=room_expiry_seconds)
+                                    room_expiry_seconds=room_expiry_seconds, verdicts=verdicts)
         # Everything, for prometheus_client users (tests, get_sample_value) …
         self.registry = CollectorRegistry()
         self.registry.register(self.store)

@@ -40,8 +40,12 @@ class CollectorSettings(BaseSettings):
     retention: float = Field(default=396 * 86400, gt=0)
     # The period verdicts look back over, on /metrics and by default in `verdicts`.
     verdict_window: float = Field(default=30 * 86400, gt=0)
+    # How long /metrics serves the verdicts it computed before judging every school anew:
+    # a verdict over 30 days does not change in a minute, and judging reads the window.
+    verdict_refresh: float = Field(default=300, ge=0)
 
-    @field_validator("agent_expiry", "room_expiry", "retention", "verdict_window", mode="before")
+    @field_validator("agent_expiry", "room_expiry", "retention", "verdict_window",
+                     "verdict_refresh", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value

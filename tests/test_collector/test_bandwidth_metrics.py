@@ -73,8 +73,8 @@ def test_the_latest_test_in_full(site) -> None:  # type: ignore[no-untyped-def]
     assert value("schoolnet_bandwidth_retransmits", UP) == 7
     assert value("schoolnet_bandwidth_cross_traffic_bytes", DOWN) == 1_500_000
     assert value("schoolnet_bandwidth_cross_traffic_bytes", UP) == 250_000
-    assert value("schoolnet_contract_download_bytes_per_second", IDENTITY) == 50_000_000
-    assert value("schoolnet_contract_upload_bytes_per_second", IDENTITY) == 6_250_000
+    assert value("schoolnet_agent_contract_download_bytes_per_second", IDENTITY) == 50_000_000
+    assert value("schoolnet_agent_contract_upload_bytes_per_second", IDENTITY) == 6_250_000
     assert value("schoolnet_bandwidth_download_ratio", IDENTITY) == 0.9
     assert value("schoolnet_bandwidth_upload_ratio", IDENTITY) == 1.44  # above the contract
     assert value("schoolnet_bandwidth_valid", IDENTITY) == 1
@@ -97,7 +97,7 @@ def test_what_a_test_did_not_say_is_absent_not_made_up(site) -> None:  # type: i
     sparse["payload"]["invalid_reasons"] = ["the agent tested over Wi-Fi"]
     deliver(site, sparse)
     value = values(site)
-    for name in ("schoolnet_bandwidth_download_ratio", "schoolnet_contract_download_bytes_per_second",
+    for name in ("schoolnet_bandwidth_download_ratio", "schoolnet_agent_contract_download_bytes_per_second",
                  "schoolnet_bandwidth_download_loaded_latency_seconds",
                  "schoolnet_bandwidth_retest_download_bytes_per_second"):
         assert value(name, IDENTITY) is None, name
