@@ -96,7 +96,11 @@ def prepare(agent: AgentIdentity, batch: Batch, may_hold_mac: bool = True,
 def store(conn: Connection, prepared: Prepared, now: float) -> IngestOutcome:
     """Write one prepared batch inside the caller's transaction (the I/O half)."""
     agent, batch, results, valid = prepared.agent, prepared.batch, prepared.results, prepared.valid
-    stored = _insert_records(conn, agent.id, [record for _, record in valid], now)
+    # A seq at or below its stream's watermark was accounted for before: a duplicate even
+    # when retention has since removed its row (the unique index alone would store it again).
+    marks = _watermarks(conn, agent.id, {record.stream_id for _, record in valid})
+    stored = _insert_records(conn, agent.id, [record for _, record in valid
+                                              if record.seq > marks.get(record.stream_id, 0)], now)
     accepted: list[Record] = []
     for index, record in valid:
         key = (record.stream_id, record.seq)
@@ -379,6 +383,15 @@ def _health_statement() -> Any:
                "oldest_record_age_seconds")
     return (update(agents).where(agents.c.id == bindparam("a_id"))
             .values({name: bindparam(name) for name in columns}))
+
+
+def _watermarks(conn: Connection, agent_id: int, stream_ids: set[str]) -> dict[str, int]:
+    """The watermark of each of the batch's streams (usually one) that has one."""
+    if not stream_ids:
+        return {}
+    rows = conn.execute(select(streams.c.stream_id, streams.c.accounted_through).where(
+        streams.c.agent_id == agent_id, streams.c.stream_id.in_(sorted(stream_ids))))
+    return {row.stream_id: row.accounted_through for row in rows}
 
 
 def _advance_watermark(conn: Connection, agent_id: int, stream_id: str,

@@ -53,6 +53,22 @@ def test_duplicated_and_reordered_batches_give_one_row_each(site) -> None:  # ty
     assert site.sql("SELECT seq FROM records ORDER BY seq") == [(1,), (2,), (3,), (4,)]
 
 
+def test_a_record_sent_again_after_its_row_was_removed_is_still_a_duplicate(site) -> None:  # type: ignore[no-untyped-def]
+    """Retention removes old rows; the stream's watermark still accounts for their seqs, so
+    an agent that sends one again (a restored outbox) does not get it stored twice."""
+    stream = new_stream()
+    assert statuses(post(site, batch(record(1, stream), record(2, stream), record(5, stream)))) == [
+        "accepted", "accepted", "accepted"]
+    site.sql("DELETE FROM records WHERE seq IN (1, 2, 5)")
+    again = post(site, batch(record(1, stream), record(2, stream), record(3, stream), record(5, stream)))
+    # 1 and 2 are below the watermark (2); 5 was above it, so only its row told it apart
+    # (its row is gone: it is stored again, the one case the watermark cannot cover).
+    assert statuses(again) == ["duplicate", "duplicate", "accepted", "accepted"]
+    assert site.sql("SELECT seq FROM records ORDER BY seq") == [(3,), (5,)]
+    runs = site.sql("SELECT runs_total FROM latest WHERE kind = 'system'")
+    assert runs == [(5,)], "1, 2 and 5, then 3 and 5 again: 1 and 2 are not counted twice"
+
+
 def test_given_up_ranges_and_rejections_fill_the_watermark(site) -> None:  # type: ignore[no-untyped-def]
     stream = new_stream()
     evicted = [{"stream_id": stream, "first": 1, "last": 10, "reason": "evicted"}]
