@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from typing import Any
@@ -19,6 +20,7 @@ from collector.db.migrate import upgrade
 from collector.deps import Admin
 from collector.ingest import GroupCommitter
 from collector.metrics import CollectorMetrics
+from collector.retention import retention_loop
 from collector.rooms import Thresholds
 from collector.routes import admin, enrol, health, ingest, registry, speed, verdicts
 from collector.settings import CollectorSettings
@@ -77,6 +79,19 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
                             headers={"Retry-After": "5"})
 
     app.add_middleware(CountIngestAnswers, metrics=app.state.metrics)
+    # Raw records older than the retention go once a day (collector/retention.py). With
+    # --workers N each worker runs it: the runs are idempotent, the later ones find nothing.
+    retention: list[asyncio.Task[None]] = []
+
+    def start_retention() -> None:
+        retention.append(asyncio.get_running_loop().create_task(retention_loop(engine, settings)))
+
+    def stop_retention() -> None:
+        for task in retention:
+            task.cancel()
+
+    app.router.add_event_handler("startup", start_retention)
+    app.router.add_event_handler("shutdown", stop_retention)
     app.router.add_event_handler("shutdown", app.state.committer.close)
     app.router.add_event_handler("shutdown", engine.dispose)
     return app
