@@ -75,6 +75,18 @@ interval = "10s"
 """
 
 
+# The demo school's line as a board's spreadsheet would have it (docs/contracts-csv.md),
+# so the verdicts and the contract series have something to judge against. The demo tests
+# over loopback, so its line beats any contract.
+DEMO_CONTRACT = """\
+board,board_name,school,school_name,connection,provider,technology,role,contract_start,\
+download_advertised_mbps,upload_advertised_mbps,download_minimum_mbps,upload_minimum_mbps,\
+download_normal_mbps,upload_normal_mbps,download_maximum_mbps,upload_maximum_mbps,monthly_cost,currency
+demo-board,Demo board,demo-school,Demo school,demo-line,Demo provider,fibre,main,2024-01-01,\
+100,100,50,50,80,80,100,100,99.00,EUR
+"""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("SCHOOLNET_DEMO_PORT", 8470)))
@@ -97,6 +109,10 @@ def main() -> int:
     agent: subprocess.Popen[bytes] | None = None
     try:
         wait_for_health(url, collector)
+        contracts = DEMO / "contracts.csv"
+        contracts.write_text(DEMO_CONTRACT)
+        # Idempotent: a re-run imports the same rows and changes nothing.
+        run([BIN / "schoolnet-collector", "import", "contracts", contracts], env)
         if not (DEMO / "agent" / "credential.json").exists():
             code = set_up_school(env)
             run([BIN / "schoolnet-agent", "enroll", "--collector", url, "--code", code,
@@ -109,6 +125,8 @@ schoolnet demo is running (Ctrl-C stops it). Look here:
   API documentation:       {url}/docs
   the agent's outbox:      .venv/bin/schoolnet-agent --config {agent_config} status
   one measurement:         .venv/bin/schoolnet-agent --config {agent_config} measure bandwidth --json
+  verdicts (the contract in {contracts}):
+    SCHOOLNET_DB=sqlite:///{DEMO / 'collector.db'} .venv/bin/schoolnet-collector verdicts --school demo-board/demo-school
 """, flush=True)
         while collector.poll() is None and agent.poll() is None:
             time.sleep(0.5)
