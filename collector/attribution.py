@@ -19,13 +19,14 @@ evidence, strongest first:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import BindParameter, Connection, bindparam, func, select
 
 from collector.db.schema import agent_settings, connections, contracts, latest, records
 
@@ -167,10 +168,12 @@ def pin_for(pins: dict[int | None, str], agent_pk: int | None) -> str | None:
 
 
 def access_addresses_near(conn: Connection, agent_pk: int, measured_at: float,
-                          batch: Sequence[tuple[float, Any]] = ()) -> list[str]:
+                          batch: Sequence[tuple[float, Any]] = (),
+                          newest: tuple[float, Any] | Literal["read"] | None = "read") -> list[str]:
     """Access-hop addresses from the agent's connectivity window nearest ``measured_at``
     (within ±15 min): from ``batch`` (this batch's (time, payload) pairs), else the
-    agent's latest one, else the stored records."""
+    agent's latest one (``newest``: as read once for a whole batch by ``newest_window``;
+    by default read here), else the stored records."""
     low, high = measured_at - EVIDENCE_WINDOW_SECONDS, measured_at + EVIDENCE_WINDOW_SECONDS
     near = sorted((abs(t - measured_at), index) for index, (t, _) in enumerate(batch)
                   if low <= t <= high)
@@ -178,23 +181,36 @@ def access_addresses_near(conn: Connection, agent_pk: int, measured_at: float,
         found = access_addresses(batch[index][1])
         if found:
             return found
-    newest = conn.execute(select(latest.c.measured_at, latest.c.payload)
-                          .where(latest.c.agent_id == agent_pk, latest.c.kind == "connectivity")
-                          ).first()
-    if newest is not None and newest.measured_at is not None and low <= newest.measured_at <= high:
-        found = access_addresses(newest.payload)
+    if newest == "read":
+        newest = newest_window(conn, agent_pk)
+    if newest is not None and low <= newest[0] <= high:
+        found = access_addresses(newest[1])
         if found:
             return found
     # The index on (agent, kind, measured_at) keeps this to the rows of half an hour.
-    rows = conn.execute(select(records.c.payload)
-                        .where(records.c.agent_id == agent_pk, records.c.kind == "connectivity",
-                               records.c.ok.is_(True),
-                               records.c.measured_at.between(low, high))
-                        .order_by(func.abs(records.c.measured_at - measured_at))
-                        .limit(8)).all()
+    rows = conn.execute(_nearest_windows_statement(),
+                        {"a_id": agent_pk, "low": low, "high": high, "at": measured_at}).all()
     for row in rows:
         found = access_addresses(row.payload)
         if found:
             return found
     return []
+
+
+def newest_window(conn: Connection, agent_pk: int) -> tuple[float, Any] | None:
+    """The agent's latest connectivity window as (time, payload), or None."""
+    row = conn.execute(select(latest.c.measured_at, latest.c.payload)
+                       .where(latest.c.agent_id == agent_pk, latest.c.kind == "connectivity")).first()
+    return None if row is None or row.measured_at is None else (row.measured_at, row.payload)
+
+
+@functools.cache
+def _nearest_windows_statement() -> Any:
+    """Built once: building it per bandwidth record cost more than running it."""
+    at: BindParameter[float] = bindparam("at")
+    return (select(records.c.payload)
+            .where(records.c.agent_id == bindparam("a_id"), records.c.kind == "connectivity",
+                   records.c.ok.is_(True), records.c.measured_at.between(bindparam("low"), bindparam("high")))
+            .order_by(func.abs(records.c.measured_at - at))
+            .limit(8))
 

@@ -23,10 +23,17 @@ from collector.attribution import (
     access_addresses_near,
     attribute,
     load_lines,
+    newest_window,
     pin_for,
     pinned_connections,
 )
-from collector.db.schema import bandwidth_results, connections, records, schools
+from collector.db.schema import (
+    bandwidth_results,
+    connections,
+    connectivity_first_windows,
+    records,
+    schools,
+)
 
 # Imports tied to a line by the file or the command line keep it when the registry changes.
 IMPORT_ATTRIBUTION = "import"
@@ -67,12 +74,19 @@ def record_results(conn: Connection, agent_id: int, school_id: int, accepted: li
     zone = school_zone(conn, school_id, default_timezone) if lines else None
     windows = [(r.clock.wall_time_seconds, r.payload) for r in accepted
                if r.kind == "connectivity" and r.ok]
+    # Evidence of the provider's network matters only where a line names its networks.
+    # An agent that never sent a connectivity window (its probe off) has none to look up.
+    wants_evidence = any(line.networks for line in lines) and (
+        bool(windows) or conn.scalar(select(connectivity_first_windows.c.agent_id).where(
+            connectivity_first_windows.c.agent_id == agent_id)) is not None)
+    newest = newest_window(conn, agent_id) if wants_evidence else None
     rows = []
     for record in tests:
         measured_at = record.clock.wall_time_seconds
         payload = record.payload
         if lines and zone is not None:
-            evidence = access_addresses_near(conn, agent_id, measured_at, windows)
+            evidence = (access_addresses_near(conn, agent_id, measured_at, windows, newest)
+                        if wants_evidence else [])
             found = attribute(lines, local_date(measured_at, zone), pin_for(pins, agent_id),
                               evidence)
         else:

@@ -107,11 +107,13 @@ def bandwidth(seq: int, stream: str, when: float, **changes: Any) -> dict[str, A
 
 
 def store_batch(site: Any, *raw: dict[str, Any]) -> list[Record]:
-    """Insert the records as ingest does, then call the hook by hand."""
+    """Insert the records and keep the connectivity state as ingest does, then call the
+    hook by hand."""
     agent_id, school_id = ids(site)
     accepted = [Record.model_validate(r) for r in raw]
     with writer(site.engine) as conn, conn.begin():
         collector.ingest._insert_records(conn, agent_id, accepted, time.time())
+        collector.ingest.update_connectivity(conn, agent_id, accepted)
         record_results(conn, agent_id, school_id, accepted)
     return accepted
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from collector.app import create_app
 from collector.cli import main
 from collector.registry import add_board, add_school, create_admin_token
 from collector.settings import CollectorSettings
+from collector.verdict_metrics import VerdictFamilies
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 MBIT = 125_000.0
@@ -177,3 +179,25 @@ def test_bad_options_are_one_line_errors(site: Site, capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err.strip().startswith("schoolnet-collector: error: no school")
     assert main(["verdicts", "--school", "test-school", "--window", "0d", "--db", site.db_url]) == 2
     assert "--window" in capsys.readouterr().err
+
+
+def test_metrics_judge_in_the_background_once_the_verdicts_are_old(site: Site, tmp_path: Path) -> None:
+    import_contract(site, tmp_path)
+    clock = [time.time()]
+    families = VerdictFamilies(site.engine, window=30 * 86400, default_timezone="Europe/Amsterdam",
+                               ttl=300, clock=lambda: clock[0])
+
+    def tests_in_window() -> float:
+        [family] = [f for f in families.families() if f.name == "schoolnet_bandwidth_window_tests"]
+        return sum(value for _, labels, value in family.rows if labels[-1] == "all")
+
+    assert tests_in_window() == 0  # the first scrape judges at once: there is nothing to show
+    history(site)
+    clock[0] += 299
+    assert tests_in_window() == 0  # younger than the ttl: served from memory
+    clock[0] += 2
+    assert tests_in_window() == 0  # old: answered with the previous ones, judged anew behind
+    refreshing = families._refreshing
+    assert refreshing is not None
+    refreshing.join(timeout=30)
+    assert tests_in_window() == 22
