@@ -2,25 +2,29 @@
 
 Retention (collector/retention.py) deletes raw rows after 13 months; these rows stay, so a
 year can still be compared with the last. One row per (school, scope, day, kind) in
-``daily_aggregates``; ``data`` is a JSON document per kind:
+``daily_aggregates``. Every ``data`` document has the same three parts, by the school's
+calendar (collector/calendar.py): ``all``, ``school`` (in session: a school day, not a
+holiday, within school hours) and ``outside`` (the rest), each with the same fields:
 
 - ``bandwidth``, scope ``school`` (every result of the school) and ``connection/<slug>``
   (the results attributed to that line): ``tests``, ``valid_tests``, ``imported_tests``
   and per direction (``download_bytes_per_second``, ``upload_bytes_per_second``) the
   nearest-rank ``median``, ``p20`` (the "80/80" speed), ``min`` and ``max`` of the valid
   tests that measured that direction, with their ``count``. The school scope also holds
-  ``unattributed_tests``. With the school calendar: ``school_hours_tests`` and
-  ``school_hours_valid_tests``.
+  ``unattributed_tests``. A test belongs to the hours it was measured in.
 - ``connectivity``, scope ``agent/<slug>``: ``windows`` (measured), ``failed_windows``,
-  ``window_seconds`` and ``down_seconds`` (summed), ``outages`` and ``outage_seconds`` by
-  outage kind (an outage counts on the day it ended: its record's clock is its end). With
-  the calendar: ``school_hours_window_seconds``, ``school_hours_down_seconds`` (a window
-  counts by its start).
+  ``window_seconds`` and ``down_seconds`` (summed; a window, a minute or so, belongs to the
+  hours it started in), ``outages`` and ``outage_seconds`` by outage kind. An outage counts
+  on the day it ended (its record's clock is its end); its seconds, from its start to its
+  end, are split by the school's sessions, and it is counted in each part it has time in
+  (so ``school`` + ``outside`` seconds make ``all``, while an outage over 08:30 counts once
+  in each).
 - ``users``, scope ``agent/<slug>``: ``windows``, ``peak_concurrent_devices`` and the
-  nearest-rank ``median_concurrent_devices``; with the calendar also
-  ``school_hours_peak_concurrent_devices``.
-- ``wifi``, scope ``school``: ``rooms`` = {room slug: {``observations``,
-  ``with_signal``, ``median_signal_dbm``, ``min_signal_dbm``, ``max_signal_dbm``}}.
+  nearest-rank ``median_concurrent_devices`` (a census window belongs to the hours it
+  started in).
+- ``wifi``, scope ``school``: ``rooms`` = {room slug: {``observations``, ``with_signal``,
+  ``median_signal_dbm``, ``min_signal_dbm``, ``max_signal_dbm``}}, each part listing the
+  rooms observed in its hours.
 
 A school-scope row of ``bandwidth`` and ``wifi`` is written for every aggregated day,
 even an empty one: "no tests that day" is a fact worth keeping. Agent and connection
@@ -42,6 +46,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, delete, select
 
+from collector.availability import recorded_outage, union_seconds
+from collector.calendar import SchoolCalendar, load_calendar
 from collector.db.engine import writer
 from collector.db.schema import (
     agents,
@@ -53,13 +59,16 @@ from collector.db.schema import (
     rooms,
     schools,
 )
+from collector.exposition import stored_number
 
 KINDS = ("bandwidth", "connectivity", "users", "wifi")
+# The parts of every document: what ``--hours`` offers elsewhere (verdicts, rooms).
+HOURS = ("all", "school", "outside")
 # Days aggregated per read: bounds the rows held in memory (a day of connectivity windows
 # is 1,440 per agent) while keeping the number of queries small.
 DAYS_PER_READ = 7
 
-InSession = Callable[[float], bool]
+Interval = tuple[float, float]
 
 
 def nearest_rank(values: Sequence[float], percent: float) -> float | None:
@@ -102,25 +111,33 @@ def school_zone(conn: Connection, school_pk: int, default_timezone: str) -> Zone
     return ZoneInfo(name or default_timezone)
 
 
-def session_checker(conn: Connection, school_pk: int, default_timezone: str) -> InSession | None:
-    """``in_session`` of the school's calendar, or None while collector.calendar does not
-    exist (then the aggregates leave the school-hours fields out rather than guess)."""
-    try:
-        from collector.calendar import load_calendar  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    calendar = load_calendar(conn, school_pk, default_timezone)
-    checker: InSession = calendar.in_session
-    return checker
+# --- hours: school, outside, all ------------------------------------------------------------
+
+
+def split_by_hours(rows: Sequence[Any], sessions: Sequence[Interval]) -> dict[str, list[Any]]:
+    """``rows`` (with ``measured_at``) in the three parts by their time: ``sessions`` are the
+    school's session intervals covering those times (one day's: at most one interval, so
+    this stays cheap for a day of per-minute windows)."""
+    school: list[Any] = []
+    outside: list[Any] = []
+    for row in rows:
+        t = float(row.measured_at)
+        (school if any(a <= t < b for a, b in sessions) else outside).append(row)
+    return {"all": list(rows), "school": school, "outside": outside}
+
+
+def by_hours(rows: Sequence[Any], sessions: Sequence[Interval],
+             figures: Callable[[list[Any]], dict[str, Any]]) -> dict[str, Any]:
+    return {part: figures(part_rows) for part, part_rows in split_by_hours(rows, sessions).items()}
 
 
 # --- the documents, from rows -------------------------------------------------------------
 
 
-def bandwidth_document(rows: Sequence[Any], in_session: InSession | None) -> dict[str, Any]:
+def bandwidth_figures(rows: Sequence[Any]) -> dict[str, Any]:
     """``rows``: bandwidth_results rows (measured_at, valid, source, download/upload)."""
     valid = [row for row in rows if row.valid]
-    document: dict[str, Any] = {
+    return {
         "tests": len(rows), "valid_tests": len(valid),
         "imported_tests": sum(1 for row in rows if row.source != "agent"),
         "download_bytes_per_second": summary(
@@ -128,53 +145,88 @@ def bandwidth_document(rows: Sequence[Any], in_session: InSession | None) -> dic
         "upload_bytes_per_second": summary(
             [row.upload_bytes_per_second for row in valid if row.upload_bytes_per_second is not None]),
     }
-    if in_session is not None:
-        document["school_hours_tests"] = sum(1 for row in rows if in_session(row.measured_at))
-        document["school_hours_valid_tests"] = sum(1 for row in valid if in_session(row.measured_at))
-    return document
 
 
-def connectivity_document(windows: Sequence[Any], outages: Sequence[Any],
-                          in_session: InSession | None) -> dict[str, Any]:
-    """``windows``: connectivity records; ``outages``: outage records (ok ones)."""
+def bandwidth_document(rows: Sequence[Any], sessions: Sequence[Interval],
+                       school_scope: bool = False) -> dict[str, Any]:
+    def figures(part: list[Any]) -> dict[str, Any]:
+        found = bandwidth_figures(part)
+        if school_scope:
+            found["unattributed_tests"] = sum(1 for row in part if row.connection is None)
+        return found
+
+    return by_hours(rows, sessions, figures)
+
+
+def window_figures(windows: Sequence[Any]) -> dict[str, Any]:
     measured = [row for row in windows if row.ok and row.payload]
-    by_kind: dict[str, int] = defaultdict(int)
-    seconds_by_kind: dict[str, float] = defaultdict(float)
-    for row in outages:
-        kind = str(row.payload.get("outage_kind"))
-        by_kind[kind] += 1
-        seconds_by_kind[kind] += float(row.payload.get("duration_seconds") or 0.0)
-    document: dict[str, Any] = {
+    return {
         "windows": len(measured), "failed_windows": len(windows) - len(measured),
         "window_seconds": sum(float(row.payload["window_seconds"]) for row in measured),
         "down_seconds": sum(float(row.payload.get("down_seconds") or 0.0) for row in measured),
-        "outages": dict(sorted(by_kind.items())), "outage_seconds": dict(sorted(seconds_by_kind.items())),
     }
-    if in_session is not None:
-        in_school = [row for row in measured if in_session(row.measured_at)]
-        document["school_hours_window_seconds"] = sum(float(row.payload["window_seconds"])
-                                                      for row in in_school)
-        document["school_hours_down_seconds"] = sum(float(row.payload.get("down_seconds") or 0.0)
-                                                    for row in in_school)
-    return document
 
 
-def users_document(windows: Sequence[Any], in_session: InSession | None) -> dict[str, Any]:
+def outage_interval(row: Any) -> tuple[str, Interval] | None:
+    """(kind, [start, end]) of an outage record: its own start and end; a payload without
+    them (read leniently, as stored) ends at its record's clock and lasts its duration."""
+    outage = recorded_outage(row.payload)
+    if outage is not None:
+        return outage.kind, (outage.start, outage.end)
+    kind = row.payload.get("outage_kind")
+    duration = stored_number(row.payload.get("duration_seconds"))
+    if not isinstance(kind, str) or duration is None:
+        return None
+    return kind, (float(row.measured_at) - duration, float(row.measured_at))
+
+
+def outage_figures(outages: Sequence[Any], calendar: SchoolCalendar) -> dict[str, dict[str, Any]]:
+    """Per part: ``outages`` and ``outage_seconds`` by kind, each outage's seconds split by
+    the school's sessions over its whole span (it may have begun days before it ended)."""
+    counts: dict[str, dict[str, int]] = {part: defaultdict(int) for part in HOURS}
+    seconds: dict[str, dict[str, float]] = {part: defaultdict(float) for part in HOURS}
+    for row in outages:
+        found = outage_interval(row)
+        if found is None:
+            continue
+        kind, (start, end) = found
+        length = max(end - start, 0.0)
+        in_school = union_seconds(calendar.session_intervals(start, end), start, end) if length else 0.0
+        # An outage of no length belongs to the hours it happened in.
+        parts = {"all": length, "school": in_school, "outside": length - in_school}
+        touched = {"all": True, "school": in_school > 0, "outside": length - in_school > 0}
+        if not length:
+            touched["school" if calendar.in_session(start) else "outside"] = True
+        for part in HOURS:
+            if touched[part]:
+                counts[part][kind] += 1
+                seconds[part][kind] += parts[part]
+    return {part: {"outages": dict(sorted(counts[part].items())),
+                   "outage_seconds": dict(sorted(seconds[part].items()))} for part in HOURS}
+
+
+def connectivity_document(windows: Sequence[Any], outages: Sequence[Any], sessions: Sequence[Interval],
+                          calendar: SchoolCalendar) -> dict[str, Any]:
+    """``windows``: connectivity records; ``outages``: outage records (ok ones)."""
+    document = by_hours(windows, sessions, window_figures)
+    for part, figures in outage_figures(outages, calendar).items():
+        document[part].update(figures)
+    return dict(document)
+
+
+def users_figures(counted: Sequence[Any]) -> dict[str, Any]:
+    counts = [int(row.payload["concurrent_devices"]) for row in counted]
+    return {"windows": len(counts), "peak_concurrent_devices": max(counts) if counts else None,
+            "median_concurrent_devices": nearest_rank(counts, 50)}
+
+
+def users_document(windows: Sequence[Any], sessions: Sequence[Interval]) -> dict[str, Any]:
     counted = [row for row in windows
                if row.ok and row.payload and row.payload.get("concurrent_devices") is not None]
-    counts = [int(row.payload["concurrent_devices"]) for row in counted]
-    document: dict[str, Any] = {
-        "windows": len(counted), "peak_concurrent_devices": max(counts) if counts else None,
-        "median_concurrent_devices": nearest_rank(counts, 50),
-    }
-    if in_session is not None:
-        in_school = [int(row.payload["concurrent_devices"]) for row in counted
-                     if in_session(row.measured_at)]
-        document["school_hours_peak_concurrent_devices"] = max(in_school) if in_school else None
-    return document
+    return by_hours(counted, sessions, users_figures)
 
 
-def wifi_document(observations: Sequence[Any]) -> dict[str, Any]:
+def wifi_figures(observations: Sequence[Any]) -> dict[str, Any]:
     by_room: dict[str, list[Any]] = defaultdict(list)
     for row in observations:
         by_room[row.room].append(row.signal_dbm)
@@ -188,11 +240,15 @@ def wifi_document(observations: Sequence[Any]) -> dict[str, Any]:
     return {"rooms": result}
 
 
+def wifi_document(observations: Sequence[Any], sessions: Sequence[Interval]) -> dict[str, Any]:
+    return by_hours(observations, sessions, wifi_figures)
+
+
 # --- reading a school's days and writing their rows ---------------------------------------
 
 
 def day_documents(conn: Connection, school_pk: int, days: Sequence[Bounds],
-                  in_session: InSession | None) -> list[dict[str, Any]]:
+                  calendar: SchoolCalendar) -> list[dict[str, Any]]:
     """The aggregate rows (school_id, scope, day, kind, data) of ``days`` (consecutive)."""
     start, end = days[0].start, days[-1].end
     results = conn.execute(
@@ -225,22 +281,23 @@ def day_documents(conn: Connection, school_pk: int, days: Sequence[Bounds],
         def add(scope: str, kind: str, data: dict[str, Any], day: str = day) -> None:
             out.append({"school_id": school_pk, "scope": scope, "day": day, "kind": kind, "data": data})
 
+        # The day's school time: at most one session, so each row is placed cheaply.
+        sessions = calendar.session_intervals(bounds.start, bounds.end)
         day_results = on(bounds, results)
-        school_bandwidth = bandwidth_document(day_results, in_session)
-        school_bandwidth["unattributed_tests"] = sum(1 for row in day_results if row.connection is None)
-        add("school", "bandwidth", school_bandwidth)
+        add("school", "bandwidth", bandwidth_document(day_results, sessions, school_scope=True))
         for connection, rows in _grouped(day_results, "connection"):
-            add(f"connection/{connection}", "bandwidth", bandwidth_document(rows, in_session))
+            add(f"connection/{connection}", "bandwidth", bandwidth_document(rows, sessions))
         day_raw = on(bounds, raw)
         for agent, rows in _grouped(day_raw, "agent"):
             windows = [row for row in rows if row.kind == "connectivity"]
             outages = [row for row in rows if row.kind == "outage" and row.ok and row.payload]
             if windows or outages:
-                add(f"agent/{agent}", "connectivity", connectivity_document(windows, outages, in_session))
+                add(f"agent/{agent}", "connectivity",
+                    connectivity_document(windows, outages, sessions, calendar))
             census = [row for row in rows if row.kind == "users"]
             if census:
-                add(f"agent/{agent}", "users", users_document(census, in_session))
-        add("school", "wifi", wifi_document(on(bounds, observations)))
+                add(f"agent/{agent}", "users", users_document(census, sessions))
+        add("school", "wifi", wifi_document(on(bounds, observations), sessions))
     return out
 
 
@@ -285,13 +342,12 @@ def aggregate_days(engine: Engine, school_pk: int | None, first_day: date, last_
         pks = school_ids(conn, school_pk)
     for pk in pks:
         with engine.connect() as conn:
-            zone = school_zone(conn, pk, default_timezone)
-            in_session = session_checker(conn, pk, default_timezone)
-        days = [day_bounds(day, zone) for day in each_day(first_day, last_day)]
+            calendar = load_calendar(conn, pk, default_timezone)
+        days = [day_bounds(day, calendar.zone) for day in each_day(first_day, last_day)]
         for index in range(0, len(days), DAYS_PER_READ):
             chunk = days[index:index + DAYS_PER_READ]
             with engine.connect() as conn:
-                rows = day_documents(conn, pk, chunk, in_session)
+                rows = day_documents(conn, pk, chunk, calendar)
             written += replace_days(engine, pk, [bounds.day for bounds in chunk], rows, stamp)
     return written
 

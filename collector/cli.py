@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     rooms.add_argument("--school", required=True, help="SCHOOL id, or BOARD/SCHOOL")
     rooms.add_argument("--since", default="30d", help="the period, back from now: e.g. 7d, 30d "
                        "(default 30d)")
+    rooms.add_argument("--hours", choices=("school", "outside", "all"), default="all",
+                       help="the period's figures over the observations in school hours, outside "
+                       "them, or all (default all), by the school's calendar; the grade now is "
+                       "always the newest observation")
     rooms.add_argument("--json", action="store_true", help="print one JSON object, not a table")
     rooms.set_defaults(run=cmd_rooms)
     imports = commands.add_parser("import", help="read a CSV (or iCalendar) file into the store: "
@@ -150,10 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Contracts and school details (import/export), measurement imports, the calendar,
+# Contracts and school details (import/export), rooms, measurement imports, the calendar,
 # verdicts, retention and backup.
-COMMAND_MODULES = ("collector.cli_registry", "collector.cli_measurements", "collector.cli_calendar",
-                   "collector.cli_verdicts", "collector.cli_retention")
+COMMAND_MODULES = ("collector.cli_registry", "collector.cli_rooms", "collector.cli_measurements",
+                   "collector.cli_calendar", "collector.cli_verdicts", "collector.cli_retention")
 
 DB_HELP = ("database URL: sqlite:///FILE (default: $SCHOOLNET_DB, else "
            "sqlite:///schoolnet-collector.db) or postgresql://USER@HOST/DB")
@@ -327,7 +331,8 @@ def cmd_rooms(args: argparse.Namespace) -> int:
     try:
         # A period longer than the epoch (99999d, or digits enough to make infinity) is all
         # of it: from 1970 on, so the JSON never holds -Infinity and the date prints.
-        report = school_rooms(engine, args.school, max(now - since, 0.0), now, thresholds)
+        report = school_rooms(engine, args.school, max(now - since, 0.0), now, thresholds,
+                              args.hours, settings.timezone)
     except RegistryError as exc:
         # Not a usage error: the command was well formed, the school is not there.
         print(f"{PROG}: error: {exc}", file=sys.stderr)

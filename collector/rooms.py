@@ -22,17 +22,19 @@ from __future__ import annotations
 import functools
 import math
 import unicodedata
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, case, func, select
+from sqlalchemy import Connection, Engine, Integer, case, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from agent.coverage import BROWSING_DBM, GRADE_VALUES, GRADES, VIDEO_DBM, grade
 from agent.wire import CoverageGrade, Record, SurveyPayload, WifiPayload, WifiScanPayload
+from collector.calendar import SchoolCalendar, load_calendar
 from collector.db.schema import boards, room_latest, room_observations, rooms, schools
 from collector.exposition import Family
 from collector.registry import resolve_school
@@ -47,6 +49,11 @@ ROOM_PAYLOADS: dict[str, type[BaseModel]] = {
     "wifi": WifiPayload, "wifi_scan": WifiScanPayload, "survey": SurveyPayload}
 
 ROOM_IDENTITY = ("board", "school", "room")
+# The hours a period's figures may be restricted to, by the school's calendar.
+HOURS = ("all", "school", "outside")
+# Observations are counted in groups of (room, signal, this many seconds): a group that no
+# school-hours boundary falls into is placed whole, so few rows are read one by one.
+BUCKET_SECONDS = 900
 ON_REPORT = "updated when an agent reports"
 
 
@@ -302,19 +309,25 @@ class SchoolRooms:
     until: float
     thresholds: Thresholds
     rooms: list[RoomHistory]
+    hours: str = "all"
 
     def as_dict(self) -> dict[str, Any]:
         return {"board": self.board, "school": self.school, "since_seconds": self.since,
-                "until_seconds": self.until,
+                "until_seconds": self.until, "hours": self.hours,
                 "thresholds_dbm": {"video": self.thresholds.video_dbm,
                                    "browsing": self.thresholds.browsing_dbm},
                 "rooms": [room.as_dict() for room in self.rooms]}
 
 
 def school_rooms(engine: Engine, school_ref: str, since: float, until: float,
-                 thresholds: Thresholds) -> SchoolRooms:
-    """Every room of the school (SCHOOL or BOARD/SCHOOL) with its grade now and the
-    period's observations from ``since`` on. Raises ``RegistryError`` for an unknown school."""
+                 thresholds: Thresholds, hours: str = "all",
+                 default_timezone: str = "Europe/Amsterdam") -> SchoolRooms:
+    """Every room of the school (SCHOOL or BOARD/SCHOOL) with its grade now (from its newest
+    observation, of any hour) and the period's observations from ``since`` on, of the
+    ``hours`` (school, outside, all) by the school's calendar. Raises ``RegistryError`` for
+    an unknown school."""
+    if hours not in HOURS:
+        raise ValueError(f"hours {hours!r} is not one of {', '.join(HOURS)}")
     with engine.connect() as conn:
         school_pk, board, school = resolve_school(conn, school_ref)
         room_rows = conn.execute(select(rooms.c.id, rooms.c.slug, rooms.c.name)
@@ -325,23 +338,17 @@ def school_rooms(engine: Engine, school_ref: str, since: float, until: float,
                    room_latest.c.signal_dbm)
             .join(rooms, rooms.c.id == room_latest.c.room_id)
             .where(rooms.c.school_id == school_pk)).all()
-        # A histogram per room, not every row: signals repeat (most tools print whole dBm),
-        # so a month of an agent's readings each minute comes back as a few dozen rows.
-        histogram_rows = conn.execute(
-            select(room_observations.c.room_id, room_observations.c.signal_dbm,
-                   func.count().label("n"))
-            .join(rooms, rooms.c.id == room_observations.c.room_id)
-            # No upper bound: an agent clock a little ahead must not hide the newest readings.
-            .where(rooms.c.school_id == school_pk, room_observations.c.measured_at >= since)
-            .group_by(room_observations.c.room_id, room_observations.c.signal_dbm)).all()
+        if hours == "all":
+            histograms = _histograms(conn, school_pk, since)
+        else:
+            histograms = _histograms_in_hours(conn, school_pk, since,
+                                              load_calendar(conn, school_pk, default_timezone),
+                                              hours == "school")
     newest: dict[int, Any] = {}
     for row in newest_rows:
         if row.room_id not in newest or (row.measured_at, row.source) > (
                 newest[row.room_id].measured_at, newest[row.room_id].source):
             newest[row.room_id] = row
-    histograms: dict[int, list[tuple[float | None, int]]] = {}
-    for row in histogram_rows:
-        histograms.setdefault(row.room_id, []).append((row.signal_dbm, row.n))
     result = []
     for room in room_rows:
         history = RoomHistory(room.slug, room.name)
@@ -353,7 +360,100 @@ def school_rooms(engine: Engine, school_ref: str, since: float, until: float,
             history.measured_at = latest_row.measured_at
         summarise(history, histograms.get(room.id, []), thresholds)
         result.append(history)
-    return SchoolRooms(board, school, since, until, thresholds, result)
+    return SchoolRooms(board, school, since, until, thresholds, result, hours)
+
+
+Histograms = dict[int, list[tuple[float | None, int]]]  # room pk -> (signal, how often)
+
+
+def _period(school_pk: int, since: float) -> tuple[Any, ...]:
+    # No upper bound: an agent clock a little ahead must not hide the newest readings.
+    return (rooms.c.school_id == school_pk, room_observations.c.measured_at >= since)
+
+
+def _histograms(conn: Connection, school_pk: int, since: float) -> Histograms:
+    """A histogram per room, not every row: signals repeat (most tools print whole dBm),
+    so a month of an agent's readings each minute comes back as a few dozen rows."""
+    found: Histograms = {}
+    for row in conn.execute(
+            select(room_observations.c.room_id, room_observations.c.signal_dbm, func.count().label("n"))
+            .join(rooms, rooms.c.id == room_observations.c.room_id)
+            .where(*_period(school_pk, since))
+            .group_by(room_observations.c.room_id, room_observations.c.signal_dbm)):
+        found.setdefault(row.room_id, []).append((row.signal_dbm, row.n))
+    return found
+
+
+class _Sessions:
+    """Which side of school hours a time is on, one school date's session looked up once."""
+
+    def __init__(self, calendar: SchoolCalendar) -> None:
+        self.calendar = calendar
+        self._by_date: dict[date, tuple[float, float] | None] = {}
+
+    def session_of(self, t: float) -> tuple[float, float] | None:
+        day = self.calendar.local_date(t)
+        if day not in self._by_date:
+            self._by_date[day] = self.calendar.session_on(day)
+        return self._by_date[day]
+
+    def in_session(self, t: float) -> bool:
+        session = self.session_of(t)
+        return session is not None and session[0] <= t < session[1]
+
+    def side(self, first: float, last: float) -> bool | None:
+        """In session (True) or not (False) all through [first, last]; None when a start or
+        end of school hours lies inside. A session lies within its own local date, so only
+        those of ``first``'s and ``last``'s dates can (the span is shorter than a day)."""
+        side = self.in_session(first)
+        if self.in_session(last) != side:
+            return None
+        for session in (self.session_of(first), self.session_of(last)):
+            if session is not None and any(first < edge <= last for edge in session):
+                return None
+        return side
+
+
+def _histograms_in_hours(conn: Connection, school_pk: int, since: float, calendar: SchoolCalendar,
+                         in_school: bool) -> Histograms:
+    """The histograms of the observations in school hours (``in_school``) or outside them.
+
+    Counted per (room, signal, bucket of BUCKET_SECONDS) with the bucket's first and last
+    time: a group wholly on one side is placed by those; the buckets that a start or end of
+    school hours falls into (usually two a school day, or none when school hours begin on a
+    quarter hour) are read row by row."""
+    bucket = cast(room_observations.c.measured_at / BUCKET_SECONDS, Integer)
+    sessions = _Sessions(calendar)
+    counts: dict[int, dict[float | None, int]] = defaultdict(lambda: defaultdict(int))
+    placed: list[tuple[int, int, float | None, int]] = []  # (bucket, room, signal, n)
+    split: set[int] = set()
+    groups = conn.execute(
+        select(room_observations.c.room_id, room_observations.c.signal_dbm, bucket.label("bucket"),
+               func.count().label("n"), func.min(room_observations.c.measured_at).label("first"),
+               func.max(room_observations.c.measured_at).label("last"))
+        .join(rooms, rooms.c.id == room_observations.c.room_id)
+        .where(*_period(school_pk, since))
+        .group_by(room_observations.c.room_id, room_observations.c.signal_dbm, bucket)).all()
+    for group in groups:
+        side = sessions.side(group.first, group.last)
+        if side is None:
+            split.add(group.bucket)
+        elif side == in_school:
+            placed.append((group.bucket, group.room_id, group.signal_dbm, group.n))
+    for bucket_value, room_id, signal, n in placed:
+        # A split bucket is read whole below, every room and signal of it.
+        if bucket_value not in split:
+            counts[room_id][signal] += n
+    ordered = sorted(split)
+    for index in range(0, len(ordered), 500):
+        for row in conn.execute(
+                select(room_observations.c.room_id, room_observations.c.signal_dbm,
+                       room_observations.c.measured_at)
+                .join(rooms, rooms.c.id == room_observations.c.room_id)
+                .where(*_period(school_pk, since), bucket.in_(ordered[index:index + 500]))):
+            if sessions.in_session(row.measured_at) == in_school:
+                counts[row.room_id][row.signal_dbm] += 1
+    return {room_id: list(by_signal.items()) for room_id, by_signal in counts.items()}
 
 
 def summarise(history: RoomHistory, histogram: Iterable[tuple[float | None, int]],
@@ -390,8 +490,9 @@ def median_nearest_rank(weighted: list[tuple[float, int]]) -> float | None:
 def rooms_table(report: SchoolRooms) -> str:
     """The text of the ``rooms`` command: a line about the period, then a table of rooms."""
     days = (report.until - report.since) / DAY
+    hours = {"all": "", "school": " in school hours", "outside": " outside school hours"}[report.hours]
     lines = [f"{report.board}/{report.school}: {len(report.rooms)} room(s); grade now from the newest "
-             f"observation, the rest over the last {days:g} days (since {_utc(report.since)}); "
+             f"observation, the rest over the last {days:g} days (since {_utc(report.since)}){hours}; "
              f"video >= {report.thresholds.video_dbm:g} dBm, browsing >= "
              f"{report.thresholds.browsing_dbm:g} dBm"]
     if not report.rooms:

@@ -6,20 +6,24 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from alembic import command
 from alembic.config import Config
 from prometheus_client import CollectorRegistry
-from sqlalchemy import event
+from sqlalchemy import event, update
 from support.records import batch, deliver, new_stream, record
 from support.tools import console_script
 
 from collector.cli import main
-from collector.db.engine import open_engine
+from collector.db.engine import open_engine, writer
 from collector.db.migrate import MIGRATIONS, upgrade
+from collector.db.schema import holidays, schools
 from collector.metrics import StoreCollector
 from collector.registry import add_board, add_school, create_enrolment_code, enroll
 from collector.rooms import DEFAULT_THRESHOLDS, Thresholds, median_nearest_rank
@@ -28,6 +32,7 @@ from collector.settings import CollectorSettings
 SCHOOL = {"board": "test-board", "school": "test-school"}
 DAY = 86400.0
 GRADE_VALUE = {"video": 3, "browsing": 2, "poor": 1, "none": 0}
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
 def wifi(seq: int, stream: str, measured_at: float, signal: float | None = -60.0, *,
@@ -507,6 +512,91 @@ def test_rooms_table_prints_no_control_characters_of_a_name(site, capsys) -> Non
     assert len(lines) == 3 and lines[2].split()[:3] == ["lokaal-1", "Lokaal?[2J", "1?B?"]
     # The JSON keeps the name as it was sent (escaped by JSON itself).
     assert rooms_json(site, capsys=capsys)["rooms"][0]["name"] == "Lokaal\x1b[2J 1\nB\u009b"
+
+
+def _a_recent(weekday: int) -> date:
+    """The local date (Europe/Amsterdam, the collector's default zone) of the last ISO
+    ``weekday`` at least 3 days ago: inside the default 30-day period, and in the past."""
+    day = datetime.now(AMSTERDAM).date() - timedelta(days=3)
+    while day.isoweekday() != weekday:
+        day -= timedelta(days=1)
+    return day
+
+
+def _local(day: date, clock: str) -> float:
+    hours, minutes = (int(part) for part in clock.split(":"))
+    return datetime.combine(day, dt_time(hours, minutes), AMSTERDAM).timestamp()
+
+
+def _school_day_readings(site, start: str) -> date:  # type: ignore[no-untyped-def]
+    """Lokaal 1 on a Wednesday around school hours ``start``-15:30, and on a Saturday midday."""
+    wednesday = _a_recent(3)
+    saturday = wednesday - timedelta(days=4)
+    minute_before = f"{start[:3]}{int(start[3:]) - 1:02d}"
+    stream = new_stream()
+    # The same signal a minute before the start: one group of readings with 08:40 (below).
+    deliver(site, wifi(1, stream, _local(wednesday, minute_before), -60.0),  # outside
+            wifi(2, stream, _local(wednesday, start), -60.0),                # school: the start is in
+            wifi(3, stream, _local(wednesday, "12:00"), -65.0),              # school
+            wifi(4, stream, _local(wednesday, "15:29"), -70.0),              # school
+            wifi(5, stream, _local(wednesday, "15:30"), -75.0),              # outside: the end is not
+            wifi(6, stream, _local(saturday, "12:00"), -50.0),               # outside: no school day
+            wifi(7, stream, _local(wednesday, "20:00"), -90.0))              # outside, the newest
+    return wednesday
+
+
+@pytest.mark.parametrize("start", ["08:30", "08:40"])
+def test_rooms_in_school_hours_and_outside(site, capsys, start: str) -> None:  # type: ignore[no-untyped-def]
+    """08:30 local is a quarter hour in UTC: every group of readings lies on one side. 08:40
+    is not: 08:39 and 08:40 (the same signal) share a group, which is then read reading by
+    reading."""
+    if start != "08:30":
+        with writer(site.engine) as conn, conn.begin():
+            conn.execute(update(schools).values(hours_start=start))
+    _school_day_readings(site, start)
+    everything = rooms_json(site, capsys=capsys)
+    assert everything["hours"] == "all" and everything["rooms"][0]["observations"] == 7
+    school = rooms_json(site, "--hours", "school", capsys=capsys)
+    assert school["hours"] == "school"
+    lokaal = school["rooms"][0]
+    # The grade now is the newest reading of any hour (20:00, -90 dBm), not of the hours asked.
+    assert (lokaal["grade"], lokaal["signal_dbm"]) == ("poor", -90.0)
+    # -60, -65, -70: the median by nearest rank is rank 2.
+    assert (lokaal["observations"], lokaal["signal_median_dbm"]) == (3, -65.0)
+    assert lokaal["grade_shares"] == {"video": 2 / 3, "browsing": 1 / 3, "poor": 0.0, "none": 0.0}
+    outside = rooms_json(site, "--hours", "outside", capsys=capsys)["rooms"][0]
+    # -90, -75, -60, -50: rank 2.
+    assert (outside["observations"], outside["signal_median_dbm"]) == (4, -75.0)
+    assert outside["grade_shares"] == {"video": 0.5, "browsing": 0.0, "poor": 0.5, "none": 0.0}
+    assert main(["--db", site.db_url, "rooms", "--school", "test-school", "--hours", "outside"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "(since " in lines[0] and ") outside school hours;" in lines[0]
+    assert lines[2].split()[-7:] == ["4", "-75", "dBm", "50%", "0%", "50%", "0%"]
+
+
+def test_rooms_on_a_holiday_have_no_school_hours(site, capsys) -> None:  # type: ignore[no-untyped-def]
+    wednesday = _school_day_readings(site, "08:30")
+    with writer(site.engine) as conn, conn.begin():
+        conn.execute(holidays.insert().values(calendar="all", starts_on=wednesday.isoformat(),
+                                              ends_on=wednesday.isoformat(), name="Studiedag",
+                                              created_at=0.0))
+    lokaal = rooms_json(site, "--hours", "school", capsys=capsys)["rooms"][0]
+    assert (lokaal["grade"], lokaal["observations"], lokaal["grade_shares"]) == ("poor", 0, None)
+    assert rooms_json(site, "--hours", "outside", capsys=capsys)["rooms"][0]["observations"] == 7
+
+
+def test_rooms_hours_follow_the_schools_time_zone(site, capsys) -> None:  # type: ignore[no-untyped-def]
+    """10:00 on a Wednesday in Tokyo is 02:00 or 03:00 in Amsterdam (the collector's zone)."""
+    tokyo = ZoneInfo("Asia/Tokyo")
+    wednesday = _a_recent(3)
+    stream = new_stream()
+    deliver(site, wifi(1, stream, datetime.combine(wednesday, dt_time(10, 0), tokyo).timestamp(), -60.0),
+            wifi(2, stream, datetime.combine(wednesday, dt_time(8, 29), tokyo).timestamp(), -61.0))
+    assert rooms_json(site, "--hours", "school", capsys=capsys)["rooms"][0]["observations"] == 0
+    with writer(site.engine) as conn, conn.begin():
+        conn.execute(update(schools).values(timezone="Asia/Tokyo"))
+    in_tokyo = rooms_json(site, "--hours", "school", capsys=capsys)["rooms"][0]
+    assert (in_tokyo["observations"], in_tokyo["signal_median_dbm"]) == (1, -60.0)
 
 
 def test_rooms_refuses_an_unknown_school_and_bad_input_in_one_line(tmp_path: Path) -> None:

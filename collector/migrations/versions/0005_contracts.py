@@ -161,3 +161,20 @@ def _backfill_bandwidth_results() -> None:
             rows = []
     if rows:
         bind.execute(results.insert(), rows)
+
+
+def downgrade() -> None:
+    # Plain ALTER TABLE … DROP COLUMN (SQLite 3.35+, PostgreSQL): batch mode would copy and
+    # drop `schools`, which the foreign keys of agents and codes forbid.
+    for column in ("video_participants", "school_days", "hours_end", "hours_start", "timezone",
+                   "longitude", "latitude", "region", "city", "postcode", "address", "pupils",
+                   "external_id"):
+        op.drop_column("schools", column)
+    op.drop_column("boards", "policy")
+    op.drop_column("boards", "rule_set")
+    op.drop_table("contracts")
+    op.drop_index("ix_bandwidth_results_school_time", table_name="bandwidth_results")
+    op.drop_table("bandwidth_results")
+    op.drop_table("daily_aggregates")
+    op.drop_table("connections")
+    op.drop_table("holidays")
