@@ -84,8 +84,7 @@ def verdicts_text(document: dict[str, Any]) -> str:
         for verdict in line["verdicts"]:
             why = f" ({verdict['reason']})" if verdict.get("reason") else ""
             lines.append(f"    {verdict['rule_set']}: {verdict['outcome']}{why}")
-        capacity = line["capacity"]
-        lines.append(f"    capacity: peak {capacity['peak_concurrent_devices']} devices in school hours")
+        lines.append(_capacity_text(line["capacity"]))
     availability = document["availability_school_hours"]
     if availability["all_outages"] is not None:
         lines.append(f"  availability in school hours: {availability['all_outages']:.4%} "
@@ -94,6 +93,21 @@ def verdicts_text(document: dict[str, Any]) -> str:
     if unattributed["count"]:
         lines.append(f"  {unattributed['count']} results not attributed: {unattributed['why']}")
     return "\n".join(lines)
+
+
+def _capacity_text(capacity: dict[str, Any]) -> str:
+    peak = capacity["peak_concurrent_devices"]
+    if peak is None:
+        reasons = [profile["reason"] for profile in capacity["profiles"].values()]
+        reason = reasons[0] if reasons else "no capacity profiles"
+        return f"    capacity: no verdict ({reason})"
+    verdicts = []
+    for name, profile in capacity["profiles"].items():
+        enough = profile["measured_sufficient"]
+        word = "?" if enough is None else "enough" if enough else "too little"
+        verdicts.append(f"{name} {word} (needs {_mbit(profile['required_bytes_per_second'])} Mbit/s)")
+    return (f"    capacity: peak {peak} devices in school hours, median download "
+            f"{_mbit(capacity['median_download_bytes_per_second'])} Mbit/s: {', '.join(verdicts)}")
 
 
 def _mbit(value: float | None) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, literal, select
 
-from collector.availability import Outage, ongoing_outage, recorded_outage
+from collector.availability import OUTAGE_SETS, Outage, ongoing_outage, recorded_outage
 from collector.calendar import SchoolCalendar, load_calendar
 from collector.contracts import ConnectionInfo, board_policy, school_connections
 from collector.db.schema import agents, connectivity_first_windows, latest, records, schools
@@ -31,8 +31,10 @@ from collector.verdicts.rulesets import evaluate
 from collector.verdicts.summary import DirectionSummary, direction_summary
 from collector.verdicts.verdict import RuleVerdict
 
-# Outage kinds counted against the provider in the "isp" availability: the line itself.
-PROVIDER_OUTAGES = frozenset({"isp", "internet"})
+# Outage kinds counted against the provider: the same set as
+# schoolnet_connectivity_availability_ratio{outages="isp"}. An "internet" outage (no gateway
+# probed) may be the school's own network, so it is not held against the provider.
+PROVIDER_OUTAGES = OUTAGE_SETS["isp"]
 
 
 @dataclass
@@ -97,7 +99,10 @@ def judge_connection(line: ConnectionInfo, results: Sequence[StoredResult], cale
     verdicts = {name: evaluate(name, judged, start, end) for name in rule_sets}
     today = calendar.local_date(end)
     current = terms_on(line.terms, today)
-    capacity = capacity_verdict(judged, policy.capacity, video_participants, current)
+    # Capacity is about the school day whatever hours the rule sets judge (it keeps to
+    # school hours itself), and against today's contract: none in force is no contract
+    # verdict, not the expired one.
+    capacity = capacity_verdict(measurements, policy.capacity, video_participants, current)
     distinct_terms = {m.terms for m in measurements if m.terms is not None}
     return ConnectionJudgement(line, measurements, summaries, verdicts, capacity, current,
                                len(distinct_terms))

@@ -12,12 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from enum import Enum
 from typing import Any
 
 from collector.policy import PROFILES, CapacityPolicy, ProfileName
 from collector.terms import Terms
 from collector.verdicts.model import Measurement
 from collector.verdicts.stats import median
+
+
+class Latest(Enum):
+    """Take the contract from the latest measurement (the caller does not know today's)."""
+
+    TERMS = "latest"
 
 
 @dataclass(frozen=True)
@@ -45,14 +52,16 @@ class CapacityVerdict:
 
 
 def capacity_verdict(measurements: Sequence[Measurement], policy: CapacityPolicy,
-                     video_participants: int | None, terms: Terms | None = None) -> CapacityVerdict:
-    """``terms``: the contract in force now; by default the terms of the latest measurement."""
+                     video_participants: int | None, terms: Terms | Latest | None = Latest.TERMS
+                     ) -> CapacityVerdict:
+    """``terms``: the contract in force now (None: none is, so no contract verdict); by
+    default the terms of the latest measurement."""
     school = [m for m in measurements if m.valid and m.in_session]
     devices = [m.concurrent_devices for m in school if m.concurrent_devices is not None]
     downloads = [m.download for m in school if m.download is not None]
     peak = max(devices) if devices else None
     measured = median(downloads) if downloads else None
-    if terms is None:
+    if isinstance(terms, Latest):
         latest = max((m for m in measurements if m.terms is not None), key=lambda m: m.measured_at,
                      default=None)
         terms = latest.terms if latest is not None else None

@@ -8,6 +8,7 @@ below the true median, which holds whatever the speeds look like.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from fractions import Fraction
@@ -30,6 +31,9 @@ def median(values: Sequence[float]) -> float:
     return nearest_rank(values, 50)
 
 
+# Exact binomial sums are slow (Fractions over 2^n) and /metrics asks for the same few n
+# thousands of times per computation: the ranks depend on n and the confidence alone.
+@functools.lru_cache(maxsize=1024)
 def median_interval_ranks(n: int, confidence: float = 0.95) -> tuple[int, int] | None:
     """1-based ranks (j, k) of the order statistics that bound the median with at least the
     given confidence: P(j <= B <= k - 1) >= confidence for B ~ Bin(n, 1/2), symmetric
