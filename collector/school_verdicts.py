@@ -10,6 +10,7 @@ result's local date, the school's calendar, its outages — and assembles the do
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,6 +185,22 @@ def school_verdicts(engine: Engine, school_ref: str, *, window: float, now: floa
 
 
 def judgement_document(judgement: SchoolJudgement) -> dict[str, Any]:
+    return finite(_document(judgement))
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every non-finite float as None: JSON has no Infinity or NaN, and a
+    ratio to an absurd stored speed is no figure at all."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
+
+
+def _document(judgement: SchoolJudgement) -> dict[str, Any]:
     calendar = judgement.calendar
     return {
         "board": judgement.board,
