@@ -118,6 +118,7 @@ def main() -> int:
             run([BIN / "schoolnet-agent", "enroll", "--collector", url, "--code", code,
                  "--name", "demo-agent"], agent_env)
         agent = subprocess.Popen([BIN / "schoolnet-agent", "run"], env=agent_env)
+        database = DEMO / "collector.db"
         print(f"""
 schoolnet demo is running (Ctrl-C stops it). Look here:
   metrics for Prometheus:  {url}/metrics   (values appear after the first upload, ~15 s)
@@ -126,7 +127,7 @@ schoolnet demo is running (Ctrl-C stops it). Look here:
   the agent's outbox:      .venv/bin/schoolnet-agent --config {agent_config} status
   one measurement:         .venv/bin/schoolnet-agent --config {agent_config} measure bandwidth --json
   verdicts (the contract in {contracts}):
-    SCHOOLNET_DB=sqlite:///{DEMO / 'collector.db'} .venv/bin/schoolnet-collector verdicts --school demo-board/demo-school
+    .venv/bin/schoolnet-collector --db sqlite:///{database} verdicts --school demo-board/demo-school
 """, flush=True)
         while collector.poll() is None and agent.poll() is None:
             time.sleep(0.5)

@@ -68,7 +68,8 @@ def test_every_alert_has_a_firing_and_a_silent_case() -> None:
     assert alert_names() == {
         "SchoolnetBandwidthBelowContract", "SchoolnetVerdictFailed", "SchoolnetOutage",
         "SchoolnetLanOutage", "SchoolnetHighPacketLoss", "SchoolnetSchoolHoursAvailabilityLow",
-        "SchoolnetAgentSilent", "SchoolnetOutboxGrowing", "SchoolnetWifiRoomDegraded"}
+        "SchoolnetAgentSilent", "SchoolnetSchoolSilent", "SchoolnetOutboxGrowing",
+        "SchoolnetWifiRoomDegraded"}
     assert alert_names() - firing == set()
     assert alert_names() - silent == set()
 
@@ -128,7 +129,7 @@ def test_amtool_checks_the_config() -> None:
     result = subprocess.run([amtool, "check-config", str(ALERTMANAGER)], capture_output=True,
                             text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 inhibit rules" in result.stdout
+    assert "3 inhibit rules" in result.stdout
 
 
 @pytest.mark.parametrize(("labels", "receivers"), [
@@ -146,6 +147,9 @@ def test_amtool_checks_the_config() -> None:
      "provider-desk,bestuur-noord-ict"),
     ("alertname=SchoolnetBandwidthBelowContract board=bestuur-zuid school=de-wilg severity=warning "
      "provider=ziggo", "provider-desk,bestuur-zuid-digest"),
+    # A school whose agents are all silent: the board's ICT contact and the provider desk.
+    ("alertname=SchoolnetSchoolSilent board=bestuur-zuid school=de-wilg severity=critical provider=kpn",
+     "provider-desk,bestuur-zuid-ict"),
     # An alert without a provider (none registered, or two) is the board's alone.
     ("alertname=SchoolnetOutage board=bestuur-zuid school=de-wilg severity=warning",
      "bestuur-zuid-digest"),
@@ -264,3 +268,20 @@ def test_outage_inhibits_the_schools_bandwidth_and_loss_alerts(alertmanager: str
     assert state["SchoolnetHighPacketLoss/de-klimop/pi"] != []
     assert state["SchoolnetHighPacketLoss/het-anker/pi"] == []
     assert state["SchoolnetOutage/de-klimop/pi"] == []
+
+
+def test_a_silent_school_is_one_alert_and_holds_back_its_line_alerts(alertmanager: str) -> None:
+    klimop = {"board": "bestuur-noord", "school": "de-klimop"}
+    anker = {"board": "bestuur-noord", "school": "het-anker"}
+    post_alerts(alertmanager,
+                {"alertname": "SchoolnetSchoolSilent", "severity": "critical", **klimop, "provider": "kpn"})
+    inhibited(alertmanager)  # processed before the alerts it inhibits arrive (see above)
+    post_alerts(alertmanager,
+                {"alertname": "SchoolnetAgentSilent", "severity": "warning", **klimop, "agent": "pi"},
+                {"alertname": "SchoolnetHighPacketLoss", "severity": "warning", **klimop, "agent": "nuc"},
+                {"alertname": "SchoolnetAgentSilent", "severity": "warning", **anker, "agent": "pi"})
+    state = inhibited(alertmanager)
+    assert state["SchoolnetAgentSilent/de-klimop/pi"] != []
+    assert state["SchoolnetHighPacketLoss/de-klimop/nuc"] != []
+    assert state["SchoolnetAgentSilent/het-anker/pi"] == []
+    assert state["SchoolnetSchoolSilent/de-klimop/"] == []
