@@ -69,7 +69,7 @@ def test_every_alert_has_a_firing_and_a_silent_case() -> None:
         "SchoolnetBandwidthBelowContract", "SchoolnetVerdictFailed", "SchoolnetOutage",
         "SchoolnetLanOutage", "SchoolnetHighPacketLoss", "SchoolnetSchoolHoursAvailabilityLow",
         "SchoolnetAgentSilent", "SchoolnetSchoolSilent", "SchoolnetOutboxGrowing",
-        "SchoolnetWifiRoomDegraded"}
+        "SchoolnetWifiRoomDegraded", "SchoolnetCollectorDown"}
     assert alert_names() - firing == set()
     assert alert_names() - silent == set()
 
@@ -106,6 +106,18 @@ def test_rules_use_only_metrics_the_collector_exposes() -> None:
     for name in recorded:
         level, metric, operation = name.split(":")
         assert level in {"school", "agent"} and metric.startswith("schoolnet_") and operation, name
+
+
+def test_collector_down_watches_the_example_configs_job() -> None:
+    """SchoolnetCollectorDown selects `up` by job name: a rule naming another job than the
+    example scrape config's would match nothing and never fire."""
+    jobs = re.findall(r"^\s*- job_name: (\S+)\s*$",
+                      (PROMETHEUS / "prometheus.example.yml").read_text(), re.MULTILINE)
+    [block] = [b for b in rule_blocks() if "alert: SchoolnetCollectorDown" in b]
+    assert jobs == ["schoolnet-collector"]
+    assert re.search(r'^\s+expr: up\{job="schoolnet-collector"\} == 0\s*$', block, re.MULTILINE)
+    assert re.search(r"^\s+for: 5m\s*$", block, re.MULTILINE)
+    assert "job name" in ALERTS_DOC.read_text().split("## SchoolnetCollectorDown")[1].split("\n## ")[0]
 
 
 def test_example_prometheus_config_is_valid(tmp_path: Path) -> None:
@@ -150,6 +162,14 @@ def test_amtool_checks_the_config() -> None:
     # A school whose agents are all silent: the board's ICT contact and the provider desk.
     ("alertname=SchoolnetSchoolSilent board=bestuur-zuid school=de-wilg severity=critical provider=kpn",
      "provider-desk,bestuur-zuid-ict"),
+    # An outage of unknown side (kind="internet") is the board's alone: the rules give it
+    # no provider, and the provider route refuses it should a changed rule add one.
+    ("alertname=SchoolnetOutage board=bestuur-noord school=de-klimop severity=critical kind=internet",
+     "bestuur-noord-ict"),
+    ("alertname=SchoolnetOutage board=bestuur-noord school=de-klimop severity=critical kind=internet "
+     "provider=kpn", "bestuur-noord-ict"),
+    ("alertname=SchoolnetOutage board=bestuur-noord school=de-klimop severity=critical kind=isp "
+     "provider=kpn", "provider-desk,bestuur-noord-ict"),
     # An alert without a provider (none registered, or two) is the board's alone.
     ("alertname=SchoolnetOutage board=bestuur-zuid school=de-wilg severity=warning",
      "bestuur-zuid-digest"),
@@ -159,6 +179,9 @@ def test_amtool_checks_the_config() -> None:
      "operator-digest"),
     ("alertname=SchoolnetVerdictFailed board=bestuur-west school=x severity=info provider=kpn",
      "provider-desk,operator-digest"),
+    # The collector not scraped: no board, the operator is paged.
+    ("alertname=SchoolnetCollectorDown severity=critical job=schoolnet-collector "
+     "instance=collector.example.org:443", "operator-page"),
 ])
 def test_amtool_routes(labels: str, receivers: str) -> None:
     amtool = require_tool("amtool")
@@ -172,7 +195,8 @@ def test_amtool_routes(labels: str, receivers: str) -> None:
 def test_provider_route_groups_by_provider_and_alertname() -> None:
     """amtool shows receivers, not grouping: read the route's group_by from the file."""
     text = ALERTMANAGER.read_text()
-    route = re.search(r"- matchers: \['provider=~\"\.\+\"'\]\n((?:\s{6}\S.*\n)+)", text)
+    route = re.search(r"- matchers: \['provider=~\"\.\+\"', 'kind!=\"internet\"'\]\n((?:\s{6}\S.*\n)+)",
+                      text)
     assert route, "no provider route"
     assert "group_by: [alertname, provider]" in route.group(1)
     assert "continue: true" in route.group(1)
@@ -285,3 +309,24 @@ def test_a_silent_school_is_one_alert_and_holds_back_its_line_alerts(alertmanage
     assert state["SchoolnetHighPacketLoss/de-klimop/nuc"] != []
     assert state["SchoolnetAgentSilent/het-anker/pi"] == []
     assert state["SchoolnetSchoolSilent/de-klimop/"] == []
+
+
+def test_collector_down_inhibits_nothing(alertmanager: str) -> None:
+    """While the collector is not scraped, the school alerts still firing (an agent already
+    silent before) stay shown: SchoolnetCollectorDown holds nothing back, and nothing
+    holds it back."""
+    klimop = {"board": "bestuur-noord", "school": "de-klimop"}
+    post_alerts(alertmanager,
+                {"alertname": "SchoolnetCollectorDown", "severity": "critical",
+                 "job": "schoolnet-collector", "instance": "collector.example.org:443"},
+                {"alertname": "SchoolnetSchoolSilent", "severity": "critical", **klimop, "provider": "kpn"})
+    inhibited(alertmanager)  # processed before the alerts it might inhibit arrive (see above)
+    post_alerts(alertmanager,
+                {"alertname": "SchoolnetAgentSilent", "severity": "warning",
+                 "board": "bestuur-zuid", "school": "de-wilg", "agent": "nuc"},
+                {"alertname": "SchoolnetOutage", "severity": "critical", **klimop, "agent": "pi",
+                 "kind": "isp", "provider": "kpn"})
+    state = inhibited(alertmanager)
+    assert state["SchoolnetCollectorDown//"] == []
+    assert state["SchoolnetAgentSilent/de-wilg/nuc"] == []
+    assert state["SchoolnetOutage/de-klimop/pi"] == []
