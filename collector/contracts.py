@@ -375,7 +375,7 @@ def set_school_details(engine: Engine, school_ref: str, assignments: Mapping[str
         for column, text in assignments.items():
             try:
                 values.update(school_field(column, text, school))
-            except FieldError as exc:
+            except ValueError as exc:  # FieldError, and any parser's own ValueError
                 raise RegistryError(f"{column}: {exc}") from None
         if values:
             conn.execute(schools.update().where(schools.c.id == school_pk).values(**values))

@@ -81,7 +81,12 @@ class ContractRow:
 
 # --- cells ----------------------------------------------------------------------------------
 
-_DECIMAL = re.compile(r"^(-?)(\d+)(?:[.,](\d+))?$")
+# ASCII digits only: Python's \d also takes other scripts' digits (Arabic-Indic ones), which no sheet means.
+_DECIMAL = re.compile(r"^(-?)([0-9]+)(?:[.,]([0-9]+))?$")
+# More digits than any speed, cost or coordinate needs; more would overflow to infinity.
+MAX_DIGITS = 30
+# C0 control characters (NUL above all: PostgreSQL refuses it in text) except tab and line ends.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -91,6 +96,8 @@ def parse_decimal(text: str, *, signed: bool = False) -> Decimal:
     """``"100"``, ``"100.5"`` or ``"100,5"`` (the Dutch decimal comma). No thousands
     separators: "1.000" would be read as one, so it is better refused than guessed."""
     match = _DECIMAL.match(text)
+    if match and len(text) > MAX_DIGITS:
+        raise FieldError(f"{text[:12]}...: more than {MAX_DIGITS} digits is not a number we can use")
     if not match or (match.group(1) and not signed):
         kind = "a decimal number" if signed else "a number of at least 0"
         raise FieldError(f"{text!r} is not {kind} (write it like 100 or 100,5; no thousands separator)")
@@ -106,8 +113,11 @@ def parse_mbps(text: str) -> float:
 
 
 def parse_count(text: str) -> int:
-    if not text.isdigit():
+    # ASCII digits, and few enough for the store's integer (str.isdigit takes "²" too).
+    if not re.fullmatch(r"[0-9]+", text):
         raise FieldError(f"{text!r} is not a whole number of at least 0")
+    if len(text) > 9:
+        raise FieldError(f"{text!r} is more than 999999999")
     return int(text)
 
 
@@ -171,14 +181,20 @@ def parse_timezone(text: str) -> str:
 
 def parse_networks(text: str) -> list[str]:
     networks: list[str] = []
-    for item in text.split():
+    # Spaces are the documented separator; a sheet often has commas (or semicolons) too.
+    for item in re.split(r"[\s,;]+", text.strip()):
+        if not item:
+            continue
         try:
             network = ipaddress.ip_network(item, strict=False)
         except ValueError:
             raise FieldError(f"{item!r} is not an address or a CIDR prefix (like 192.0.2.0/24)") from None
-        if str(network) != item and "/" in item:
-            # A prefix with host bits set is most often a typo in the length.
-            raise FieldError(f"{item!r} has host bits set; did you mean {network}?")
+        try:
+            ipaddress.ip_network(item, strict=True)
+        except ValueError:
+            # A prefix with host bits set is most often a typo in the length. (Compared by
+            # value, not text: 2001:DB8::/48 and 2001:0db8::/48 are written forms of a network.)
+            raise FieldError(f"{item!r} has host bits set; did you mean {network}?") from None
         networks.append(str(network))
     return networks
 
@@ -225,6 +241,10 @@ def _text(limit: int) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if len(text) > limit:
             raise FieldError(f"at most {limit} characters, not {len(text)}")
+        control = _CONTROL.search(text)
+        if control:
+            raise FieldError(f"holds a control character (U+{ord(control.group()):04X}) at "
+                             f"character {control.start() + 1}")
         return text
     return parse
 
@@ -399,7 +419,7 @@ def _parse_row(line: int, values: dict[str, str], error: Callable[[str, str], No
         if column in values:
             try:
                 school_fields.update(school_field(column, values[column], school or ""))
-            except FieldError as exc:
+            except ValueError as exc:  # FieldError, and any parser's own ValueError
                 error(column, str(exc))
                 failed = True
 

@@ -116,6 +116,9 @@ def _event_holidays(event: Component, replaced: list[Any]) -> Iterator[Holiday]:
     name = " ".join(str(event.get("SUMMARY", "")).split())
     if not name:
         raise ValueError("it has no SUMMARY (the holiday's name)")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        # NUL above all: PostgreSQL refuses it in text, and no name holds one.
+        raise ValueError("its SUMMARY holds a control character")
     if len(name) > MAX_NAME:
         raise ValueError(f"its SUMMARY is longer than {MAX_NAME} characters")
     if "DTSTART" not in event:

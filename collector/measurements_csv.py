@@ -44,6 +44,11 @@ TRACKER_REQUIRED = ("created at", "download", "upload")
 MBIT = 1_000_000 / 8  # bytes per second in one Mbit/s
 # A clock a little ahead is a clock; a day ahead is a typo in the year or the zone.
 FUTURE_SLACK_SECONDS = 86_400
+# A number as spreadsheets and Speedtest Tracker write it: float() alone would also take
+# "1_000", "inf", "nan" and digits of other scripts.
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?")
+# C0 control characters (NUL above all: PostgreSQL refuses it in text) except tab.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 TRUE_WORDS = {"true", "yes", "1", "y", "ja"}
 FALSE_WORDS = {"false", "no", "0", "n", "nee"}
 
@@ -113,7 +118,8 @@ def read_text(path: Path) -> str:
     try:
         return path.read_bytes().decode("utf-8-sig")  # Excel writes a byte-order mark
     except UnicodeDecodeError as exc:
-        raise CsvErrors([f"{path.name}: not UTF-8 text (byte {exc.start})"]) from None
+        raise CsvErrors([f"{path.name}: not UTF-8 text (byte {exc.start}); save it as CSV UTF-8 "
+                         "(Excel: Save As, \"CSV UTF-8 (comma delimited)\")"]) from None
 
 
 def parse(text: str, name: str, fmt: FormatName, zone: ZoneInfo, now: float,
@@ -220,17 +226,20 @@ class _Cells:
     def fail(self, column: str, what: str) -> None:
         self.errors.append(f"{self.file}:{self.line}: {column}: {what}")
 
-    def number(self, values: dict[str, str], column: str) -> float | None:
+    def number(self, values: dict[str, str], column: str, scale: float = 1.0) -> float | None:
+        """The cell times ``scale`` (its unit to the store's), finite and not negative."""
         text = values.get(column, "")
         if not text:
             return None
-        try:
-            value = float(text.replace(",", ".") if self.decimal_comma else text)
-        except ValueError:
-            self.fail(column, f"{text!r} is not a number")
+        plain = text.replace(",", ".") if self.decimal_comma else text
+        if not _NUMBER.fullmatch(plain):
+            negative = plain.startswith("-") and _NUMBER.fullmatch(plain[1:])
+            self.fail(column, f"{text!r} is not a number" + (" of zero or more" if negative else ""))
             return None
-        if not math.isfinite(value) or value < 0:
-            self.fail(column, f"{text!r} is not a number of zero or more")
+        value = float(plain) * scale
+        if not math.isfinite(value):
+            # 1e308 Mbit/s is a float, but not in bytes per second: it would be stored as inf.
+            self.fail(column, f"{text!r} is too large")
             return None
         return value
 
@@ -247,6 +256,9 @@ class _Cells:
         text = values.get(column, "")
         if len(text) > longest:
             self.fail(column, f"longer than {longest} characters")
+        control = _CONTROL.search(text)
+        if control:
+            self.fail(column, f"holds a control character (U+{ord(control.group()):04X})")
         return text
 
     def boolean(self, values: dict[str, str], column: str, default: bool) -> bool:
@@ -270,13 +282,22 @@ class _Cells:
         except ValueError:
             self.fail(column, f"{text!r} is not an ISO 8601 time (like 2026-03-02T10:15:00+01:00)")
             return None
-        if parsed.tzinfo is None:
-            localized = localize(parsed, self.zone)
-            if isinstance(localized, str):
-                self.fail(column, f"{text!r} {localized}")
-                return None
-            parsed = localized
-        t = parsed.timestamp()
+        try:
+            if parsed.tzinfo is None:
+                localized = localize(parsed, self.zone)
+                if isinstance(localized, str):
+                    self.fail(column, f"{text!r} {localized}")
+                    return None
+                parsed = localized
+            t = parsed.timestamp()
+        except (OverflowError, ValueError):
+            # Year 1 or 9999 moved by a zone's offset leaves the calendar.
+            self.fail(column, f"{text!r} is out of the range of dates")
+            return None
+        if t < 0:
+            # Results are read from 1970 on (Unix time); an earlier one is a typo in the year.
+            self.fail(column, f"{text!r} lies before 1970")
+            return None
         if t > self.now + FUTURE_SLACK_SECONDS:
             self.fail(column, f"{text!r} lies in the future")
             return None
@@ -297,8 +318,8 @@ def localize(naive: datetime, zone: ZoneInfo) -> datetime | str:
 
 def _schoolnet_row(values: dict[str, str], cells: _Cells) -> ImportRow | str:
     measured_at = cells.moment(values, "measured_at")
-    download = cells.number(values, "download_mbps")
-    upload = cells.number(values, "upload_mbps")
+    download = cells.number(values, "download_mbps", MBIT)
+    upload = cells.number(values, "upload_mbps", MBIT)
     if download is None and upload is None and not cells.errors:
         cells.fail("download_mbps", "a row needs a download or an upload speed")
     latency = cells.number(values, "latency_ms")
@@ -309,8 +330,7 @@ def _schoolnet_row(values: dict[str, str], cells: _Cells) -> ImportRow | str:
     devices = cells.integer(values, "concurrent_devices")
     return ImportRow(
         line=cells.line, measured_at=measured_at or 0.0,
-        download_bytes_per_second=None if download is None else download * MBIT,
-        upload_bytes_per_second=None if upload is None else upload * MBIT,
+        download_bytes_per_second=download, upload_bytes_per_second=upload,
         latency_seconds=None if latency is None else latency / 1000,
         server=server, backend=backend, connection=connection, valid=valid,
         concurrent_devices=devices)
@@ -326,18 +346,18 @@ def _tracker_row(values: dict[str, str], cells: _Cells) -> ImportRow | str:
     if not values.get("download") and not values.get("upload"):
         return "without speeds (a failed test)"
     measured_at = cells.moment(values, "created at")
-    download = cells.number(values, "download")  # bits per second
-    upload = cells.number(values, "upload")
+    download = cells.number(values, "download", 1 / 8)  # bits per second -> bytes
+    upload = cells.number(values, "upload", 1 / 8)
     ping = cells.number(values, "ping")  # milliseconds
-    name, server_id = values.get("server name", ""), values.get("server id", "")
+    # Read for control characters only: the length is cut to the store's below, as before.
+    name, server_id = cells.text(values, "server name", 10_000), cells.text(values, "server id", 10_000)
     server = f"{name} ({server_id})" if name and server_id else name or server_id
-    service = values.get("service", "").lower()
+    service = cells.text(values, "service", 10_000).lower()
     # Ookla's servers are what our `speedtest` backend tests against too.
     backend = "speedtest" if service == "ookla" else (service or "speedtest-tracker")
     return ImportRow(
         line=cells.line, measured_at=measured_at or 0.0,
-        download_bytes_per_second=None if download is None else download / 8,
-        upload_bytes_per_second=None if upload is None else upload / 8,
+        download_bytes_per_second=download, upload_bytes_per_second=upload,
         latency_seconds=None if ping is None else ping / 1000,
         server=server[:500], backend=backend[:32], connection=None, valid=True,
         concurrent_devices=None, public_address=values.get("ip address") or None)

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from agent.wire import describe_validation_error
+from collector.body import read_limited
 from collector.contracts import (
     UnknownBoard,
     connections_document,
@@ -41,9 +42,9 @@ def get_contracts(engine: EngineDep, board: str | None = None) -> Response:
 
 @router.post("/contracts.csv", summary="Import a contracts CSV (all rows or none)")
 async def post_contracts(request: Request, engine: EngineDep) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > MAX_CSV_BYTES:
-        raise HTTPException(413, f"at most {MAX_CSV_BYTES} bytes of CSV at once")
+    # Streamed with the limit applied as it arrives (and to Content-Length first): reading
+    # the whole body before measuring it would let one request fill the memory.
+    body = await read_limited(request.stream(), request.headers.get("content-length"), MAX_CSV_BYTES)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -285,8 +285,6 @@ def test_the_command_prints_text_and_json_without_data(store: Store,
     json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
 
 
-@pytest.mark.xfail(strict=True, reason="collector/contracts_csv.parse_mbps turns a 400-digit speed into "
-                   "inf; the verdicts then print Infinity (not JSON) and the API answers 500")
 def test_an_absurd_contract_speed_never_reaches_the_verdicts(store: Store) -> None:
     huge = "1" + "0" * 400
     path = store.tmp / "absurd.csv"
