@@ -16,7 +16,7 @@ from agent.config import deep_merge
 from agent.wire import CentralSettings
 from collector.contracts import contract_settings
 from collector.db.engine import writer
-from collector.db.schema import agent_settings
+from collector.db.schema import agent_settings, connections
 from collector.registry import RegistryError, find_agent, resolve_school
 from collector.results import reattribute
 
@@ -51,6 +51,9 @@ def update_settings(engine: Engine, school: str, agent: str | None,
         row = conn.execute(select(agent_settings.c.id, agent_settings.c.document)
                            .where(*_where(school_pk, agent_pk))).first()
         document = changes if replace or row is None else deep_merge(row.document, changes)
+        pin = document.get("connection")
+        if pin is not None:
+            _check_pin(conn, school_pk, pin)
         if row is None:
             conn.execute(agent_settings.insert().values(
                 school_id=school_pk, agent_id=agent_pk, document=document,
@@ -58,10 +61,19 @@ def update_settings(engine: Engine, school: str, agent: str | None,
         else:
             conn.execute(agent_settings.update().where(agent_settings.c.id == row.id)
                          .values(document=document, updated_at=time.time()))
-        if "connection" in changes:
+        if pin != (row.document.get("connection") if row is not None else None):
             # An agent pinned to a line (a Pi behind the 4G router): its results move with it.
             reattribute(conn, school_pk)
     return document
+
+
+def _check_pin(conn: Connection, school_pk: int, pin: Any) -> None:
+    """``connection`` names one of the school's lines (null unpins)."""
+    lines = sorted(conn.scalars(select(connections.c.slug).where(connections.c.school_id == school_pk)))
+    if not isinstance(pin, str) or pin not in lines:
+        raise RegistryError(f"connection: {pin!r} is not one of the school's lines "
+                            f"({', '.join(lines) or 'none registered: import the contracts first'}); "
+                            "null unpins")
 
 
 def show_settings(engine: Engine, school: str, agent: str | None) -> dict[str, Any]:

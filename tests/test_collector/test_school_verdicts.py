@@ -201,3 +201,23 @@ def test_metrics_judge_in_the_background_once_the_verdicts_are_old(site: Site, t
     assert refreshing is not None
     refreshing.join(timeout=30)
     assert tests_in_window() == 22
+
+
+def test_pinning_an_agent_to_a_line_moves_its_results_and_a_wrong_line_is_refused(
+        site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import_contract(site, tmp_path)
+    history(site)
+
+    def attributions() -> set[str]:
+        return {row[0] for row in site.sql("SELECT attribution FROM bandwidth_results")}
+
+    assert attributions() == {"only-connection"}
+    pin = ["agent-settings", "set", "--school", "test-school", "--agent", "pi", "--db", site.db_url]
+    assert main([*pin, "connection=glas"]) == 0
+    assert attributions() == {"agent-setting"}
+    capsys.readouterr()
+    assert main([*pin, "connection=kabel"]) == 2
+    assert "connection: 'kabel' is not one of the school's lines (glas)" in capsys.readouterr().err
+    assert attributions() == {"agent-setting"}, "a refused pin changes nothing"
+    assert main([*pin, "connection=null"]) == 0
+    assert attributions() == {"only-connection"}
