@@ -113,11 +113,12 @@ class VerdictFamilies:
                        "count: the sample size of the ratios", "gauge", (*LINE, "hours"))
         passed = Family("schoolnet_verdict_pass",
                         f"Whether the line passes the rule set over the last {window_name} (1) or "
-                        "fails it (0); absent without enough data (see schoolnet_verdict_enough_data); "
-                        "recomputed every few minutes", "gauge", (*LINE, "rule_set"))
+                        "fails it (0); absent when the rule set could not judge (too few measurements "
+                        "or days, or a speed the contract does not state: the verdict's reason says "
+                        "which); recomputed every few minutes", "gauge", (*LINE, "rule_set"))
         enough = Family("schoolnet_verdict_enough_data",
-                        f"Whether the last {window_name} held enough measurements and days for the "
-                        "rule set to judge (1) or not (0)", "gauge", (*LINE, "rule_set"))
+                        f"Whether the last {window_name} held the measurements and days the rule set "
+                        "needs (1) or not (0), in both directions", "gauge", (*LINE, "rule_set"))
         sufficient = Family("schoolnet_capacity_sufficient",
                             "Whether the median download in school hours covers what the profile "
                             "needs at the school's peak of concurrent devices plus the margin (1) or "
@@ -172,7 +173,7 @@ class VerdictFamilies:
                                 if s.ratio_80_80 is not None:
                                     eighty.add((*labels, d, hours), s.ratio_80_80)
                         for name, verdict in c.verdicts.items():
-                            enough.add((*labels, name), 1 if verdict.outcome != "not_enough_data" else 0)
+                            enough.add((*labels, name), 1 if verdict.enough_data else 0)
                             if verdict.outcome != "not_enough_data":
                                 passed.add((*labels, name), 1 if verdict.outcome == "pass" else 0)
                         for profile, p in c.capacity.profiles.items():

@@ -221,3 +221,21 @@ def test_pinning_an_agent_to_a_line_moves_its_results_and_a_wrong_line_is_refuse
     assert attributions() == {"agent-setting"}, "a refused pin changes nothing"
     assert main([*pin, "connection=null"]) == 0
     assert attributions() == {"only-connection"}
+
+
+def test_a_contract_without_the_speed_a_rule_needs_has_data_enough_but_no_verdict(
+        site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "contracts.csv"
+    path.write_text("board,school,connection,provider,technology,role,contract_start,"
+                    "download_advertised_mbps,upload_advertised_mbps\n"
+                    "test-board,test-school,glas,KPN Zakelijk,fibre,main,2020-01-01,100,100\n")
+    assert main(["import", "contracts", str(path), "--db", site.db_url]) == 0
+    history(site)
+    capsys.readouterr()
+    [acm] = verdicts(site, capsys, "--rule-set", "acm", "--hours", "school")["connections"][0]["verdicts"]
+    assert acm["outcome"] == "not_enough_data" and acm["enough_data"] is True
+    assert "normally available" in acm["reason"]
+    samples = page_samples(site.client.get("/metrics").text)
+    line = (("board", "test-board"), ("connection", "glas"), ("rule_set", "acm"), ("school", "test-school"))
+    assert samples[("schoolnet_verdict_enough_data", line)] == 1
+    assert ("schoolnet_verdict_pass", line) not in samples
