@@ -31,13 +31,11 @@ from collector.verdicts.verdict import (
     Counts,
     RuleVerdict,
     Source,
-    counted_days,
     counts_for,
-    decide,
     level_speeds,
     not_stated,
+    rule_verdict,
     shortfall,
-    speed_intervals,
 )
 
 NAME = "acm"
@@ -65,13 +63,7 @@ def evaluate(measurements: Sequence[Measurement], window_start: float, window_en
         missing = _missing(counted[d])
         counts[d] = counts_for(window, d, counted[d], missing is None, missing)
         checks += _checks(counted[d], d, missing)
-    outcome, reason = decide(checks, counts)
-    speeds, ratios = speed_intervals(counted)
-    return RuleVerdict(
-        rule_set=NAME, outcome=outcome, enough_data=all(c.enough for c in counts.values()), hours="all",
-        window_start=window_start, window_end=window_end, counts=counts, checks=checks,
-        median_interval_bytes_per_second=speeds, median_ratio_interval=ratios, source=SOURCE,
-        reason=reason, days=counted_days(counted))
+    return rule_verdict(NAME, "all", checks, counts, counted, window_start, window_end, SOURCE)
 
 
 def _missing(counted: Sequence[Measurement]) -> str | None:

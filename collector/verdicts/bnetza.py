@@ -34,10 +34,9 @@ from collector.verdicts.verdict import (
     RuleVerdict,
     Source,
     counts_for,
-    decide,
     level_speeds,
     not_stated,
-    speed_intervals,
+    rule_verdict,
 )
 
 NAME = "bnetza"
@@ -68,13 +67,9 @@ def evaluate(measurements: Sequence[Measurement], window_start: float, window_en
     checks: list[Check] = []
     for d in DIRECTIONS:
         checks += _checks(campaign, d, missing)
-    outcome, reason = decide(checks, counts)
-    speeds, ratios = speed_intervals({d: campaign for d in DIRECTIONS})
-    return RuleVerdict(
-        rule_set=NAME, outcome=outcome, enough_data=missing is None, hours="all",
-        window_start=window_start, window_end=window_end, counts=counts, checks=checks,
-        median_interval_bytes_per_second=speeds, median_ratio_interval=ratios, source=SOURCE,
-        reason=reason, days=[day.isoformat() for day in campaign_days or ()])
+    return rule_verdict(NAME, "all", checks, counts, {d: campaign for d in DIRECTIONS}, window_start,
+                        window_end, SOURCE, enough_data=missing is None,
+                        days=[day.isoformat() for day in campaign_days or ()])
 
 
 def pick_day(measurements: Sequence[Measurement]) -> list[Measurement]:

@@ -16,7 +16,7 @@ from collector.terms import DIRECTIONS
 from collector.verdicts.model import Measurement
 from collector.verdicts.peak import school_peak
 from collector.verdicts.stats import median, nearest_rank
-from collector.verdicts.verdict import Check, RuleVerdict, Source, counted_days, decide, speed_intervals
+from collector.verdicts.verdict import Check, RuleVerdict, Source, rule_verdict
 
 NAME = "fcc"
 SOURCE = Source(
@@ -50,10 +50,5 @@ def evaluate(measurements: Sequence[Measurement], window_start: float, window_en
             "median_percent_of_advertised", d, None, med, None, ">=",
             f"median {med:.0%} of the advertised speed (reported, not a pass mark)" if med is not None
             else "no measurements in school hours", required=False))
-    outcome, reason = decide(checks, counts)
-    speeds, intervals = speed_intervals(counted)
-    return RuleVerdict(
-        rule_set=NAME, outcome=outcome, enough_data=all(c.enough for c in counts.values()), hours="school",
-        window_start=window_start, window_end=window_end, counts=counts, checks=checks,
-        median_interval_bytes_per_second=speeds, median_ratio_interval=intervals, source=SOURCE,
-        reason=reason, figures=figures, days=counted_days(counted))
+    return rule_verdict(NAME, "school", checks, counts, counted, window_start, window_end, SOURCE,
+                        figures=figures)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from collector.terms import DIRECTIONS
 from collector.verdicts.model import Measurement
 from collector.verdicts.peak import school_peak
-from collector.verdicts.verdict import Check, RuleVerdict, Source, counted_days, decide, speed_intervals
+from collector.verdicts.verdict import Check, RuleVerdict, Source, rule_verdict
 
 NAME = "giga"
 SOURCE = Source("UNICEF/ITU Giga: school connectivity contracted and monitored; average over 30 days "
@@ -42,10 +42,5 @@ def evaluate(measurements: Sequence[Measurement], window_start: float, window_en
             checks.append(Check(
                 "average_80_percent", d, mean >= MEAN_RATIO - ROUNDING, mean, MEAN_RATIO, ">=",
                 f"the average in school hours was {mean:.0%} of the contracted speed (at least 80 % must)"))
-    outcome, reason = decide(checks, counts)
-    speeds, intervals = speed_intervals(counted)
-    return RuleVerdict(
-        rule_set=NAME, outcome=outcome, enough_data=all(c.enough for c in counts.values()), hours="school",
-        window_start=window_start, window_end=window_end, counts=counts, checks=checks,
-        median_interval_bytes_per_second=speeds, median_ratio_interval=intervals, source=SOURCE,
-        reason=reason, figures=figures, days=counted_days(counted))
+    return rule_verdict(NAME, "school", checks, counts, counted, window_start, window_end, SOURCE,
+                        figures=figures)

@@ -146,3 +146,19 @@ def not_stated(level: Level) -> str:
 
 def counted_days(counted: dict[Direction, list[Measurement]]) -> list[str]:
     return sorted({m.local_day.isoformat() for ms in counted.values() for m in ms})
+
+
+def rule_verdict(rule_set: str, hours: Hours, checks: list[Check], counts: dict[Direction, Counts],
+                 counted: dict[Direction, list[Measurement]], window_start: float, window_end: float,
+                 source: Source, *, figures: dict[str, float | None] | None = None,
+                 enough_data: bool | None = None, days: list[str] | None = None) -> RuleVerdict:
+    """A rule set's verdict from its checks and counts, decided by the one outcome rule.
+    ``enough_data`` and ``days`` default to what the counted measurements say."""
+    outcome, reason = decide(checks, counts)
+    speeds, ratios = speed_intervals(counted)
+    return RuleVerdict(
+        rule_set=rule_set, outcome=outcome,
+        enough_data=all(c.enough for c in counts.values()) if enough_data is None else enough_data,
+        hours=hours, window_start=window_start, window_end=window_end, counts=counts, checks=checks,
+        median_interval_bytes_per_second=speeds, median_ratio_interval=ratios, source=source,
+        reason=reason, figures=figures or {}, days=counted_days(counted) if days is None else days)
