@@ -68,6 +68,7 @@ def cmd_import_measurements(args: argparse.Namespace) -> int:
 
 def cmd_export_measurements(args: argparse.Namespace) -> int:
     from collector.cli import duration_option, load_settings, open_store
+    from collector.cli_files import write_output
     from collector.measurements_csv import export_measurements, since_option
     from collector.registry import resolve_school
     from collector.results import school_zone
@@ -80,9 +81,5 @@ def cmd_export_measurements(args: argparse.Namespace) -> int:
             zone = school_zone(conn, resolve_school(conn, args.school)[0], settings.timezone)
         since = since_option(args.since, time.time(), zone,
                              lambda text: duration_option(text, "--since"))
-    text = export_measurements(engine, args.school, since, settings.timezone)
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    write_output(export_measurements(engine, args.school, since, settings.timezone), args.output)
     return 0

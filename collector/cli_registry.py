@@ -75,48 +75,28 @@ def _actions_of(commands: Subcommands, name: str) -> Subcommands:
 
 
 def cmd_import_contracts(args: argparse.Namespace) -> int:
-    from collector.cli import PROG, UsageError, open_store
+    from collector.cli import open_store
+    from collector.cli_files import print_import_errors, read_text_file
     from collector.contracts import import_contracts
     from collector.contracts_csv import ContractImportError
 
-    text = _read_text(args.file, UsageError)
+    text = read_text_file(args.file)
     try:
         report = import_contracts(open_store(args), text, source_name=str(args.file))
     except ContractImportError as exc:
         # Every problem, one per line, so a board can fix the whole sheet in one go.
-        for line in str(exc).splitlines():
-            print(f"{PROG}: error: {line}", file=sys.stderr)
-        print(f"{PROG}: nothing was imported ({len(exc.errors)} problems)", file=sys.stderr)
+        print_import_errors(exc.errors, str(exc))
         return 1
     print(report.summary(), file=sys.stderr)
     return 0
 
 
-def _read_text(path: Path, error: type[Exception]) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise error(f"{path}: is a folder, not a CSV file") from None
-    except UnicodeDecodeError as exc:
-        raise error(f"{path}: not UTF-8 text (byte {exc.start}); save it as CSV UTF-8") from None
-    except OSError as exc:
-        raise error(f"{path}: {exc.strerror}") from None
-
-
 def cmd_export_contracts(args: argparse.Namespace) -> int:
-    from collector.cli import UsageError, open_store
+    from collector.cli import open_store
+    from collector.cli_files import write_output
     from collector.contracts import export_contracts
 
-    text = export_contracts(open_store(args), args.board)
-    if args.output is None:
-        sys.stdout.write(text)
-        return 0
-    try:
-        args.output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--output {args.output}: {exc.strerror}") from None
+    write_output(export_contracts(open_store(args), args.board), args.output)
     return 0
 
 

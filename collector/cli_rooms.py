@@ -24,32 +24,24 @@ def register(commands: Subcommands, imports: Subcommands, exports: Subcommands) 
 
 
 def cmd_import_rooms(args: argparse.Namespace) -> int:
-    from collector.cli import PROG, UsageError, open_store
-    from collector.cli_registry import _read_text
+    from collector.cli import open_store
+    from collector.cli_files import print_import_errors, read_text_file
     from collector.rooms_csv import RoomImportError, import_rooms
 
-    text = _read_text(args.file, UsageError)
+    text = read_text_file(args.file)
     try:
         report = import_rooms(open_store(args), text, source_name=str(args.file))
     except RoomImportError as exc:
-        for line in str(exc).splitlines():
-            print(f"{PROG}: error: {line}", file=sys.stderr)
-        print(f"{PROG}: nothing was imported ({len(exc.errors)} problems)", file=sys.stderr)
+        print_import_errors(exc.errors, str(exc))
         return 1
     print(report.line(), file=sys.stderr)
     return 0
 
 
 def cmd_export_rooms(args: argparse.Namespace) -> int:
-    from collector.cli import UsageError, open_store
+    from collector.cli import open_store
+    from collector.cli_files import write_output
     from collector.rooms_csv import export_rooms
 
-    text = export_rooms(open_store(args), args.board)
-    if args.output is None:
-        sys.stdout.write(text)
-        return 0
-    try:
-        args.output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--output {args.output}: {exc.strerror}") from None
+    write_output(export_rooms(open_store(args), args.board), args.output)
     return 0
