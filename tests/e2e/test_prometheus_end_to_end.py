@@ -6,7 +6,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from support.processes import AgentProcess, CollectorProcess, PrometheusProcess, wait_until
+from support.processes import (
+    LOOPBACK_CONNECTIVITY,
+    AgentProcess,
+    CollectorProcess,
+    PrometheusProcess,
+    wait_until,
+)
 
 QUICK_TESTS = """
 [probes.bandwidth]
@@ -51,23 +57,6 @@ def test_measured_download_rate_reaches_prometheus_with_identity_labels(
         assert prometheus.query('up{job="schoolnet"} == 1'), "the scrape itself must succeed"
     finally:
         prometheus.stop()
-
-
-LOOPBACK_CONNECTIVITY = """
-[probes.bandwidth]
-enabled = false
-
-[probes.connectivity]
-enabled = true
-window = "2s"
-ping_interval = "0.05s"
-timeout = "0.5s"
-targets = ["127.0.0.1", "::1"]
-gateway = ""
-hops = 0
-dns_servers = []
-http_urls = []
-"""
 
 
 def test_a_connectivity_window_reaches_prometheus_as_summaries_and_availability(

@@ -17,7 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from support.processes import AgentProcess, CollectorProcess, PrometheusProcess, wait_until
+from support.processes import (
+    LOOPBACK_CONNECTIVITY,
+    AgentProcess,
+    CollectorProcess,
+    PrometheusProcess,
+    wait_until,
+)
 from support.records import at, batch, new_stream, record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,29 +44,13 @@ def contracts_csv() -> str:
             "1000,1000\n")
 
 
+CONTRACT = 1000 * 125_000  # bytes per second: the CSV's 1000 Mbit/s
+
+
 # The agent measures its connectivity for real. Its own speed test on loopback is not
 # used: the machine running the tests is busy, so the agent (rightly) marks such a test
 # invalid (CPU saturated); the valid tests are delivered below through the collector's
 # real ingest route with the agent's own credential, as the agent would send them.
-AGENT_CONFIG = """
-[probes.bandwidth]
-enabled = false
-
-[probes.connectivity]
-enabled = true
-window = "2s"
-ping_interval = "0.05s"
-timeout = "0.5s"
-targets = ["127.0.0.1", "::1"]
-gateway = ""
-hops = 0
-dns_servers = []
-http_urls = []
-"""
-
-CONTRACT = 1000 * 125_000  # bytes per second: the CSV's 1000 Mbit/s
-
-
 def deliver_bandwidth_tests(collector: CollectorProcess, agent: AgentProcess) -> None:
     """Three valid tests well below the contract, the newest a minute ago, posted to
     /api/v1/ingest as the agent's batch."""
@@ -102,7 +92,7 @@ def test_every_recording_rule_has_data_from_a_real_collector(
     csv = tmp_path / "contracts.csv"
     csv.write_text(contracts_csv())
     collector.cli("import", "contracts", str(csv))
-    agent = enrolled_agent(AGENT_CONFIG)
+    agent = enrolled_agent(LOOPBACK_CONNECTIVITY)
     agent.cli("once")
     deliver_bandwidth_tests(collector, agent)
 

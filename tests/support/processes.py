@@ -106,6 +106,26 @@ class CollectorProcess(ChildProcess):
             return db.execute(sql, params).fetchall()
 
 
+# An agent that measures its connectivity only, to loopback, in 2-second windows: records
+# within seconds, and never a speed test (the machine running the tests is busy; its own
+# tests would rightly come out invalid).
+LOOPBACK_CONNECTIVITY = """
+[probes.bandwidth]
+enabled = false
+
+[probes.connectivity]
+enabled = true
+window = "2s"
+ping_interval = "0.05s"
+timeout = "0.5s"
+targets = ["127.0.0.1", "::1"]
+gateway = ""
+hops = 0
+dns_servers = []
+http_urls = []
+"""
+
+
 class AgentProcess(ChildProcess):
     """``schoolnet-agent`` with its own config file and state directory."""
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,13 +45,20 @@ class Site:
             connection.close()
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+@contextmanager
+def make_site(tmp_path: Path, **settings: Any) -> Iterator[Site]:
+    """The test collector with these CollectorSettings (beyond its own database)."""
     db_url = f"sqlite:///{tmp_path / 'collector.db'}"
-    app = create_app(CollectorSettings(db=db_url))
+    app = create_app(CollectorSettings(db=db_url, **settings))
     add_board(app.state.engine, "Test Board")
     add_school(app.state.engine, "test-board", "Test School")
     with TestClient(app) as client:
         result = Site(client, "", db_url)
         result.credential = result.enroll()
+        yield result
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    with make_site(tmp_path) as result:
         yield result

@@ -12,15 +12,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from fastapi.testclient import TestClient
 from support.records import at, deliver, new_stream, page_samples, record
-from test_collector.conftest import Site
+from test_collector.conftest import Site, make_site
 
 from agent.wire import AGENT_SETTINGS_PATH
-from collector.app import create_app
 from collector.cli import main
-from collector.registry import add_board, add_school, create_admin_token
-from collector.settings import CollectorSettings
+from collector.registry import create_admin_token
 from collector.verdict_metrics import VerdictFamilies
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -33,15 +30,9 @@ CONTRACT = (f"{HEADER}\n"
 
 
 @pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+def site(tmp_path: Path) -> Iterator[Site]:
     # /metrics judges anew at every scrape here: the test looks right after delivering.
-    db_url = f"sqlite:///{tmp_path / 'collector.db'}"
-    app = create_app(CollectorSettings(db=db_url, verdict_refresh=0))
-    add_board(app.state.engine, "Test Board")
-    add_school(app.state.engine, "test-board", "Test School")
-    with TestClient(app) as client:
-        result = Site(client, "", db_url)
-        result.credential = result.enroll()
+    with make_site(tmp_path, verdict_refresh=0) as result:
         yield result
 
 
