@@ -11,13 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, Row, select
+from sqlalchemy import Connection, Engine, Row, bindparam, select
 
 from agent.config import deep_merge
 from agent.wire import describe_validation_error
@@ -33,7 +33,7 @@ from collector.contracts_csv import (
     terms_cells,
 )
 from collector.db.engine import writer
-from collector.db.schema import boards, connections, contracts, schools
+from collector.db.schema import bandwidth_results, boards, connections, contracts, schools
 from collector.policy import MBIT, PROFILES, BoardPolicy
 from collector.registry import RegistryError, resolve_school
 from collector.terms import DIRECTIONS, LEVELS, Terms, terms_on
@@ -212,26 +212,178 @@ def import_contracts(engine: Engine, text: str, *, source_name: str) -> ImportRe
     """Validate every row (ContractImportError lists every problem; nothing is written),
     then upsert it all in one transaction: boards by id, schools by (board, id),
     connections by (school, id), terms by (connection, contract_start). Terms that the
-    file does not mention are kept: the file adds and corrects, it does not prune."""
+    file does not mention are kept: the file adds and corrects, it does not prune.
+
+    The validation runs before the write lock is taken, and the writes are set-based: the
+    store's boards, schools, lines and terms of the file's scope are read in a few queries,
+    compared in memory and written with executemany. (One query per row held the lock for
+    minutes on a large file, with the agents' ingest waiting behind it.)"""
     rows = parse_contracts(text, source_name)
     report = ImportReport(rows=len(rows))
     now = time.time()
     with writer(engine) as conn, conn.begin():
-        board_pks: dict[str, int] = {}
-        school_pks: dict[tuple[str, str], int] = {}
-        line_pks: dict[tuple[str, str, str], int] = {}
-        for row in rows:
-            if row.board not in board_pks:
-                board_pks[row.board] = _upsert_board(conn, row, report, now)
-            school_key = (row.board, row.school)
-            if school_key not in school_pks:
-                school_pks[school_key] = _upsert_school(conn, board_pks[row.board], row, report, now)
-            line_key = (row.board, row.school, row.connection)
-            if line_key not in line_pks:
-                line_pks[line_key] = _upsert_connection(conn, school_pks[school_key], row, report, now)
-            _upsert_terms(conn, line_pks[line_key], row, report, now)
-        _reattribute(conn, sorted(set(school_pks.values())))
+        _UpsertRun(conn, report, now).run(rows)
     return report
+
+
+# SQLite allows 32766 parameters in a statement (999 before 3.32); stay far below either.
+_IN_CHUNK = 500
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for index in range(0, len(items), size):
+        yield items[index:index + size]
+
+
+class _UpsertRun:
+    """One import's writes: per level (boards, schools, lines, terms) read what the store
+    has for the file's keys, then insert the new ones and update the changed ones."""
+
+    def __init__(self, conn: Connection, report: ImportReport, now: float) -> None:
+        self.conn, self.report, self.now = conn, report, now
+        # Schools whose lines, terms or details (the time zone) changed: their results
+        # may belong to another line now.
+        self.touched: set[int] = set()
+
+    def run(self, rows: list[ContractRow]) -> None:
+        board_pks = self._boards(rows)
+        school_pks = self._schools(rows, board_pks)
+        line_pks = self._connections(rows, school_pks)
+        self._terms(rows, line_pks)
+        _reattribute(self.conn, self._with_results(sorted(self.touched)))
+
+    def _boards(self, rows: list[ContractRow]) -> dict[str, int]:
+        wanted = {row.board: row.board_fields for row in reversed(rows)}  # the first row's
+        found: dict[str, Any] = {}
+        for slugs in _chunks(sorted(wanted)):
+            for stored in self.conn.execute(select(boards.c.id, boards.c.slug, boards.c.name)
+                                            .where(boards.c.slug.in_(slugs))):
+                found[stored.slug] = stored
+        new = [{"slug": slug, "name": fields.get("name") or slug, "created_at": self.now}
+               for slug, fields in sorted(wanted.items()) if slug not in found]
+        changed = [{"pk": found[slug].id, "v_name": fields["name"]}
+                   for slug, fields in sorted(wanted.items())
+                   if slug in found and "name" in fields and fields["name"] != found[slug].name]
+        if new:
+            self.conn.execute(boards.insert(), new)
+        if changed:
+            self.conn.execute(boards.update().where(boards.c.id == bindparam("pk"))
+                              .values(name=bindparam("v_name")), changed)
+        self.report.boards_created += len(new)
+        self.report.boards_updated += len(changed)
+        pks = {slug: int(stored.id) for slug, stored in found.items()}
+        if new:
+            for slugs in _chunks([row["slug"] for row in new]):
+                pks.update((r.slug, int(r.id)) for r in self.conn.execute(
+                    select(boards.c.id, boards.c.slug).where(boards.c.slug.in_(slugs))))
+        return pks
+
+    def _schools(self, rows: list[ContractRow], board_pks: dict[str, int]) -> dict[tuple[str, str], int]:
+        wanted = {(row.board, row.school): row.school_fields for row in reversed(rows)}
+        found = self._existing(schools, schools.c.board_id, sorted(set(board_pks.values())))
+        by_key = {(board_pks[board], school): fields for (board, school), fields in wanted.items()}
+        new = [{"board_id": board_pk, "slug": slug, "created_at": self.now, "name": slug, **fields}
+               for (board_pk, slug), fields in sorted(by_key.items()) if (board_pk, slug) not in found]
+        changed = [(found[key].id, fields) for key, fields in sorted(by_key.items())
+                   if key in found and _changed(found[key]._mapping, fields)]
+        self._insert_many(schools, new)
+        self._update_many(schools, changed)
+        self.touched.update(pk for pk, _ in changed)
+        self.report.schools_created += len(new)
+        self.report.schools_updated += len(changed)
+        pks = {key: int(stored.id) for key, stored in found.items()}
+        if new:
+            pks.update((key, int(stored.id)) for key, stored in self._existing(
+                schools, schools.c.board_id, sorted({row["board_id"] for row in new})).items())
+        return {(board, school): pks[(board_pks[board], school)] for board, school in wanted}
+
+    def _connections(self, rows: list[ContractRow], school_pks: dict[tuple[str, str], int]
+                     ) -> dict[tuple[str, str, str], int]:
+        wanted = {(row.board, row.school, row.connection): row.connection_fields for row in reversed(rows)}
+        by_key = {(school_pks[(board, school)], line): fields
+                  for (board, school, line), fields in wanted.items()}
+        touched_schools = sorted(set(school_pks.values()))
+        found = self._existing(connections, connections.c.school_id, touched_schools)
+        new = [{"school_id": school_pk, "slug": slug, "created_at": self.now, "role": "main",
+                "networks": [], "support_contact": None, **fields}
+               for (school_pk, slug), fields in sorted(by_key.items()) if (school_pk, slug) not in found]
+        changed_keys = [key for key, fields in sorted(by_key.items())
+                        if key in found and _changed(found[key]._mapping, fields)]
+        changed = [(found[key].id, by_key[key]) for key in changed_keys]
+        self._insert_many(connections, new)
+        self._update_many(connections, changed)
+        self.touched.update(row["school_id"] for row in new)
+        self.touched.update(school_pk for school_pk, _ in changed_keys)
+        self.report.connections_created += len(new)
+        self.report.connections_updated += len(changed)
+        pks = {key: int(stored.id) for key, stored in found.items()}
+        if new:
+            pks.update((key, int(stored.id)) for key, stored in self._existing(
+                connections, connections.c.school_id, sorted({row["school_id"] for row in new})).items())
+        return {(board, school, line): pks[(school_pks[(board, school)], line)]
+                for board, school, line in wanted}
+
+    def _terms(self, rows: list[ContractRow], line_pks: dict[tuple[str, str, str], int]) -> None:
+        found: dict[tuple[int, str], Any] = {}
+        line_school: dict[int, int] = {}
+        for pks in _chunks(sorted(set(line_pks.values()))):
+            for stored in self.conn.execute(select(contracts).where(contracts.c.connection_id.in_(pks))):
+                found[(stored.connection_id, stored.starts_on)] = stored
+            line_school.update((r.id, r.school_id) for r in self.conn.execute(
+                select(connections.c.id, connections.c.school_id).where(connections.c.id.in_(pks))))
+        new: list[dict[str, Any]] = []
+        changed: list[tuple[int, dict[str, Any]]] = []
+        for row in rows:
+            line_pk = line_pks[(row.board, row.school, row.connection)]
+            values = _terms_values(row.terms)
+            existing = found.get((line_pk, values["starts_on"]))
+            if existing is None:
+                new.append({"connection_id": line_pk, "updated_at": self.now, **values})
+            elif _changed(existing._mapping, values):
+                changed.append((existing.id, {"updated_at": self.now, **values}))
+            else:
+                continue
+            self.touched.add(line_school[line_pk])
+        self._insert_many(contracts, new)
+        self._update_many(contracts, changed)
+        self.report.terms_created += len(new)
+        self.report.terms_updated += len(changed)
+
+    def _existing(self, table: Any, parent: Any, parent_pks: Sequence[int]) -> dict[tuple[int, str], Any]:
+        """The table's rows under the given parents, by (parent pk, slug)."""
+        found: dict[tuple[int, str], Any] = {}
+        for pks in _chunks(parent_pks):
+            for stored in self.conn.execute(select(table).where(parent.in_(pks))):
+                found[(stored._mapping[parent.name], stored.slug)] = stored
+        return found
+
+    def _insert_many(self, table: Any, values: list[dict[str, Any]]) -> None:
+        # executemany wants one set of keys: the rows of one file have the same columns,
+        # but group by them anyway rather than assume it.
+        for group in _by_keys(values):
+            self.conn.execute(table.insert(), group)
+
+    def _update_many(self, table: Any, changed: list[tuple[int, dict[str, Any]]]) -> None:
+        for group in _by_keys([{"pk": pk, **{f"v_{k}": v for k, v in fields.items()}}
+                               for pk, fields in changed]):
+            columns = [key[2:] for key in group[0] if key != "pk"]
+            self.conn.execute(table.update().where(table.c.id == bindparam("pk"))
+                              .values({name: bindparam(f"v_{name}") for name in columns}), group)
+
+    def _with_results(self, school_pks: list[int]) -> list[int]:
+        """Of these schools, those that have results to attribute (a new school has none)."""
+        having: set[int] = set()
+        for pks in _chunks(school_pks):
+            having.update(self.conn.scalars(select(bandwidth_results.c.school_id).distinct()
+                                            .where(bandwidth_results.c.school_id.in_(pks))))
+        return [pk for pk in school_pks if pk in having]
+
+
+def _by_keys(values: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for value in values:
+        groups.setdefault(tuple(sorted(value)), []).append(value)
+    return list(groups.values())
 
 
 def _reattribute(conn: Connection, school_pks: list[int]) -> None:
@@ -246,74 +398,11 @@ def _reattribute(conn: Connection, school_pks: list[int]) -> None:
         reattribute(conn, school_pk)
 
 
-def _upsert_board(conn: Connection, row: ContractRow, report: ImportReport, now: float) -> int:
-    found = conn.execute(select(boards.c.id, boards.c.name).where(boards.c.slug == row.board)).first()
-    if found is None:
-        report.boards_created += 1
-        return _insert(conn, boards.insert().values(
-            slug=row.board, name=row.board_fields.get("name") or row.board, created_at=now))
-    if "name" in row.board_fields and row.board_fields["name"] != found.name:
-        conn.execute(boards.update().where(boards.c.id == found.id).values(name=row.board_fields["name"]))
-        report.boards_updated += 1
-    return int(found.id)
-
-
-def _upsert_school(conn: Connection, board_pk: int, row: ContractRow, report: ImportReport,
-                   now: float) -> int:
-    found = conn.execute(select(schools).where(schools.c.board_id == board_pk,
-                                               schools.c.slug == row.school)).first()
-    if found is None:
-        report.schools_created += 1
-        values = {"name": row.school, **row.school_fields}
-        return _insert(conn, schools.insert().values(
-            board_id=board_pk, slug=row.school, created_at=now, **values))
-    if _changed(found._mapping, row.school_fields):
-        conn.execute(schools.update().where(schools.c.id == found.id).values(**row.school_fields))
-        report.schools_updated += 1
-    return int(found.id)
-
-
-def _upsert_connection(conn: Connection, school_pk: int, row: ContractRow, report: ImportReport,
-                       now: float) -> int:
-    found = conn.execute(select(connections).where(connections.c.school_id == school_pk,
-                                                   connections.c.slug == row.connection)).first()
-    if found is None:
-        report.connections_created += 1
-        values = {"role": "main", "networks": [], "support_contact": None, **row.connection_fields}
-        return _insert(conn, connections.insert().values(
-            school_id=school_pk, slug=row.connection, created_at=now, **values))
-    if _changed(found._mapping, row.connection_fields):
-        conn.execute(connections.update().where(connections.c.id == found.id)
-                     .values(**row.connection_fields))
-        report.connections_updated += 1
-    return int(found.id)
-
-
-def _upsert_terms(conn: Connection, line_pk: int, row: ContractRow, report: ImportReport,
-                  now: float) -> None:
-    values = _terms_values(row.terms)
-    found = conn.execute(select(contracts).where(
-        contracts.c.connection_id == line_pk, contracts.c.starts_on == values["starts_on"])).first()
-    if found is None:
-        conn.execute(contracts.insert().values(connection_id=line_pk, updated_at=now, **values))
-        report.terms_created += 1
-    elif _changed(found._mapping, values):
-        conn.execute(contracts.update().where(contracts.c.id == found.id)
-                     .values(updated_at=now, **values))
-        report.terms_updated += 1
-
-
 def _terms_values(terms: Terms) -> dict[str, Any]:
     values = {name: getattr(terms, name) for name in TERMS_FIELDS}
     values["starts_on"] = terms.starts_on.isoformat()
     values["ends_on"] = terms.ends_on.isoformat() if terms.ends_on else None
     return values
-
-
-def _insert(conn: Connection, statement: Any) -> int:
-    key = conn.execute(statement).inserted_primary_key
-    assert key is not None  # an INSERT of one row always has one
-    return int(key[0])
 
 
 def _changed(stored: Mapping[Any, Any], wanted: Mapping[str, Any]) -> bool:

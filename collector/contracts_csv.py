@@ -16,8 +16,9 @@ import csv
 import functools
 import io
 import ipaddress
+import itertools
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -47,6 +48,9 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_CURRENCY = "EUR"
 BYTES_PER_MBIT = Decimal(125_000)
 MAX_ERRORS_SHOWN = 20
+# A board's sheet is hundreds of rows, a cooperative's some thousands; 50 000 is far past
+# any real one and keeps one import to seconds of the store's write lock.
+MAX_ROWS = 50_000
 
 
 class ContractImportError(RegistryError):
@@ -353,7 +357,7 @@ def parse_contracts(text: str, source_name: str) -> list[ContractRow]:
         errors.append(f"{source_name}:{line}: {column}: {message}")
 
     try:
-        _, table = read_header(text)
+        table = _read_table(text, source_name)
     except csv.Error as exc:
         raise ContractImportError([f"{source_name}: not a readable CSV file: {exc}"]) from None
     if not table or not any(cell.strip() for cell in table[0]):
@@ -383,9 +387,40 @@ def parse_contracts(text: str, source_name: str) -> list[ContractRow]:
         if row is not None:
             rows.append(row)
     _check_consistent(rows, source_name, errors)
+    _check_overlaps(rows, source_name, errors)
     if errors:
         raise ContractImportError(errors)
     return rows
+
+
+def text_lines(text: str) -> Iterator[str]:
+    """The lines of a text with their ends (\\n, \\r\\n or \\r), as csv.reader wants them:
+    what ``io.StringIO(text, newline="")`` gives, without its copy of the whole text at
+    four bytes a character."""
+    for match in _LINE.finditer(text):
+        yield match.group()
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
+
+
+def _read_table(text: str, source_name: str) -> list[list[str]]:
+    """The rows of the file, BOM removed; at most MAX_ROWS of them that are not empty (a
+    larger file is refused as soon as it is seen to be one, before it is all in memory)."""
+    text = text.removeprefix("\ufeff")
+    first_line = text.split("\n", 1)[0]
+    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    table: list[list[str]] = []
+    filled = 0
+    for cells in csv.reader(text_lines(text), delimiter=delimiter):
+        if table and any(cell.strip() for cell in cells):
+            filled += 1
+            if filled > MAX_ROWS:
+                raise ContractImportError([
+                    f"{source_name}: more than {MAX_ROWS} rows, the most one file may have: split "
+                    "it (by board, for instance) and import the parts one by one"])
+        table.append(cells)
+    return table
 
 
 def _parse_row(line: int, values: dict[str, str], error: Callable[[str, str], None]
@@ -522,6 +557,24 @@ def _check_consistent(rows: list[ContractRow], source_name: str, errors: list[st
                           f"line {seen[term_key][0]} already")
         else:
             seen[term_key] = (row.line, {})
+
+
+def _check_overlaps(rows: list[ContractRow], source_name: str, errors: list[str]) -> None:
+    """A term with a contract_end on or after the next term's contract_start (same line,
+    same file) says two contracts held at once: which one the sheet meant is a guess, so it
+    is refused. An open-ended term followed by a later one is the normal case of a changed
+    contract: the later start wins (collector/terms.py)."""
+    by_line: dict[tuple[str, str, str], list[ContractRow]] = {}
+    for row in rows:
+        by_line.setdefault((row.board, row.school, row.connection), []).append(row)
+    for (board, school, line), terms in by_line.items():
+        terms.sort(key=lambda row: row.terms.starts_on)
+        for earlier, later in itertools.pairwise(terms):
+            end = earlier.terms.ends_on
+            if end is not None and end >= later.terms.starts_on:
+                errors.append(f"{source_name}:{earlier.line}: contract_end: connection {line!r} of "
+                              f"{board}/{school}: contract_end {end} runs past the next term, which "
+                              f"starts {later.terms.starts_on} on line {later.line}")
 
 
 _SCHOOL_STORE_TO_COLUMN = {"name": "school_name", "hours_start": "school_hours",

@@ -8,7 +8,10 @@ Every VEVENT is a holiday named by its SUMMARY, from DTSTART to DTEND:
   end at midnight does not touch the next day);
 - RRULE is expanded with python-dateutil (yearly public holidays), up to its UNTIL or
   COUNT, or MAX_YEARS after DTSTART when it has neither; RDATE adds dates, EXDATE and
-  changed instances (RECURRENCE-ID) take them out; cancelled events are left out.
+  changed instances (RECURRENCE-ID) take them out; cancelled events are left out;
+- a rule that gives no occurrence in the MAX_YEARS after DTSTART is refused: dateutil
+  looks for the first one up to the year 9999 whatever UNTIL says (seconds of CPU for
+  FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30), so the days are checked first, by _first_possible_day.
 
 Parsing is done in full before anything is written: a file that cannot be read gives
 one line naming what is wrong, and nothing is stored.
@@ -16,6 +19,7 @@ one line naming what is wrong, and nothing is stored.
 
 from __future__ import annotations
 
+import calendar
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -186,6 +190,9 @@ def _expand(rule: Any, first: datetime, zone: tzinfo | None) -> Iterator[datetim
         raise ValueError(f"RRULE {rule.to_ical().decode()!r} is not one rule")
     until = rule.get("UNTIL")
     bounded = bool(until) or "COUNT" in rule
+    if _first_possible_day(rule, first) is None:
+        raise ValueError(f"its RRULE {rule.to_ical().decode()!r} gives no occurrence in the {MAX_YEARS} "
+                         "years after DTSTART (no day matches all of its BY parts)")
     if until:
         recurrence = recurrence.replace(until=_wall(until[0], zone, end_of_day=True))
     horizon = first.replace(year=first.year + MAX_YEARS) if first.month != 2 or first.day != 29 \
@@ -196,6 +203,85 @@ def _expand(rule: Any, first: datetime, zone: tzinfo | None) -> Iterator[datetim
         if count > MAX_OCCURRENCES:
             raise ValueError(f"its RRULE gives more than {MAX_OCCURRENCES} occurrences")
         yield start
+
+
+# RFC 5545 day names -> Python weekday numbers (Monday 0).
+_WEEKDAYS = {"MO": 0, "TU": 1, "WE": 2, "TH": 3, "FR": 4, "SA": 5, "SU": 6}
+
+
+def _first_possible_day(rule: Any, first: datetime) -> date | None:
+    """The first day from DTSTART on, within MAX_YEARS, that the rule's day-level parts
+    (BYMONTH, BYMONTHDAY, BYYEARDAY, BYWEEKNO, the weekdays of BYDAY and the INTERVAL of a
+    DAILY, WEEKLY, MONTHLY or YEARLY rule) all allow; None when no day does.
+
+    A deterministic bound on the work (at most 1 827 days, each a few comparisons) where
+    dateutil's own search has none. The test is generous where it has to be (the n of
+    "1MO", BYSETPOS, the hours of an HOURLY rule are not checked), so a day found here
+    is not proof of an occurrence; no day found is proof of none."""
+    def numbers(key: str) -> list[int]:
+        return [int(value) for value in rule.get(key, [])]
+
+    freq = str(rule.get("FREQ", [""])[0]).upper()
+    interval = max(numbers("INTERVAL") or [1], default=1)
+    months, month_days, year_days, week_numbers = (
+        set(numbers("BYMONTH")), set(numbers("BYMONTHDAY")), set(numbers("BYYEARDAY")),
+        set(numbers("BYWEEKNO")))
+    weekdays = {_WEEKDAYS[str(day).upper()[-2:]] for day in rule.get("BYDAY", [])
+                if str(day).upper()[-2:] in _WEEKDAYS}
+    start = first.date()
+    # What dateutil fills in when a rule gives no day part (rrule.__init__): DTSTART's day.
+    if not (week_numbers or year_days or month_days or weekdays):
+        if freq == "YEARLY":
+            months = months or {start.month}
+            month_days = {start.day}
+        elif freq == "MONTHLY":
+            month_days = {start.day}
+        elif freq == "WEEKLY":
+            weekdays = {start.weekday()}
+    week_start = _WEEKDAYS.get(str(rule.get("WKST", ["MO"])[0]).upper(), 0)
+    first_week = start - timedelta(days=(start.weekday() - week_start) % 7)
+    horizon = date(start.year + MAX_YEARS, start.month, min(start.day, 28))
+    day = start
+    while day <= horizon:
+        if _allowed(day, freq, interval, start, first_week, months, month_days, year_days,
+                    week_numbers, weekdays, week_start):
+            return day
+        day += timedelta(days=1)
+    return None
+
+
+def _allowed(day: date, freq: str, interval: int, start: date, first_week: date, months: set[int],
+             month_days: set[int], year_days: set[int], week_numbers: set[int], weekdays: set[int],
+             week_start: int) -> bool:
+    if interval > 1:
+        # Only the periods INTERVAL apart from DTSTART's hold occurrences.
+        if freq == "DAILY" and (day - start).days % interval:
+            return False
+        if freq == "WEEKLY" and ((day - first_week).days // 7) % interval:
+            return False
+        if freq == "MONTHLY" and ((day.year - start.year) * 12 + day.month - start.month) % interval:
+            return False
+        if freq == "YEARLY" and (day.year - start.year) % interval:
+            return False
+    if months and day.month not in months:
+        return False
+    if weekdays and day.weekday() not in weekdays:
+        return False
+    if month_days:
+        length = calendar.monthrange(day.year, day.month)[1]
+        if day.day not in month_days and day.day - length - 1 not in month_days:
+            return False
+    if year_days:
+        number, length = day.timetuple().tm_yday, 366 if calendar.isleap(day.year) else 365
+        if number not in year_days and number - length - 1 not in year_days:
+            return False
+    if week_numbers and week_start == 0:
+        # ISO weeks (WKST=MO, the default); other week starts are not checked.
+        year, week, _ = day.isocalendar()
+        weeks = date(year, 12, 28).isocalendar()[1]
+        if week not in week_numbers and week - weeks - 1 not in week_numbers:
+            return False
+    return True
 
 
 def _date_values(prop: Any) -> Iterable[Any]:

@@ -24,12 +24,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, Engine, select
 
-from collector.attribution import attribute, load_lines
+from collector.attribution import Line, attribute, load_lines
+from collector.contracts_csv import text_lines
 from collector.db.engine import writer
 from collector.db.schema import bandwidth_results, connections
 from collector.registry import resolve_school
@@ -51,10 +52,18 @@ _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 TRUE_WORDS = {"true", "yes", "1", "y", "ja"}
 FALSE_WORDS = {"false", "no", "0", "n", "nee"}
+# A school's years of a test every few minutes; a file past it is several files' worth.
+MAX_ROWS = 500_000
+# Rows written per INSERT inside the one transaction: the row dicts of one chunk are all
+# that is held beside the parsed rows.
+WRITE_CHUNK = 5_000
+# Distinct text cells kept to share (servers, backends: a handful in a real file).
+SHARED_TEXTS = 10_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImportRow:
+    # slots: half a million of these are held between the check and the write.
     line: int
     measured_at: float
     download_bytes_per_second: float | None
@@ -128,7 +137,7 @@ def parse(text: str, name: str, fmt: FormatName, zone: ZoneInfo, now: float,
     (naive times of our format); ``naive_zone`` overrides the zone of naive times."""
     first_line = text.split("\n", 1)[0]
     delimiter = ";" if ";" in first_line and "," not in first_line else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(text_lines(text), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -152,6 +161,9 @@ def parse(text: str, name: str, fmt: FormatName, zone: ZoneInfo, now: float,
         zone_of_naive = naive_zone or ZoneInfo("UTC")
     parsed = Parsed(chosen)
     previous_end = 1
+    filled = 0
+    # The same server and backend on every row: one string object each, not one per row.
+    shared: dict[str, str] = {}
     while True:
         try:
             cells = next(reader)
@@ -163,11 +175,15 @@ def parse(text: str, name: str, fmt: FormatName, zone: ZoneInfo, now: float,
         line, previous_end = previous_end + 1, reader.line_num
         if not any(cell.strip() for cell in cells):
             continue  # a blank line (spreadsheets leave them at the end)
+        filled += 1
+        if filled > MAX_ROWS:
+            raise CsvErrors([f"{name}: more than {MAX_ROWS} rows, the most one file may have: split "
+                             "it (by year, for instance) and import the parts one by one"])
         if len(cells) > len(names):
             errors.append(f"{name}:{line}: has {len(cells)} fields, the header has {len(names)}")
             continue
         values = {column: (cells[i].strip() if i < len(cells) else "") for i, column in enumerate(names)}
-        context = _Cells(name, line, zone_of_naive, now, decimal_comma)
+        context = _Cells(name, line, zone_of_naive, now, decimal_comma, shared)
         outcome = row_parser(values, context)
         if context.errors:
             errors.extend(context.errors)
@@ -221,6 +237,8 @@ class _Cells:
     zone: ZoneInfo
     now: float
     decimal_comma: bool
+    # Text cells seen before, to hand out one string object per distinct text.
+    shared: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     def fail(self, column: str, what: str) -> None:
@@ -259,7 +277,9 @@ class _Cells:
         control = _CONTROL.search(text)
         if control:
             self.fail(column, f"holds a control character (U+{ord(control.group()):04X})")
-        return text
+        if len(self.shared) < SHARED_TEXTS:
+            return self.shared.setdefault(text, text)
+        return self.shared.get(text, text)
 
     def boolean(self, values: dict[str, str], column: str, default: bool) -> bool:
         text = values.get(column, "").lower()
@@ -370,57 +390,117 @@ def import_measurements(engine: Engine, path: Path, school: str, connection: str
                         fmt: FormatName = "auto", default_timezone: str | None = None,
                         naive_timezone: str | None = None, now: float | None = None) -> ImportReport:
     """Check the whole file, then write it in one transaction (or raise CsvErrors and
-    write nothing)."""
+    write nothing).
+
+    Checking, the rows' keys and their lines are worked out before the store's write lock
+    is taken (agents' reports wait behind it); under the lock only what the store holds is
+    read again (the keys already there, and the registry, in case it changed meanwhile)
+    and the rows are written in chunks of WRITE_CHUNK, so memory is the parsed rows and
+    one chunk of row dicts."""
     text = read_text(path)
     naive_zone = _zone(naive_timezone) if naive_timezone else None
+    with engine.connect() as conn:
+        seen = _school_state(conn, school, default_timezone)
+    parsed = parse(text, path.name, fmt, seen.zone, time.time() if now is None else now, naive_zone)
+    del text  # the rows hold what is needed; the text is the file's size again
+    _check_connections(parsed.rows, seen, connection, path.name)
+    targets = _Targets.of(parsed.rows, seen, connection)
     with writer(engine) as conn, conn.begin():
-        school_pk, _, _ = resolve_school(conn, school)
-        zone = school_zone(conn, school_pk, default_timezone)
-        parsed = parse(text, path.name, fmt, zone, time.time() if now is None else now, naive_zone)
-        slugs = {row.slug: row.id for row in conn.execute(
-            select(connections.c.slug, connections.c.id).where(connections.c.school_id == school_pk))}
-        errors = []
-        if connection is not None and connection not in slugs:
-            errors.append(f"--connection: the school has no connection {connection!r} "
-                          f"(it has: {', '.join(sorted(slugs)) or 'none'})")
-        errors += [f"{path.name}:{row.line}: connection: the school has no connection {row.connection!r}"
-                   for row in parsed.rows if row.connection is not None and row.connection not in slugs]
-        if errors:
-            raise CsvErrors(errors)
+        state = _school_state(conn, school, default_timezone)
+        if state != seen:
+            # The registry changed while the file was checked: as the write sees it, then.
+            if state.zone != seen.zone or state.school_pk != seen.school_pk:
+                raise CsvErrors([f"{path.name}: the school changed during the import (its time "
+                                 "zone or itself): import the file again"])
+            _check_connections(parsed.rows, state, connection, path.name)
+            targets = _Targets.of(parsed.rows, state, connection)
         report = ImportReport(parsed.format, skipped=parsed.skipped)
         if not parsed.rows:
             return report
-        known = _known_keys(conn, school_pk, parsed.rows)
-        lines = load_lines(conn, school_pk)
-        new_rows = []
-        for row in parsed.rows:
-            key = import_key(school_pk, row.measured_at, row.download_bytes_per_second,
-                             row.upload_bytes_per_second, row.server)
+        known = _known_keys(conn, state.school_pk, parsed.rows)
+        chunk: list[dict[str, Any]] = []
+        for index, row in enumerate(parsed.rows):
+            key = targets.keys[index]
             if key in known:
                 report.already_there += 1
                 continue
             known.add(key)
-            slug = row.connection or connection
-            if slug is not None:
-                connection_id, method = slugs[slug], IMPORT_ATTRIBUTION
-            else:
-                evidence = [row.public_address] if row.public_address else []
-                found = attribute(lines, local_date(row.measured_at, zone), None, evidence)
-                connection_id, method = found.connection_id, found.method
-            new_rows.append({
-                "school_id": school_pk, "agent_id": None, "record_id": None, "import_key": key,
-                "source": "import", "connection_id": connection_id, "attribution": method,
-                "measured_at": row.measured_at,
+            chunk.append({
+                "school_id": state.school_pk, "agent_id": None, "record_id": None, "import_key": key,
+                "source": "import", "connection_id": targets.connection_ids[index],
+                "attribution": targets.methods[index], "measured_at": row.measured_at,
                 "download_bytes_per_second": row.download_bytes_per_second,
                 "upload_bytes_per_second": row.upload_bytes_per_second,
                 "latency_seconds": row.latency_seconds, "valid": row.valid,
                 "invalid_reasons": [] if row.valid else ["marked invalid in the imported file"],
                 "backend": row.backend, "server": row.server,
                 "concurrent_devices": row.concurrent_devices})
-        if new_rows:
-            conn.execute(bandwidth_results.insert(), new_rows)
-        report.imported = len(new_rows)
+            if len(chunk) == WRITE_CHUNK:
+                conn.execute(bandwidth_results.insert(), chunk)
+                report.imported += len(chunk)
+                chunk = []
+        if chunk:
+            conn.execute(bandwidth_results.insert(), chunk)
+            report.imported += len(chunk)
     return report
+
+
+@dataclass(frozen=True)
+class _SchoolState:
+    """What of the store the rows are checked and attributed against."""
+
+    school_pk: int
+    zone: ZoneInfo
+    slugs: dict[str, int]
+    lines: tuple[Line, ...]
+
+
+def _school_state(conn: Connection, school: str, default_timezone: str | None) -> _SchoolState:
+    school_pk, _, _ = resolve_school(conn, school)
+    slugs = {row.slug: row.id for row in conn.execute(
+        select(connections.c.slug, connections.c.id).where(connections.c.school_id == school_pk))}
+    return _SchoolState(school_pk, school_zone(conn, school_pk, default_timezone), slugs,
+                        tuple(load_lines(conn, school_pk)))
+
+
+def _check_connections(rows: Sequence[ImportRow], state: _SchoolState, connection: str | None,
+                       file: str) -> None:
+    errors = []
+    if connection is not None and connection not in state.slugs:
+        errors.append(f"--connection: the school has no connection {connection!r} "
+                      f"(it has: {', '.join(sorted(state.slugs)) or 'none'})")
+    errors += [f"{file}:{row.line}: connection: the school has no connection {row.connection!r}"
+               for row in rows if row.connection is not None and row.connection not in state.slugs]
+    if errors:
+        raise CsvErrors(errors)
+
+
+@dataclass
+class _Targets:
+    """Per row (same index): its key and the line it is attributed to. Parallel lists, not
+    a tuple per row: half a million rows."""
+
+    keys: list[str]
+    connection_ids: list[int | None]
+    methods: list[str]
+
+    @classmethod
+    def of(cls, rows: Sequence[ImportRow], state: _SchoolState, connection: str | None) -> _Targets:
+        targets = cls([], [], [])
+        lines = list(state.lines)
+        for row in rows:
+            targets.keys.append(import_key(state.school_pk, row.measured_at, row.download_bytes_per_second,
+                                           row.upload_bytes_per_second, row.server))
+            slug = row.connection or connection
+            if slug is not None:
+                targets.connection_ids.append(state.slugs[slug])
+                targets.methods.append(IMPORT_ATTRIBUTION)
+            else:
+                evidence = [row.public_address] if row.public_address else []
+                found = attribute(lines, local_date(row.measured_at, state.zone), None, evidence)
+                targets.connection_ids.append(found.connection_id)
+                targets.methods.append(found.method)
+        return targets
 
 
 def _known_keys(conn: Connection, school_pk: int, rows: Sequence[ImportRow]) -> set[str]:

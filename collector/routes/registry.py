@@ -27,6 +27,8 @@ from collector.registry import RegistryError
 router = APIRouter(prefix="/api/v1/admin", dependencies=[Admin], tags=["registry"])
 
 # A board's sheet is some hundreds of rows; this leaves room for a cooperative's thousands.
+# The work is bounded by the row limit (contracts_csv.MAX_ROWS, 50 000), which parsing
+# applies here as for the command line; the bytes bound the memory of the body.
 MAX_CSV_BYTES = 16 * 1024 * 1024
 
 
