@@ -111,9 +111,10 @@ def judge_connection(line: ConnectionInfo, results: Sequence[StoredResult], cale
 
 def judge_school(conn: Connection, school_pk: int, board: str, school: str, *, start: float,
                  end: float, hours: Hours, rule_sets: Sequence[RuleSetName] | None,
-                 default_timezone: str) -> SchoolJudgement:
+                 default_timezone: str, with_availability: bool = True) -> SchoolJudgement:
     """Everything the verdicts of one school say over [start, end). ``rule_sets`` None:
-    the board's own."""
+    the board's own; ``with_availability`` False leaves out the outages (/metrics reads
+    them once for its own windows)."""
     row = conn.execute(select(schools.c.board_id, schools.c.video_participants)
                        .where(schools.c.id == school_pk)).one()
     policy = board_policy(conn, row.board_id)
@@ -126,9 +127,11 @@ def judge_school(conn: Connection, school_pk: int, board: str, school: str, *, s
     judgements = [judge_connection(line, by_line.get(line.id, []), calendar, policy,
                                    row.video_participants, start, end, hours, chosen)
                   for line in school_connections(conn, school_pk)]
-    outages, observed_from = school_outages(conn, school_pk, start, end)
     judgement = SchoolJudgement(board, school, school_pk, policy, calendar, start, end, hours,
                                 judgements, by_line.get(None, []))
+    if not with_availability:
+        return judgement
+    outages, observed_from = school_outages(conn, school_pk, start, end)
     if observed_from is not None:
         sessions = calendar.session_intervals(max(start, observed_from), end)
         judgement.school_seconds = sum(b - a for a, b in sessions)

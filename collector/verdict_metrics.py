@@ -160,7 +160,8 @@ class VerdictFamilies:
                     judgement = judge_school(conn, school_pk, board, school,
                                              start=now - self.window, end=now, hours="all",
                                              rule_sets=list(RULE_SETS),
-                                             default_timezone=self.default_timezone)
+                                             default_timezone=self.default_timezone,
+                                             with_availability=False)
                     for c in judgement.connections:
                         labels = (board, school, c.line.slug)
                         for hours in ("school", "all"):
