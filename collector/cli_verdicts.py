@@ -71,9 +71,10 @@ def verdicts_text(document: dict[str, Any]) -> str:
                       f"{_mbit(terms['upload_advertised_bytes_per_second'])} Mbit/s advertised"
                       if terms else "no contract in force today")
         results = line["results"]
+        days = f"{results['days']} day" + ("" if results["days"] == 1 else "s")
         lines.append(f"  {line['connection']} ({line['provider']}, {line['technology']}, "
                      f"{line['role']}): {advertised}; {results['valid']} valid of "
-                     f"{results['total']} results on {results['days']} days")
+                     f"{results['total']} results on {days}")
         for direction in ("download", "upload"):
             for hours in ("school", "all"):
                 summary = line[direction][hours]
