@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from agent.paths import default_state_dir
 from agent.units import parse_duration, parse_size, slugify, split_host_port, valid_host
 from agent.wire import describe_validation_error
 
@@ -358,7 +359,7 @@ class AgentSettings(BaseSettings):
         nested_model_default_partial_update=True,
     )
 
-    state_dir: Path = Path("/var/lib/schoolnet-agent")
+    state_dir: Path = Field(default_factory=default_state_dir)  # per platform: agent/paths.py
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     room: str = Field(default="", max_length=200)
     collector: CollectorConfig = CollectorConfig()

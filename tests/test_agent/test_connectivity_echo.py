@@ -558,3 +558,14 @@ def test_link_local_ipv6_with_its_interface(chain: Chain, namespaces: Namespaces
     for outcome in report["outcomes"]:
         assert outcome.reached and outcome.error is None, outcome
         assert outcome.responder is not None and outcome.responder.split("%")[0] == peer
+
+
+def test_without_poll_the_sampler_says_to_switch_the_probe_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows has no poll(): one line that says what to do, not an AttributeError per window."""
+    import select
+
+    from agent.probes.connectivity.echo import EchoSampler, EchoUnavailable
+
+    monkeypatch.delattr(select, "poll")
+    with pytest.raises(EchoUnavailable, match=r"needs poll\(\).*probes.connectivity.enabled = false"):
+        EchoSampler("tcp", 80, 1.0)

@@ -34,6 +34,7 @@ import secrets
 import select
 import socket
 import struct
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -519,6 +520,10 @@ class EchoSampler:
             raise ValueError(f"timeout must be positive, not {timeout}")
         if not 1 <= tcp_port <= 65535:
             raise ValueError(f"tcp_port {tcp_port} is not a port")
+        if not hasattr(select, "poll"):
+            # Windows: no poll(), and no recvmsg() for the kernel's receive times either.
+            raise EchoUnavailable(f"the connectivity probe's echo needs poll(), which {sys.platform} "
+                                  "does not have; switch it off (probes.connectivity.enabled = false)")
         self.timeout = timeout
         self.tcp_port = tcp_port
         self._clock = clock
