@@ -106,6 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     token_commands.add_parser("create", help="print a new admin token (shown once)").set_defaults(
         run=cmd_admin_token_create)
 
+    metrics_token = commands.add_parser("metrics-token", help="tokens that read /metrics and nothing "
+                                        "else (for Prometheus)")
+    metrics_commands = metrics_token.add_subparsers(metavar="ACTION", required=True,
+                                                    parser_class=OneLineParser)
+    metrics_commands.add_parser("create", help="print a new metrics token alone (shown once; its id "
+                                "goes to stderr)").set_defaults(run=cmd_metrics_token_create)
+    metrics_commands.add_parser("list", help="list metrics tokens: id, created, active or "
+                                "revoked").set_defaults(run=cmd_metrics_token_list)
+    metrics_revoke = metrics_commands.add_parser("revoke", help="revoke a metrics token (its "
+                                                 "scrapes get 401)")
+    metrics_revoke.add_argument("token", metavar="ID|-", help="the token's id (see list), or - to "
+                                "read the token itself from stdin")
+    metrics_revoke.set_defaults(run=cmd_metrics_token_revoke)
+
     agent = commands.add_parser("agent", help="enrolled agents")
     agent_commands = agent.add_subparsers(metavar="ACTION", required=True, parser_class=OneLineParser)
     agent_list = agent_commands.add_parser("list", help="list agents with version and last report")
@@ -280,6 +294,41 @@ def cmd_admin_token_create(args: argparse.Namespace) -> int:
 
     print(create_admin_token(_engine(args)))
     return 0
+
+
+def cmd_metrics_token_create(args: argparse.Namespace) -> int:
+    from collector.registry import create_metrics_token
+
+    token_id, token = create_metrics_token(_engine(args))
+    print(token)
+    print(f"metrics token {token_id} created; revoke it with: {PROG} metrics-token revoke {token_id}",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_metrics_token_list(args: argparse.Namespace) -> int:
+    from collector.registry import METRICS_SCOPE, list_tokens
+
+    for row in list_tokens(_engine(args), METRICS_SCOPE):
+        state = f"revoked {_utc(row['revoked_at'])}" if row["revoked_at"] else "active"
+        print(f"{row['id']}\tcreated {_utc(row['created_at'])}\t{state}")
+    return 0
+
+
+def cmd_metrics_token_revoke(args: argparse.Namespace) -> int:
+    from collector.registry import METRICS_SCOPE, revoke_token
+
+    # The token itself only through stdin: on the command line it would show in `ps`.
+    ref = sys.stdin.readline().strip() if args.token == "-" else args.token
+    if not ref or (args.token != "-" and not ref.isdigit()):
+        raise UsageError("give the token's id (see: metrics-token list), or - and the token on stdin")
+    token_id = revoke_token(_engine(args), METRICS_SCOPE, ref)
+    print(f"revoked metrics token {token_id}", file=sys.stderr)
+    return 0
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def cmd_agent_list(args: argparse.Namespace) -> int:

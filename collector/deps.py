@@ -1,4 +1,4 @@
-"""Request dependencies: the store, and who is calling (an agent or an admin)."""
+"""Request dependencies: the store, and who is calling (an agent, an admin, or Prometheus)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from collector.registry import AgentIdentity, NotAllowed, authenticate_agent, is_admin
+from collector.registry import AgentIdentity, NotAllowed, authenticate_agent, is_admin, may_read_metrics
 
 
 def get_engine(request: Request) -> Engine:
@@ -49,5 +49,21 @@ def require_admin(engine: EngineDep, token: Annotated[str, Depends(bearer_token)
                             headers={"WWW-Authenticate": "Bearer"})
 
 
+def require_metrics_reader(engine: EngineDep, token: Annotated[str, Depends(bearer_token)]) -> None:
+    # /metrics names every board, school and agent of the collector: a metrics or admin
+    # token only. An agent's credential is refused like an unknown token, since one agent
+    # must not read the figures of every other school.
+    try:
+        allowed = may_read_metrics(engine, token)
+    except SQLAlchemyError:
+        raise HTTPException(503, "the store is not available; retry later",
+                            headers={"Retry-After": "5"}) from None
+    if not allowed:
+        raise HTTPException(401, "unknown or revoked metrics token (make one with: "
+                            "schoolnet-collector metrics-token create)",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
 CurrentAgent = Annotated[AgentIdentity, Depends(current_agent)]
 Admin = Depends(require_admin)
+MetricsReader = Depends(require_metrics_reader)

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from agent.wire import EnrollResponse
 from collector.db.engine import writer
@@ -200,22 +200,76 @@ def revoke_agent(engine: Engine, ref: str) -> None:
                      .values(revoked_at=time.time()))
 
 
-# --- admin tokens ---------------------------------------------------------------------------
+# --- admin and metrics tokens ---------------------------------------------------------------
+#
+# One table, two scopes: an "admin" token may use the admin API and read /metrics; a
+# "metrics" token (for Prometheus) may read /metrics only. A token is found by the SHA-256
+# of what was sent, so no stored secret is ever compared byte by byte with the request.
+
+ADMIN_SCOPE = "admin"
+METRICS_SCOPE = "metrics"
+_PREFIXES = {ADMIN_SCOPE: "snadmin", METRICS_SCOPE: "snmetrics"}
 
 
 def create_admin_token(engine: Engine) -> str:
-    token = new_secret("snadmin")
-    with writer(engine) as conn, conn.begin():
-        conn.execute(admin_tokens.insert().values(
-            token_hash=hash_secret(token), created_at=time.time()))
-    return token
+    return _create_token(engine, ADMIN_SCOPE)[1]
+
+
+def create_metrics_token(engine: Engine) -> tuple[int, str]:
+    """A new token that reads /metrics and nothing else: (its id, for revoking; the token)."""
+    return _create_token(engine, METRICS_SCOPE)
 
 
 def is_admin(engine: Engine, token: str) -> bool:
+    return token_scope(engine, token) == ADMIN_SCOPE
+
+
+def may_read_metrics(engine: Engine, token: str) -> bool:
+    return token_scope(engine, token) in (ADMIN_SCOPE, METRICS_SCOPE)
+
+
+def token_scope(engine: Engine, token: str) -> str | None:
+    """The scope of an active token; None when it is unknown or revoked."""
     with engine.connect() as conn:
-        found = conn.scalar(select(func.count()).select_from(admin_tokens).where(
+        scope: str | None = conn.scalar(select(admin_tokens.c.scope).where(
             admin_tokens.c.token_hash == hash_secret(token), admin_tokens.c.revoked_at.is_(None)))
-    return bool(found)
+    return scope
+
+
+def list_tokens(engine: Engine, scope: str) -> list[dict[str, Any]]:
+    query = (select(admin_tokens.c.id, admin_tokens.c.created_at, admin_tokens.c.revoked_at)
+             .where(admin_tokens.c.scope == scope).order_by(admin_tokens.c.id))
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def revoke_token(engine: Engine, scope: str, ref: str) -> int:
+    """Revoke the token of ``scope`` named by its id or by the token itself; returns its id.
+
+    Revoking twice is not an error (the first time stands); an id of another scope is
+    "no such token", so ``metrics-token revoke`` can never lock out an admin.
+    """
+    ref = ref.strip()
+    where = (admin_tokens.c.id == int(ref) if ref.isdigit()
+             else admin_tokens.c.token_hash == hash_secret(ref))
+    with writer(engine) as conn, conn.begin():
+        token_id = conn.scalar(select(admin_tokens.c.id).where(where, admin_tokens.c.scope == scope))
+        if token_id is None:
+            raise RegistryError(f"no {scope} token {ref if ref.isdigit() else '(as given)'} "
+                                f"(see: {scope}-token list)")
+        conn.execute(update(admin_tokens)
+                     .where(admin_tokens.c.id == token_id, admin_tokens.c.revoked_at.is_(None))
+                     .values(revoked_at=time.time()))
+    return int(token_id)
+
+
+def _create_token(engine: Engine, scope: str) -> tuple[int, str]:
+    token = new_secret(_PREFIXES[scope])
+    with writer(engine) as conn, conn.begin():
+        inserted = conn.execute(admin_tokens.insert().values(
+            token_hash=hash_secret(token), created_at=time.time(), scope=scope))
+    assert inserted.inserted_primary_key is not None
+    return int(inserted.inserted_primary_key[0]), token
 
 
 # --- helpers -----------------------------------------------------------------------------------

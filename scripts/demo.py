@@ -3,7 +3,7 @@
 Everything the demo sends stays on this machine: the agent's bandwidth test runs
 against the collector's own speed endpoints on 127.0.0.1, its connectivity probes go to
 loopback and the collector, and no public target is used.
-Re-running reuses the board, school and enrolled agent kept in .demo/.
+Re-running reuses the board, school, enrolled agent and metrics token kept in .demo/.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -117,11 +118,14 @@ def main() -> int:
             code = set_up_school(env)
             run([BIN / "schoolnet-agent", "enroll", "--collector", url, "--code", code,
                  "--name", "demo-agent"], agent_env)
+        token_file = ensure_metrics_token(url, env)
         agent = subprocess.Popen([BIN / "schoolnet-agent", "run"], env=agent_env)
         database = DEMO / "collector.db"
         print(f"""
 schoolnet demo is running (Ctrl-C stops it). Look here:
-  metrics for Prometheus:  {url}/metrics   (values appear after the first upload, ~15 s)
+  metrics for Prometheus:  {url}/metrics   (values appear after the first upload, ~15 s;
+    it needs the metrics token in {token_file.relative_to(ROOT)}):
+    curl -H "Authorization: Bearer $(cat {token_file.relative_to(ROOT)})" {url}/metrics
   collector health:        {url}/healthz
   API documentation:       {url}/docs
   the agent's outbox:      .venv/bin/schoolnet-agent --config {agent_config} status
@@ -159,6 +163,33 @@ def set_up_school(env: dict[str, str]) -> str:
         run([collector, "school", "add", "--board", "demo-board", "Demo school",
              "--id", "demo-school"], env)
     return run([collector, "enroll-code", "--school", "demo-board/demo-school"], env).strip()
+
+
+def ensure_metrics_token(url: str, env: dict[str, str]) -> Path:
+    """The demo's token for /metrics in .demo/metrics-token (mode 0600): made once, and
+    made again when the collector no longer knows it (its database was reset)."""
+    path = DEMO / "metrics-token"
+    if path.exists() and _reads_metrics(url, path.read_text().strip()):
+        return path
+    token = run([BIN / "schoolnet-collector", "metrics-token", "create"], env).strip()
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
+    return path
+
+
+def _reads_metrics(url: str, token: str) -> bool:
+    request = urllib.request.Request(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return bool(response.status == 200)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            return False
+        sys.exit(f"scripts/demo: {url}/metrics answered {exc.code} {exc.reason}")
+    except OSError as exc:
+        sys.exit(f"scripts/demo: {url}/metrics did not answer: {exc}")
 
 
 def run(command: list[object], env: dict[str, str]) -> str:

@@ -14,7 +14,7 @@ from agent.clock import now
 from agent.outbox import Outbox
 from agent.uploader import RetryLater, Uploader
 from collector.app import create_app
-from collector.registry import add_board, add_school, create_enrolment_code
+from collector.registry import add_board, add_school, create_enrolment_code, create_metrics_token
 from collector.settings import CollectorSettings
 
 WEEK = 7 * 24 * 3600
@@ -78,7 +78,10 @@ def test_week_offline_then_delivered(tmp_path: Path, collector: tuple[TestClient
         "SELECT accounted_through FROM streams").fetchone()[0]
     assert accounted == minutes, "every seq is stored or reported evicted"
 
-    metrics = client.get("/metrics").text
+    # Read as Prometheus does, with a metrics token (the agent's credential would get 401).
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    reader = {"Authorization": f"Bearer {create_metrics_token(engine)[1]}"}
+    metrics = client.get("/metrics", headers=reader).text
     evicted_line = [line for line in metrics.splitlines()
                     if line.startswith("schoolnet_agent_given_up_records_total")
                     and 'reason="evicted"' in line]

@@ -98,6 +98,9 @@ admin_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
+    # What the token may do: "admin" (the admin API, and /metrics) or "metrics" (/metrics
+    # only, for Prometheus). Tokens from before scopes existed were admin tokens.
+    Column("scope", String(16), nullable=False, server_default="admin"),
 )
 
 records = Table(

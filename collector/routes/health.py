@@ -1,4 +1,4 @@
-"""``/healthz`` for load balancers and ``/metrics`` for Prometheus."""
+"""``/healthz`` for load balancers (open) and ``/metrics`` for Prometheus (with a metrics token)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from collector.deps import EngineDep
+from collector.deps import EngineDep, MetricsReader
 
 router = APIRouter()
 
@@ -23,7 +23,8 @@ def healthz(engine: EngineDep) -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/metrics", summary="Prometheus metrics, built from the store at each scrape")
+@router.get("/metrics", summary="Prometheus metrics, built from the store at each scrape; needs a "
+            "metrics or admin token", dependencies=[MetricsReader])
 async def metrics(request: Request) -> Response:
     try:
         body = await run_in_threadpool(request.app.state.metrics.render)

@@ -38,7 +38,8 @@ def test_measured_download_rate_reaches_prometheus_with_identity_labels(
     measured = json.loads(stored[0][0])["download_bytes_per_second"]
     assert measured > 0
 
-    prometheus = PrometheusProcess(tmp_path, f"127.0.0.1:{collector.port}")
+    prometheus = PrometheusProcess(tmp_path, f"127.0.0.1:{collector.port}",
+                                   token_file=collector.metrics_token_file())
     prometheus.start()
     try:
         series = wait_until(
@@ -70,7 +71,8 @@ def test_a_connectivity_window_reaches_prometheus_as_summaries_and_availability(
     window = json.loads(payload)
     median = next(t for t in window["targets"] if t["target"] == "127.0.0.1")["latency_p50_seconds"]
 
-    prometheus = PrometheusProcess(tmp_path, f"127.0.0.1:{collector.port}")
+    prometheus = PrometheusProcess(tmp_path, f"127.0.0.1:{collector.port}",
+                                   token_file=collector.metrics_token_file())
     prometheus.start()
     try:
         series = wait_until(

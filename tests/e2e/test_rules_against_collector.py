@@ -97,7 +97,8 @@ def test_every_recording_rule_has_data_from_a_real_collector(
     deliver_bandwidth_tests(collector, agent)
 
     rule_files = fast_rules(tmp_path)
-    prometheus = PrometheusProcess(tmp_path, f"127.0.0.1:{collector.port}")
+    prometheus = PrometheusProcess(tmp_path, f"127.0.0.1:{collector.port}",
+                                   token_file=collector.metrics_token_file())
     prometheus.config_path.write_text(
         prometheus.config_path.read_text()
         + "rule_files:\n" + "".join(f"  - {path}\n" for path in rule_files))

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support.processes import AgentProcess, CollectorProcess
@@ -28,7 +27,7 @@ ssids = ["HOME5", "SomeSSID", "xxxxxxx", "School"]
 
 def metric_samples(collector: CollectorProcess, name: str) -> dict[str, float]:
     """room -> value of one per-room family on the collector's /metrics page."""
-    page = httpx.get(f"{collector.url}/metrics", timeout=10).text
+    page = collector.metrics().text
     return {s.labels["room"]: s.value for family in text_string_to_metric_families(page)
             for s in family.samples if s.name == name}
 

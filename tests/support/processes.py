@@ -64,6 +64,7 @@ class CollectorProcess(ChildProcess):
         self.process: subprocess.Popen[bytes] | None = None
         self.serve_args: list[str] = []
         self.verify: ssl.SSLContext | bool = True
+        self.metrics_token_path = workdir / "metrics.token"
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -91,6 +92,23 @@ class CollectorProcess(ChildProcess):
             return httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def metrics_token_file(self) -> Path:
+        """A file (mode 0600) with a metrics token made by ``metrics-token create``, as a
+        deployment gives Prometheus; made once, on first use."""
+        if not self.metrics_token_path.exists():
+            token = self.cli("metrics-token", "create").stdout.strip()
+            assert token, "metrics-token create printed no token"
+            descriptor = os.open(self.metrics_token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(token + "\n")
+        return self.metrics_token_path
+
+    def metrics(self, timeout: float = 10) -> httpx.Response:
+        """GET /metrics with the metrics token, as Prometheus scrapes it."""
+        token = self.metrics_token_file().read_text().strip()
+        return httpx.get(f"{self.url}/metrics", headers={"Authorization": f"Bearer {token}"},
+                         timeout=timeout, verify=self.verify)
 
     def enroll_code(self, board: str = "test-board", school: str = "test-school") -> str:
         """Make the board and school when needed, and return a one-use code."""
@@ -178,18 +196,26 @@ class AgentProcess(ChildProcess):
 
 
 class PrometheusProcess(ChildProcess):
-    """Debian's Prometheus scraping the collector once a second."""
+    """Debian's Prometheus scraping the collector once a second.
 
-    def __init__(self, workdir: Path, target: str, metrics_path: str = "/metrics") -> None:
+    ``token_file`` (e.g. ``CollectorProcess.metrics_token_file()``) goes into the scrape
+    config as ``authorization: {credentials_file: …}``, as in
+    deploy/prometheus/prometheus.example.yml; the collector answers 401 without it.
+    """
+
+    def __init__(self, workdir: Path, target: str, metrics_path: str = "/metrics",
+                 token_file: Path | None = None) -> None:
         self.binary = require_tool("prometheus")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         self.config_path = workdir / "prometheus.yml"
+        authorization = ("    authorization:\n      type: Bearer\n"
+                         f"      credentials_file: {json.dumps(str(token_file))}\n") if token_file else ""
         self.config_path.write_text(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
             "scrape_configs:\n  - job_name: schoolnet\n"
-            f"    metrics_path: {metrics_path}\n"
+            f"    metrics_path: {metrics_path}\n{authorization}"
             f"    static_configs:\n      - targets: ['{target}']\n"
         )
         self.log_path = workdir / "prometheus.log"

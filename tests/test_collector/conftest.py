@@ -10,17 +10,19 @@ import pytest
 from fastapi.testclient import TestClient
 
 from collector.app import create_app
-from collector.registry import add_board, add_school, create_enrolment_code
+from collector.registry import add_board, add_school, create_enrolment_code, create_metrics_token
 from collector.settings import CollectorSettings
 
 
 @dataclass
 class Site:
-    """A collector app on its own SQLite file, with one board, school and enrolled agent."""
+    """A collector app on its own SQLite file, with one board, school and enrolled agent, and
+    a metrics token for reading /metrics as Prometheus does."""
 
     client: TestClient
     credential: str
     db_url: str
+    metrics_token: str = ""
 
     @property
     def engine(self) -> Any:
@@ -29,6 +31,14 @@ class Site:
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.credential}"}
+
+    @property
+    def metrics_auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.metrics_token}"}
+
+    def metrics(self) -> Any:
+        """GET /metrics with the metrics token (the response: ``.text``, ``.status_code``)."""
+        return self.client.get("/metrics", headers=self.metrics_auth)
 
     def enroll(self, name: str = "pi", school: str = "test-board/test-school") -> str:
         code = create_enrolment_code(self.engine, school, 1, 3600)
@@ -53,7 +63,7 @@ def make_site(tmp_path: Path, **settings: Any) -> Iterator[Site]:
     add_board(app.state.engine, "Test Board")
     add_school(app.state.engine, "test-board", "Test School")
     with TestClient(app) as client:
-        result = Site(client, "", db_url)
+        result = Site(client, "", db_url, create_metrics_token(app.state.engine)[1])
         result.credential = result.enroll()
         yield result
 

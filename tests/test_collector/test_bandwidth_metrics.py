@@ -104,7 +104,7 @@ def test_what_a_test_did_not_say_is_absent_not_made_up(site) -> None:  # type: i
     for name in ("schoolnet_bandwidth_streams", "schoolnet_bandwidth_retransmits",
                  "schoolnet_bandwidth_cross_traffic_bytes"):
         assert value(name, DOWN) is None, name
-    page = site.client.get("/metrics").text
+    page = site.metrics().text
     assert "schoolnet_bandwidth_retest_info{" not in page
     assert value("schoolnet_bandwidth_valid", IDENTITY) == 0
     assert value("schoolnet_bandwidth_leased", IDENTITY) == 0
@@ -175,7 +175,7 @@ def test_the_page_with_bandwidth_is_lint_clean_and_the_same_from_both_writers(si
         {**IDENTITY, "result": "failed"}.items())))] == 1
 
     promtool = require_tool("promtool")
-    text = site.client.get("/metrics").text
+    text = site.metrics().text
     assert "schoolnet_bandwidth_test_bytes_total{" in text
     assert "# TYPE schoolnet_bandwidth_tests_total counter" in text
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,

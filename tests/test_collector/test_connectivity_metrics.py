@@ -229,7 +229,7 @@ def test_outages_are_events_not_probes(site) -> None:  # type: ignore[no-untyped
                  "schoolnet_probe_last_success_timestamp_seconds"):
         assert value(name, {**IDENTITY, "probe": "outage"}) is None, name
         assert value(name, {**IDENTITY, "probe": "connectivity"}) is not None, name
-    assert 'probe="outage"' not in site.client.get("/metrics").text
+    assert 'probe="outage"' not in site.metrics().text
     # A batch of events alone: still no latest row for them, and the agent's probes keep theirs.
     deliver(site, outage(3, stream, "isp", now - 50, now - 40))
     assert site.sql("SELECT kind, runs_total FROM latest ORDER BY kind") == [("connectivity", 1)]
@@ -255,7 +255,7 @@ def test_a_mac_shaped_value_rejects_a_window_or_an_outage(site) -> None:  # type
     value = values(site)
     assert value("schoolnet_connectivity_outages_total", {**IDENTITY, "kind": "lan"}) is None
     assert value("schoolnet_connectivity_up", IDENTITY) is None
-    assert "00:1a" not in site.client.get("/metrics").text
+    assert "00:1a" not in site.metrics().text
 
 
 def test_availability_of_a_school_over_its_agents(site) -> None:  # type: ignore[no-untyped-def]
@@ -358,7 +358,7 @@ def test_the_page_with_connectivity_is_lint_clean_and_the_same_from_both_writers
                    for name, labels in fast)
 
     # Each summary's samples of one label set stay together: quantiles, _sum, _count.
-    text = site.client.get("/metrics").text
+    text = site.metrics().text
     internet = 'board="test-board",school="test-school",agent="pi",target="127.0.0.1",role="internet"'
     assert "\n".join([
         f'schoolnet_latency_seconds{{{internet},quantile="0.99"}} 0.03',

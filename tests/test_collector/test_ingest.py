@@ -99,7 +99,7 @@ def test_one_bad_record_never_costs_the_good_ones(site) -> None:  # type: ignore
     assert [(s, c) for s, c, _ in stored] == [
         (None, "invalid_field"), (2, "mac_address"), (3, "unknown_field")]
     assert not any("00:1A" in reason for _, _, reason in stored)
-    metrics = site.client.get("/metrics").text
+    metrics = site.metrics().text
     assert 'schoolnet_collector_records_rejected_total{reason="mac_address"} 1.0' in metrics
 
 

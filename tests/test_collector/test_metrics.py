@@ -71,7 +71,7 @@ def test_promtool_finds_nothing_to_lint(site) -> None:  # type: ignore[no-untype
     deliver(site, record(1, stream), record(2, stream, "bandwidth"),
             record(3, stream, "bandwidth", ok=False, error="stalled", payload={}))
     deliver(site, record(4, stream))  # a second report: counters and gauges move
-    text = site.client.get("/metrics").text
+    text = site.metrics().text
     assert "schoolnet_bandwidth_download_bytes_per_second{" in text
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
                             text=True, check=False)

@@ -501,7 +501,7 @@ def test_redelivery_after_prune_is_a_duplicate_and_pruned_days_stay_final(site: 
     assert second.schools[0].late_rows_days == 1
     assert day_tests() == {"agent/pi": 2}  # not recomputed from the one late row
     # The collector still serves and ingests after a prune.
-    assert site.client.get("/metrics").status_code == 200
+    assert site.metrics().status_code == 200
     assert deliver(site, record(4, stream)) == ["accepted"]
 
 

@@ -351,7 +351,7 @@ def test_a_survey_may_name_the_schools_access_point_but_no_other_mac(site) -> No
     assert "MAC-shaped" in results[1]["reason"] and "payload.ssid" in results[1]["reason"]
     # The rejected record made no room.
     assert site.sql("SELECT slug FROM rooms") == [("aula",)]
-    assert "02:aa:bb" not in site.client.get("/metrics").text
+    assert "02:aa:bb" not in site.metrics().text
 
 
 def test_a_scrape_reads_no_history(site) -> None:  # type: ignore[no-untyped-def]

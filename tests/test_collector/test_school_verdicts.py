@@ -125,7 +125,7 @@ def test_without_a_contract_results_are_counted_not_judged(site: Site,
 def test_metrics_api_and_agent_settings_carry_the_contract(site: Site, tmp_path: Path) -> None:
     import_contract(site, tmp_path)
     history(site)
-    samples = page_samples(site.client.get("/metrics").text)
+    samples = page_samples(site.metrics().text)
     line = (("board", "test-board"), ("connection", "glas"), ("school", "test-school"))
     assert samples[("schoolnet_contract_download_bytes_per_second", line)] == 100 * MBIT
     assert samples[("schoolnet_contract_upload_minimum_bytes_per_second", line)] == 50 * MBIT
@@ -226,7 +226,7 @@ def test_a_contract_without_the_speed_a_rule_needs_has_data_enough_but_no_verdic
     [acm] = verdicts(site, capsys, "--rule-set", "acm", "--hours", "school")["connections"][0]["verdicts"]
     assert acm["outcome"] == "not_enough_data" and acm["enough_data"] is True
     assert "normally available" in acm["reason"]
-    samples = page_samples(site.client.get("/metrics").text)
+    samples = page_samples(site.metrics().text)
     line = (("board", "test-board"), ("connection", "glas"), ("rule_set", "acm"), ("school", "test-school"))
     assert samples[("schoolnet_verdict_enough_data", line)] == 1
     assert ("schoolnet_verdict_pass", line) not in samples

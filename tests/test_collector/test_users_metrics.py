@@ -104,7 +104,7 @@ def test_a_failed_source_is_down_and_has_no_count(site) -> None:  # type: ignore
     assert value("schoolnet_census_duration_seconds", of("arp")) is None
     assert value("schoolnet_concurrent_devices", of("all")) == 64
     # The reason is in the store, not on the page (a label would be a new series per message).
-    text = site.client.get("/metrics").text
+    text = site.metrics().text
     assert "within 2 s" not in text and "CAP_NET_RAW" not in text
 
 
@@ -161,7 +161,7 @@ def test_a_source_listed_twice_shows_the_first_entry_only(site) -> None:  # type
     assert value("schoolnet_census_source_up", of("arp")) == 1
     assert value("schoolnet_census_duration_seconds", of("arp")) == 2.75
     assert value("schoolnet_census_rounds", of("arp")) is None  # nothing of the second entry
-    text = site.client.get("/metrics").text
+    text = site.metrics().text
     assert text.count('schoolnet_census_source_up{board="test-board",school="test-school",'
                       'agent="pi",source="arp"}') == 1
 
@@ -173,7 +173,7 @@ def test_a_window_naming_a_device_address_is_refused(site) -> None:  # type: ign
     assert deliver(site, record(1, stream, "users", payload=leaky),
                    record(2, stream, "users", payload=window(concurrent_devices=7))) == [
         "rejected", "accepted"]
-    text = site.client.get("/metrics").text
+    text = site.metrics().text
     assert "3c:22:fb" not in text
     assert metric_values(site)("schoolnet_concurrent_devices", of("all")) == 7
 
@@ -211,7 +211,7 @@ def test_the_page_with_a_census_is_lint_clean_and_the_same_from_both_writers(sit
     assert fast == page_samples(generate_latest(metrics.registry).decode())
     assert fast[("schoolnet_concurrent_devices", tuple(sorted(of("all").items())))] == 131
     assert fast[("schoolnet_census_source_up", tuple(sorted(of("unifi").items())))] == 0
-    text = site.client.get("/metrics").text
+    text = site.metrics().text
     for name in ("schoolnet_concurrent_devices", "schoolnet_daily_devices",
                  "schoolnet_concurrent_devices_hour_peak", "schoolnet_census_duration_seconds",
                  "schoolnet_census_rounds", "schoolnet_census_requests", "schoolnet_census_source_up"):

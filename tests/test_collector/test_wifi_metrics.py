@@ -195,7 +195,7 @@ def test_scans_name_no_other_network_and_a_mac_elsewhere_is_refused(site) -> Non
     assert deliver(site, at(record(1, stream, "wifi_scan", payload=leaky), now - 60),
                    at(record(2, stream, "wifi_scan", payload=scan(access_points=[])), now - 30)) == [
         "rejected", "accepted"]
-    text = site.client.get("/metrics").text
+    text = site.metrics().text
     assert "02:aa:bb" not in text and "iPhone" not in text
     # The school's own BSSIDs are on the page only where a scan saw them: this one saw none.
     assert OWN_BSSID not in text
@@ -228,7 +228,7 @@ def test_the_page_with_wifi_is_lint_clean_and_the_same_from_both_writers(site) -
     assert fast == page_samples(generate_latest(metrics.registry).decode())
     twin = {**IN_ROOM, "bssid": "", "ssid": "SchoolNet", "band": "2.4GHz", "channel": "11"}
     assert fast[("schoolnet_wifi_access_point_signal_dbm", tuple(sorted(twin.items())))] == -60.0
-    text = site.client.get("/metrics").text
+    text = site.metrics().text
     for name, kind in (("schoolnet_wifi_signal_dbm", "gauge"),
                        ("schoolnet_wifi_transmit_retries_total", "counter"),
                        ("schoolnet_wifi_room_coverage_grade", "gauge"),
