@@ -1,0 +1,1 @@
+"""Grafana provisioning and dashboards for schoolnet (see docs/grafana.md)."""
