@@ -56,12 +56,17 @@ def test_bad_input_gives_one_line_and_a_non_zero_exit(tmp_path: Path, args: list
 
 def test_help_explains_every_command(tmp_path: Path) -> None:
     top = run(tmp_path, "--help").stdout
-    for command in ("serve", "board", "school", "enroll-code", "admin-token", "agent",
-                    "agent-settings", "migrate", "rooms"):
+    for command in ("serve", "board", "school", "enroll-code", "admin-token", "metrics-token", "agent",
+                    "agent-settings", "migrate", "rooms", "import", "export", "verdicts", "calendar",
+                    "connection", "retention", "backup"):
         assert command in top
-    for command in (["serve"], ["board", "add"], ["school", "add"], ["enroll-code"],
-                    ["admin-token", "create"], ["agent", "revoke"], ["agent-settings", "set"],
-                    ["rooms"]):
+    for command in (["serve"], ["board", "add"], ["board", "set"], ["school", "add"], ["school", "set"],
+                    ["enroll-code"], ["admin-token", "create"], ["metrics-token", "create"],
+                    ["agent", "revoke"], ["agent-settings", "set"], ["rooms"], ["import", "contracts"],
+                    ["import", "measurements"], ["import", "rooms"], ["import", "holidays"],
+                    ["export", "contracts"], ["export", "measurements"], ["export", "rooms"],
+                    ["verdicts"], ["calendar", "show"], ["connection", "list"], ["retention", "run"],
+                    ["backup"]):
         result = run(tmp_path, *command, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout
 
