@@ -316,11 +316,11 @@ def cmd_metrics_token_list(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics_token_revoke(args: argparse.Namespace) -> int:
-    from collector.registry import METRICS_SCOPE, revoke_token
+    from collector.registry import METRICS_SCOPE, is_token_id, revoke_token
 
     # The token itself only through stdin: on the command line it would show in `ps`.
     ref = sys.stdin.readline().strip() if args.token == "-" else args.token
-    if not ref or (args.token != "-" and not ref.isdigit()):
+    if not ref or (args.token != "-" and not is_token_id(ref)):
         raise UsageError("give the token's id (see: metrics-token list), or - and the token on stdin")
     token_id = revoke_token(_engine(args), METRICS_SCOPE, ref)
     print(f"revoked metrics token {token_id}", file=sys.stderr)

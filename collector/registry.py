@@ -250,17 +250,27 @@ def revoke_token(engine: Engine, scope: str, ref: str) -> int:
     "no such token", so ``metrics-token revoke`` can never lock out an admin.
     """
     ref = ref.strip()
-    where = (admin_tokens.c.id == int(ref) if ref.isdigit()
-             else admin_tokens.c.token_hash == hash_secret(ref))
+    # An id is ASCII digits as `list` prints them: str.isdigit() alone also takes "²" (which
+    # int() refuses) and other scripts' digits. One beyond a 64-bit integer is no token's id,
+    # not an OverflowError from the driver.
+    by_id = is_token_id(ref)
+    if by_id and int(ref) >= 2**63:
+        raise RegistryError(f"no {scope} token {ref} (see: {scope}-token list)")
+    where = admin_tokens.c.id == int(ref) if by_id else admin_tokens.c.token_hash == hash_secret(ref)
     with writer(engine) as conn, conn.begin():
         token_id = conn.scalar(select(admin_tokens.c.id).where(where, admin_tokens.c.scope == scope))
         if token_id is None:
-            raise RegistryError(f"no {scope} token {ref if ref.isdigit() else '(as given)'} "
+            raise RegistryError(f"no {scope} token {ref if by_id else '(as given)'} "
                                 f"(see: {scope}-token list)")
         conn.execute(update(admin_tokens)
                      .where(admin_tokens.c.id == token_id, admin_tokens.c.revoked_at.is_(None))
                      .values(revoked_at=time.time()))
     return int(token_id)
+
+
+def is_token_id(ref: str) -> bool:
+    """Whether ``ref`` names a token by its id (ASCII digits), not by the token itself."""
+    return ref.isascii() and ref.isdigit()
 
 
 def _create_token(engine: Engine, scope: str) -> tuple[int, str]:

@@ -30,6 +30,16 @@ def verdict(selector: str, own_rule_set: bool = True) -> str:
 
 
 VERDICT = verdict(S)
+
+
+def worst_verdict(selector: str) -> str:
+    """Per school the worst verdict of its lines: a fail (0) whenever one line fails, else the
+    lowest of the rest. A plain `min` would show a school with one failing line and one short
+    of data as "not enough data" (-2 < 0) and hide the fail."""
+    own = verdict(selector)
+    return f"min by (board, school) (({own}) == 0) or min by (board, school) ({own})"
+
+
 VERDICT_MAPPINGS = [
     {
         "type": "value",
@@ -50,6 +60,11 @@ UP_MAPPINGS = [
         },
     }
 ]
+# For counts of problems: none is green, one or more red.
+COUNT_THRESHOLDS = {
+    "mode": "absolute",
+    "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}],
+}
 SILENT_AFTER = 3600  # seconds: an agent reports every minute or so; an hour is clearly silent
 
 
@@ -94,8 +109,9 @@ TABLE = Panel(
     "table",
     "Schools",
     "One row per school: the median of measured / advertised download in school hours over the "
-    "verdict window (SCHOOLNET_VERDICT_WINDOW, 30 days) of its worst line, that line's verdict by "
-    "the board's rule set, whether its line is up now, outages that ended in the chosen time range, "
+    "verdict window (SCHOOLNET_VERDICT_WINDOW, 30 days) of its worst line, the worst verdict of "
+    "its lines by the board's rule set (a fail first, then not enough data, cannot judge, pass), "
+    "whether its line is up now, outages that ended in the chosen time range, "
     "availability in school hours over 7 days, the worst Wi-Fi grade of its rooms, and how long ago "
     "its quietest agent last reported. Click a column to sort; click a school to open it.",
     "percentunit",
@@ -106,7 +122,7 @@ TABLE = Panel(
             instant=True,
             table=True,
         ),
-        Query(f"min by (board, school) ({VERDICT})", instant=True, table=True),
+        Query(worst_verdict(S), instant=True, table=True),
         Query(f"min by (board, school) (schoolnet_connectivity_up{{{S}}})", instant=True, table=True),
         Query(
             f"sum by (board, school) (increase(schoolnet_connectivity_outages_total{{{S}}}[$__range]))",
@@ -139,7 +155,11 @@ TABLE = Panel(
         school_link(),
         column("Verdict", "short", mappings=VERDICT_MAPPINGS),
         column("Line now", "short", mappings=UP_MAPPINGS),
-        column("Outages (range)", "short"),
+        # Its own thresholds: the table's default ones are for ratios and would paint 0
+        # outages red and any number of them green.
+        column("Outages (range)", "short", thresholds=COUNT_THRESHOLDS),
+        # Two decimals: 99.6 % must not read as 100 %.
+        column("Availability school hours 7d", "percentunit", decimals=2),
         column("Worst room", "short", mappings=GRADE_MAPPINGS),
         column(
             "Last report (quietest agent)",

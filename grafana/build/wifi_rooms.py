@@ -16,13 +16,19 @@ from grafana.build.model import (
 S = 'board=~"$board", school=~"$school"'
 R = f'{S}, room=~"$room"'
 
-ROOM_VARIABLE = query_variable(
-    "room",
-    "Room",
-    f"label_values(schoolnet_wifi_room_coverage_grade{{{S}}}, room)",
-    "The room, by id, among the chosen schools' rooms on /metrics (a room stays for "
-    "SCHOOLNET_ROOM_EXPIRY, 400 days by default, after its newest observation).",
-)
+ROOM_VARIABLE = {
+    **query_variable(
+        "room",
+        "Room",
+        f"label_values(schoolnet_wifi_room_coverage_grade{{{S}}}, room)",
+        "The room, by id, among the chosen schools' rooms on /metrics (a room stays for "
+        "SCHOOLNET_ROOM_EXPIRY, 400 days by default, after its newest observation). All includes "
+        "agents placed in no room.",
+    ),
+    # All must also match an agent that has no room (room=""): the agents' own link panels
+    # follow this variable, and ".+" would drop those agents from them.
+    "allValue": ".*",
+}
 
 
 def column(name: str, unit: str, **more: object) -> dict[str, object]:
@@ -121,7 +127,7 @@ DASHBOARD = Dashboard(
             "Signal of each agent's own Wi-Fi link in its latest run, by the room it is in (no series for an "
             "agent whose Wi-Fi is not associated: a wired Pi).",
             "dBm",
-            [Query(f"schoolnet_wifi_signal_dbm{{{S}}}", legend="{{agent}} in {{room}}")],
+            [Query(f"schoolnet_wifi_signal_dbm{{{R}}}", legend="{{agent}} in {{room}}")],
             width=12,
         ),
         Panel(
@@ -130,9 +136,9 @@ DASHBOARD = Dashboard(
             "PHY bitrate of the last frames each agent received and sent (the radio's rate, not traffic).",
             "Bps",
             [
-                Query(f"schoolnet_wifi_receive_bitrate_bytes_per_second{{{S}}}", legend="{{agent}} receive"),
+                Query(f"schoolnet_wifi_receive_bitrate_bytes_per_second{{{R}}}", legend="{{agent}} receive"),
                 Query(
-                    f"schoolnet_wifi_transmit_bitrate_bytes_per_second{{{S}}}", legend="{{agent}} transmit"
+                    f"schoolnet_wifi_transmit_bitrate_bytes_per_second{{{R}}}", legend="{{agent}} transmit"
                 ),
             ],
             width=12,
@@ -146,7 +152,7 @@ DASHBOARD = Dashboard(
             "pps",
             [
                 Query(
-                    f"rate(schoolnet_wifi_transmit_retries_total{{{S}}}[$__rate_interval])",
+                    f"rate(schoolnet_wifi_transmit_retries_total{{{R}}}[$__rate_interval])",
                     legend="{{agent}} in {{room}}",
                 )
             ],
