@@ -84,10 +84,22 @@ def writer(engine: Engine) -> Iterator[Connection]:
         with engine.connect() as connection:
             yield connection
         return
-    lock = _SQLITE_WRITE_LOCKS.setdefault(id(engine), threading.Lock())
-    with lock, _across_processes(engine), \
+    with write_turn(engine), \
             engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
         yield connection
+
+
+@contextmanager
+def write_turn(engine: Engine) -> Iterator[None]:
+    """This process's and then every process's turn to write to a SQLite store (see
+    ``writer``); migrations take it too, so `serve` starting and an admin command run at
+    the same moment on a new store do not collide ("database is locked")."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    lock = _SQLITE_WRITE_LOCKS.setdefault(id(engine), threading.Lock())
+    with lock, _across_processes(engine):
+        yield
 
 
 @contextmanager

@@ -28,3 +28,18 @@ def test_a_writer_in_another_process_waits_for_the_write_lock(tmp_path: Path) ->
         os.close(descriptor)
     assert waiting.returncode == 0, err
     assert out == "north\n"
+
+
+def test_commands_started_together_on_a_new_store_all_migrate_and_write(tmp_path: Path) -> None:
+    """`serve` starting while an admin makes the first token (docs/server-stack.md): every
+    command migrates a new store at start; taking turns, none fails with "database is locked"."""
+    db = f"sqlite:///{tmp_path / 'new.db'}"
+    collector = console_script("schoolnet-collector")
+    commands = [[collector, "--db", db, "metrics-token", "create"] for _ in range(3)]
+    commands += [[collector, "--db", db, "admin-token", "create"] for _ in range(3)]
+    commands += [[collector, "--db", db, "migrate"] for _ in range(2)]
+    started = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for command in commands]
+    outcomes = [(process.wait(timeout=120), process.stderr.read() if process.stderr else "")
+                for process in started]
+    assert [code for code, _ in outcomes] == [0] * len(commands), outcomes
