@@ -5,6 +5,10 @@
 # Idempotent: run it again with the same arguments and nothing changes; run it with a new
 # --version to update. Every failure is one line on stderr and a non-zero exit.
 set -euo pipefail
+# The venv must be readable by the service's user (not root): a strict umask in the
+# administrator's shell (sudo keeps it) would make it root's alone. Secrets get their modes
+# explicitly below (config 0640, state 0700, the agent writes its credential 0600).
+umask 022
 
 # The release this script belongs to (tests/test_install_agent.py keeps it equal to
 # pyproject.toml's version).
@@ -96,6 +100,13 @@ if [ "$system" -eq 1 ] && [ "$(id -u)" -ne 0 ]; then
 fi
 systemd_running() { [ "$system" -eq 1 ] && [ -d /run/systemd/system ]; }
 
+# One run at a time: two would race on the venv (one's pip against the other's half-made
+# venv) and could both enrol, leaving a second agent at the collector without a credential.
+lock_file="$root/run/lock/schoolnet-agent-install.lock"
+mkdir -p "$(dirname "$lock_file")" || die "cannot make $(dirname "$lock_file")"
+exec 9>"$lock_file" || die "cannot open the lock $lock_file"
+flock -n 9 || die "another $PROG is running on this machine (lock $lock_file): let it finish, then run this again"
+
 # The agent's commands see exactly what the service will: this config file and none of
 # the caller's SCHOOLNET_* settings (a stray SCHOOLNET_STATE_DIR would enrol elsewhere).
 agent() {
@@ -125,12 +136,18 @@ if [ "$uninstall" -eq 1 ]; then
         ! systemd_running || systemctl daemon-reload
         say "removed the service $unit_dir/$unit"
     fi
+    # What `systemctl disable` could not undo (a prefix, or a chroot whose systemctl failed):
+    # no *.wants/ link may stay behind, or the service still counts as enabled.
+    if [ -d "$unit_dir" ]; then
+        find "$unit_dir" -mindepth 2 -maxdepth 2 -path "$unit_dir/*.wants/$unit" -type l -delete
+    fi
     if [ -d "$venv" ]; then
         rm -rf "$venv"
         say "removed $venv"
     fi
     if [ "$purge" -eq 1 ]; then
-        for path in "$config" "$state_dir" "$sysusers_file"; do
+        # Local changes to the unit (systemctl edit) go with the rest of the configuration.
+        for path in "$config" "$state_dir" "$sysusers_file" "$unit_dir/$unit.d"; do
             if [ -e "$path" ]; then rm -rf "$path"; say "removed $path"; fi
         done
         # /etc/schoolnet may hold the collector's settings too: removed only when empty.
@@ -156,9 +173,19 @@ python_ok() { "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; }
 if ! python_ok; then
     if [ "$system" -eq 1 ] && [ "$python" = /usr/bin/python3 ] && command -v apt-get >/dev/null; then
         say "installing python3 and python3-venv with apt-get"
-        apt-get update -q >/dev/null || die "apt-get update failed (is the network up?)"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3 python3-venv >/dev/null \
-            || die "apt-get install python3 python3-venv failed"
+        # apt-get update exits 0 when it reaches no mirror at all (measured on Debian 12: only
+        # "W: Failed to fetch"), so the network shows only in its output; both commands'
+        # output goes to a log, and the failure is its first error line.
+        apt_log="$(mktemp -t schoolnet-apt.XXXXXX)"
+        offline() { grep -q -e 'Temporary failure resolving' -e 'Failed to fetch' -e 'Could not connect' "$apt_log"; }
+        apt-get update -q >"$apt_log" 2>&1 \
+            || die "apt-get update failed: $(grep -m1 '^E:' "$apt_log" || tail -n1 "$apt_log") (full log: $apt_log)"
+        if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3 python3-venv >>"$apt_log" 2>&1; then
+            hint=""
+            ! offline || hint=" (apt reached no mirror: is the network up?)"
+            die "apt-get install python3 python3-venv failed: $(grep -m1 '^E:' "$apt_log" || tail -n1 "$apt_log")$hint (full log: $apt_log)"
+        fi
+        rm -f "$apt_log"
         python_ok || die "$python still cannot make a venv after installing python3-venv"
     else
         die "$python cannot make a venv: install python3 and python3-venv (Debian: apt-get install python3-venv)"
@@ -256,7 +283,11 @@ if [ ! -e "$config" ]; then
     example="$HERE/agent/agent.example.toml"
     [ -f "$example" ] || die "$example is missing: run this script from a schoolnet checkout or release"
     tmp="$(mktemp)"
-    sed "s#^state_dir = .*#state_dir = \"$state_dir\"#" "$example" > "$tmp"
+    # The path as a TOML basic string (\ and " escaped), then escaped again for sed's
+    # replacement (\, & and the # delimiter): a prefix such as "/srv/pi & co" stays itself.
+    toml_state_dir="$(printf '%s' "$state_dir" | sed -e 's/[\\"]/\\&/g')"
+    sed_state_dir="$(printf '%s' "$toml_state_dir" | sed -e 's/[\\&#]/\\&/g')"
+    sed "s#^state_dir = .*#state_dir = \"$sed_state_dir\"#" "$example" > "$tmp"
     # 0640: the file may come to hold a UniFi password; the agent's group reads it.
     install -m 0640 "${owner[@]}" "$tmp" "$config"
     rm -f "$tmp"
