@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from support.processes import CollectorProcess
-from support.tools import unavailable
+from support.tools import LOCAL_ONLY_ENV, unavailable
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "deploy" / "install-agent.sh"
@@ -106,21 +106,16 @@ def install(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def installed_agent(install: Install, *args: str) -> subprocess.CompletedProcess[str]:
     """The installed agent, as the unit starts it, with its probes kept on this machine."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLNET_")}
+    # The written config is the product's example (public targets): the tests' local values
+    # instead, with connectivity on (to loopback, in short windows) and no speed test.
     env.update({
+        **LOCAL_ONLY_ENV,
         "SCHOOLNET_AGENT_CONFIG": str(install.config),
-        # The written config is the product's example (public targets): keep them local.
         "SCHOOLNET_PROBES__BANDWIDTH__ENABLED": "false",
+        "SCHOOLNET_PROBES__CONNECTIVITY__ENABLED": "true",
         "SCHOOLNET_PROBES__CONNECTIVITY__WINDOW": "2s",
         "SCHOOLNET_PROBES__CONNECTIVITY__PING_INTERVAL": "0.05s",
         "SCHOOLNET_PROBES__CONNECTIVITY__TIMEOUT": "0.5s",
-        "SCHOOLNET_PROBES__CONNECTIVITY__TARGETS": '["127.0.0.1"]',
-        "SCHOOLNET_PROBES__CONNECTIVITY__GATEWAY": "",
-        "SCHOOLNET_PROBES__CONNECTIVITY__HOPS": "0",
-        "SCHOOLNET_PROBES__CONNECTIVITY__DNS_SERVERS": "[]",
-        "SCHOOLNET_PROBES__CONNECTIVITY__HTTP_URLS": "[]",
-        "SCHOOLNET_PROBES__WIFI__ENABLED": "false",
-        "SCHOOLNET_PROBES__WIFI__TRIGGER_SCAN": "false",
-        "SCHOOLNET_PROBES__USERS__SOURCES": '["neighbours"]',
     })
     return subprocess.run([str(install.venv / "bin/schoolnet-agent"), *args], env=env,
                           capture_output=True, text=True, timeout=180, check=False)

@@ -10,16 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from alembic import command
-from alembic.config import Config
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import event, text
 from support.records import batch, deliver, new_stream, page_samples, record
+from support.store import alembic_config
 from support.tools import require_tool
 
 from agent.wire import ConnectivityPayload, DnsStats, EchoStats, HopStats, HttpStats, OutagePayload
 from collector.availability import read_school_outages
 from collector.db.engine import open_engine
-from collector.db.migrate import MIGRATIONS, upgrade
+from collector.db.migrate import upgrade
 from collector.metrics import StoreCollector
 from collector.registry import add_board, add_school, create_enrolment_code, enroll
 
@@ -381,16 +381,11 @@ def test_the_page_with_connectivity_is_lint_clean_and_the_same_from_both_writers
 def _store_at(tmp_path: Path, revision: str) -> Any:
     engine = open_engine(f"sqlite:///{tmp_path / 'old.db'}")
     with engine.connect() as connection:
-        command.upgrade(_alembic(connection), revision)
+        command.upgrade(alembic_config(connection), revision)
         connection.commit()
     return engine
 
 
-def _alembic(connection: Any) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = connection
-    return config
 
 
 def test_an_upgraded_store_starts_from_the_outages_it_holds_and_downgrades(tmp_path: Path) -> None:
@@ -430,7 +425,7 @@ def test_an_upgraded_store_starts_from_the_outages_it_holds_and_downgrades(tmp_p
     assert firsts == [(1, now - 3 * DAY)]
 
     with engine.connect() as connection:
-        command.downgrade(_alembic(connection), "0002")
+        command.downgrade(alembic_config(connection), "0002")
         connection.commit()
         tables = {name for (name,) in connection.exec_driver_sql(
             "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from support.processes import CollectorProcess, PrometheusProcess, wait_until
 from support.records import deliver, new_stream, record
+from support.store import alembic_config
 from support.tools import console_script
 
 from collector.app import create_app
@@ -162,30 +163,23 @@ def test_bad_metrics_token_commands_give_one_line(tmp_path: Path, args: list[str
 def test_tokens_from_before_scopes_stay_admin_tokens_and_a_downgrade_revokes_metrics_tokens(
         tmp_path: Path) -> None:
     from alembic import command
-    from alembic.config import Config
 
     from collector.db.engine import open_engine
-    from collector.db.migrate import MIGRATIONS
     from collector.tokens import hash_secret
 
-    def alembic(connection: object) -> Config:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = connection
-        return config
 
     engine = open_engine(f"sqlite:///{tmp_path / 'old.db'}")
     with engine.connect() as connection:
-        command.upgrade(alembic(connection), "0005")  # the store as the previous release left it
+        command.upgrade(alembic_config(connection), "0005")  # the store as the previous release left it
         connection.exec_driver_sql("INSERT INTO admin_tokens (token_hash, created_at) VALUES (?, 1)",
                                    (hash_secret("snadmin_old"),))
         connection.commit()
-        command.upgrade(alembic(connection), "head")
+        command.upgrade(alembic_config(connection), "head")
         connection.commit()
     assert is_admin(engine, "snadmin_old")
     _, reader = create_metrics_token(engine)
     with engine.connect() as connection:
-        command.downgrade(alembic(connection), "0005")
+        command.downgrade(alembic_config(connection), "0005")
         connection.commit()
         rows = dict(connection.exec_driver_sql("SELECT token_hash, revoked_at FROM admin_tokens").fetchall())
     # Without the column every row would read as an admin token: the metrics one is revoked.

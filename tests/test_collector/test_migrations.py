@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from support.store import alembic_config
 
 from collector.db.engine import open_engine
 from collector.db.migrate import upgrade
@@ -28,20 +29,13 @@ def test_a_store_from_0004_gets_its_bandwidth_history_as_results_and_downgrades(
     import json
 
     from alembic import command
-    from alembic.config import Config
 
-    from collector.db.migrate import MIGRATIONS
     from collector.registry import add_board, add_school, create_enrolment_code, enroll
 
-    def alembic(connection: object) -> Config:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = connection
-        return config
 
     engine = open_engine(f"sqlite:///{tmp_path / 'old.db'}")
     with engine.connect() as connection:
-        command.upgrade(alembic(connection), "0004")  # the store as the previous release left it
+        command.upgrade(alembic_config(connection), "0004")  # the store as the previous release left it
         connection.commit()
     add_board(engine, "Test Board")
     add_school(engine, "test-board", "Test School")
@@ -68,7 +62,7 @@ def test_a_store_from_0004_gets_its_bandwidth_history_as_results_and_downgrades(
     assert [tuple(row) for row in results] == [(1, 1, "agent", "none", 11e6, 1, "ndt7", 40),
                                                (2, 1, "agent", "none", 1e6, 0, "http", None)]
     with engine.connect() as connection:
-        command.downgrade(alembic(connection), "0004")
+        command.downgrade(alembic_config(connection), "0004")
         connection.commit()
         tables = {name for (name,) in connection.exec_driver_sql(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}

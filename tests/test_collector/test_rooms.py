@@ -14,15 +14,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from alembic import command
-from alembic.config import Config
 from prometheus_client import CollectorRegistry
 from sqlalchemy import event, update
 from support.records import batch, deliver, new_stream, record
+from support.store import alembic_config
 from support.tools import console_script
 
 from collector.cli import main
 from collector.db.engine import open_engine, writer
-from collector.db.migrate import MIGRATIONS, upgrade
+from collector.db.migrate import upgrade
 from collector.db.schema import holidays, schools
 from collector.metrics import StoreCollector
 from collector.registry import add_board, add_school, create_enrolment_code, enroll
@@ -624,17 +624,12 @@ def test_rooms_refuses_an_unknown_school_and_bad_input_in_one_line(tmp_path: Pat
 # --- the migration from 0003 ---------------------------------------------------------------
 
 
-def _alembic(connection: Any) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = connection
-    return config
 
 
 def test_a_store_upgraded_from_0003_keeps_its_records_takes_rooms_and_downgrades(tmp_path: Path) -> None:
     engine = open_engine(f"sqlite:///{tmp_path / 'old.db'}")
     with engine.connect() as connection:
-        command.upgrade(_alembic(connection), "0003")  # the store as the previous release left it
+        command.upgrade(alembic_config(connection), "0003")  # the store as the previous release left it
         connection.commit()
     add_board(engine, "Test Board")
     add_school(engine, "test-board", "Test School")
@@ -659,7 +654,7 @@ def test_a_store_upgraded_from_0003_keeps_its_records_takes_rooms_and_downgrades
     assert count("SELECT count(*) FROM rooms") == 0
     assert count("SELECT count(*) FROM records") == 1
     with engine.connect() as connection:
-        command.downgrade(_alembic(connection), "0003")
+        command.downgrade(alembic_config(connection), "0003")
         connection.commit()
         tables = {name for (name,) in connection.exec_driver_sql(
             "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
