@@ -101,24 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     code.add_argument("--valid-for", default="24h", help="e.g. 30m, 24h, 7d (default 24h)")
     code.set_defaults(run=cmd_enroll_code)
 
-    token = commands.add_parser("admin-token", help="tokens for the admin API")
-    token_commands = token.add_subparsers(metavar="ACTION", required=True, parser_class=OneLineParser)
-    token_commands.add_parser("create", help="print a new admin token (shown once)").set_defaults(
-        run=cmd_admin_token_create)
-
-    metrics_token = commands.add_parser("metrics-token", help="tokens that read /metrics and nothing "
-                                        "else (for Prometheus)")
-    metrics_commands = metrics_token.add_subparsers(metavar="ACTION", required=True,
-                                                    parser_class=OneLineParser)
-    metrics_commands.add_parser("create", help="print a new metrics token alone (shown once; its id "
-                                "goes to stderr)").set_defaults(run=cmd_metrics_token_create)
-    metrics_commands.add_parser("list", help="list metrics tokens: id, created, active or "
-                                "revoked").set_defaults(run=cmd_metrics_token_list)
-    metrics_revoke = metrics_commands.add_parser("revoke", help="revoke a metrics token (its "
-                                                 "scrapes get 401)")
-    metrics_revoke.add_argument("token", metavar="ID|-", help="the token's id (see list), or - to "
-                                "read the token itself from stdin")
-    metrics_revoke.set_defaults(run=cmd_metrics_token_revoke)
+    _add_token_commands(commands, "admin-token", ADMIN, "tokens for the admin API (and /metrics)")
+    _add_token_commands(commands, "metrics-token", METRICS,
+                        "tokens that read /metrics and nothing else (for Prometheus)")
 
     agent = commands.add_parser("agent", help="enrolled agents")
     agent_commands = agent.add_subparsers(metavar="ACTION", required=True, parser_class=OneLineParser)
@@ -289,41 +274,54 @@ def cmd_enroll_code(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_admin_token_create(args: argparse.Namespace) -> int:
-    from collector.registry import create_admin_token
-
-    print(create_admin_token(_engine(args)))
-    return 0
+# Token scopes as collector/registry.py names them (not imported: the parser is built
+# without loading the store's modules).
+ADMIN, METRICS = "admin", "metrics"
 
 
-def cmd_metrics_token_create(args: argparse.Namespace) -> int:
-    from collector.registry import create_metrics_token
+def _add_token_commands(commands: Any, name: str, scope: str, help_text: str) -> None:
+    """``NAME create|list|revoke``: the same three actions for admin and metrics tokens."""
+    parser = commands.add_parser(name, help=help_text)
+    actions = parser.add_subparsers(metavar="ACTION", required=True, parser_class=OneLineParser)
+    actions.add_parser("create", help=f"print a new {scope} token alone (shown once; its id goes to "
+                       "stderr)").set_defaults(run=cmd_token_create, scope=scope)
+    actions.add_parser("list", help=f"list {scope} tokens: id, created, active or revoked"
+                       ).set_defaults(run=cmd_token_list, scope=scope)
+    revoke = actions.add_parser("revoke", help=f"revoke a {scope} token (it gets 401 from then on)")
+    revoke.add_argument("token", metavar="ID|-", help="the token's id (see list), or - to read the "
+                        "token itself from stdin")
+    revoke.set_defaults(run=cmd_token_revoke, scope=scope)
 
-    token_id, token = create_metrics_token(_engine(args))
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from collector.registry import create_token
+
+    token_id, token = create_token(_engine(args), args.scope)
     print(token)
-    print(f"metrics token {token_id} created; revoke it with: {PROG} metrics-token revoke {token_id}",
-          file=sys.stderr)
+    print(f"{args.scope} token {token_id} created; revoke it with: {PROG} {args.scope}-token revoke "
+          f"{token_id}", file=sys.stderr)
     return 0
 
 
-def cmd_metrics_token_list(args: argparse.Namespace) -> int:
-    from collector.registry import METRICS_SCOPE, list_tokens
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from collector.registry import list_tokens
 
-    for row in list_tokens(_engine(args), METRICS_SCOPE):
+    for row in list_tokens(_engine(args), args.scope):
         state = f"revoked {_utc(row['revoked_at'])}" if row["revoked_at"] else "active"
         print(f"{row['id']}\tcreated {_utc(row['created_at'])}\t{state}")
     return 0
 
 
-def cmd_metrics_token_revoke(args: argparse.Namespace) -> int:
-    from collector.registry import METRICS_SCOPE, is_token_id, revoke_token
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from collector.registry import is_token_id, revoke_token
 
     # The token itself only through stdin: on the command line it would show in `ps`.
     ref = sys.stdin.readline().strip() if args.token == "-" else args.token
     if not ref or (args.token != "-" and not is_token_id(ref)):
-        raise UsageError("give the token's id (see: metrics-token list), or - and the token on stdin")
-    token_id = revoke_token(_engine(args), METRICS_SCOPE, ref)
-    print(f"revoked metrics token {token_id}", file=sys.stderr)
+        raise UsageError(f"give the token's id (see: {args.scope}-token list), or - and the token "
+                         "on stdin")
+    token_id = revoke_token(_engine(args), args.scope, ref)
+    print(f"revoked {args.scope} token {token_id}", file=sys.stderr)
     return 0
 
 

@@ -215,6 +215,13 @@ def create_admin_token(engine: Engine) -> str:
     return _create_token(engine, ADMIN_SCOPE)[1]
 
 
+def create_token(engine: Engine, scope: str) -> tuple[int, str]:
+    """A new token of ``scope`` (admin or metrics): (its id, for revoking; the token)."""
+    if scope not in _PREFIXES:
+        raise RegistryError(f"no token scope {scope!r}")
+    return _create_token(engine, scope)
+
+
 def create_metrics_token(engine: Engine) -> tuple[int, str]:
     """A new token that reads /metrics and nothing else: (its id, for revoking; the token)."""
     return _create_token(engine, METRICS_SCOPE)

@@ -144,6 +144,32 @@ def test_the_metrics_token_commands_create_list_and_revoke(tmp_path: Path) -> No
     assert all(line.split("\t")[2].startswith("revoked 20") for line in listed), listed
 
 
+def test_admin_tokens_are_listed_and_revoked_like_metrics_tokens(tmp_path: Path) -> None:
+    """A leaked admin token can be revoked; metrics-token ids are not admin ids."""
+    from collector import cli as collector_cli
+    from collector.registry import ADMIN_SCOPE, METRICS_SCOPE
+
+    assert (collector_cli.ADMIN, collector_cli.METRICS) == (ADMIN_SCOPE, METRICS_SCOPE)
+    db = tmp_path / "c.db"
+    made = cli(db, "admin-token", "create")
+    assert made.returncode == 0 and made.stdout.strip().startswith("snadmin_")
+    assert "admin-token revoke 1" in made.stderr
+    leaked, kept = made.stdout.strip(), cli(db, "admin-token", "create").stdout.strip()
+    metrics = cli(db, "metrics-token", "create").stdout.strip()
+    assert [line.split("\t")[0] for line in cli(db, "admin-token", "list").stdout.splitlines()] == ["1", "2"]
+    refused = cli(db, "admin-token", "revoke", "3")  # the metrics token's id
+    assert refused.returncode == 2 and "no admin token 3" in refused.stderr
+    assert cli(db, "admin-token", "revoke", "-", stdin=leaked + "\n").returncode == 0
+    app = create_app(CollectorSettings(db=f"sqlite:///{db}"))
+    with TestClient(app) as client:
+        assert client.get("/api/v1/admin/agents", headers=bearer(leaked)).status_code == 401
+        assert client.get("/metrics", headers=bearer(leaked)).status_code == 401
+        assert client.get("/api/v1/admin/agents", headers=bearer(kept)).status_code == 200
+        assert client.get("/metrics", headers=bearer(metrics)).status_code == 200
+    listed = cli(db, "admin-token", "list").stdout.splitlines()
+    assert listed[0].split("\t")[2].startswith("revoked 20") and listed[1].endswith("active")
+
+
 @pytest.mark.parametrize("args, stdin, message", [
     (["metrics-token", "revoke", "3"], None, "no metrics token 3"),
     (["metrics-token", "revoke", "snmetrics_abc"], None, "give the token's id"),
