@@ -36,6 +36,9 @@ boards = Table(
     # document, collector/policy.py); null = the defaults. From migration 0005.
     Column("rule_set", String(16)),
     Column("policy", JSON),
+    # Who in the board contacts a provider about an incident (migration 0007 on): an
+    # EscalationContact document (collector/incidents/model.py); null = each school itself.
+    Column("escalation", JSON),
 )
 
 schools = Table(
@@ -62,6 +65,10 @@ schools = Table(
     Column("school_days", String(16)),
     # Pupils in video lessons at once, for the capacity verdict; null = not known.
     Column("video_participants", Integer),
+    # The school's own contact for incidents, when the board escalates per school (0007 on).
+    Column("contact_name", String(200)),
+    Column("contact_email", String(320)),
+    Column("contact_phone", String(64)),
     UniqueConstraint("board_id", "slug"),
 )
 
@@ -313,6 +320,9 @@ contracts = Table(
     Column("currency", String(3)),
     Column("sla_response_seconds", Float),
     Column("sla_restore_seconds", Float),
+    # Which hours the SLA times count (migration 0007 on): "24x7" (every hour; null means
+    # this too) or "business" (Monday to Friday 08:00-18:00 local, public holidays off).
+    Column("sla_clock", String(16)),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("connection_id", "starts_on"),
 )
@@ -328,6 +338,10 @@ holidays = Table(
     Column("ends_on", String(10), nullable=False),
     Column("name", String(200), nullable=False),
     Column("created_at", Float, nullable=False),
+    # What the days are (migration 0007 on): "holiday" (no school), "public" (a public
+    # holiday: no school, and no business hours for an SLA clock) or "exams" (school as
+    # usual, but an outage is urgent).
+    Column("kind", String(16), nullable=False, server_default="holiday"),
     UniqueConstraint("calendar", "starts_on", "ends_on", "name"),
 )
 
@@ -370,4 +384,95 @@ daily_aggregates = Table(
     Column("data", JSON, nullable=False),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("school_id", "scope", "day", "kind"),
+)
+
+
+# --- incidents (issue 9) ----------------------------------------------------------------------
+# A sustained, corroborated problem and what people did about it. `key` is the detector's
+# identity of the problem ("bandwidth:<school pk>:<line>:<direction>", "provider:<id>:<kind>"):
+# at most one incident per key is active (not closed) at a time. A provider-wide incident has
+# no school; the schools' own incidents link to it through `parent_id`.
+incidents = Table(
+    "incidents", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("board_id", ForeignKey("boards.id")),
+    Column("school_id", ForeignKey("schools.id")),
+    Column("connection_id", ForeignKey("connections.id")),
+    Column("agent_id", ForeignKey("agents.id")),
+    Column("room_id", ForeignKey("rooms.id")),
+    Column("parent_id", ForeignKey("incidents.id")),
+    Column("provider_id", String(63)),
+    Column("provider", String(200)),
+    Column("responsible", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("detected_at", Float, nullable=False),
+    Column("last_evidence_at", Float, nullable=False),
+    Column("acknowledged_at", Float),
+    Column("escalated_at", Float),
+    Column("restored_at", Float),
+    Column("closed_at", Float),
+    Column("resolution", String(16)),
+    Column("resolution_note", Text),
+    Column("ticket", String(100)),
+    Column("impact", String(16), nullable=False),
+    Column("urgency", String(16), nullable=False),
+    Column("assessment", JSON, nullable=False),
+    Column("sla_restore_seconds", Float),
+    Column("sla_clock", String(16)),
+    Column("sla_deadline_at", Float),
+    Column("findings", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_incidents_school_state", "school_id", "state"),
+    Index("ix_incidents_parent", "parent_id"),
+)
+# One active incident per problem: two detector runs at once (two replicas) cannot open it twice.
+Index("uq_incidents_active_key", incidents.c.key, unique=True,
+      sqlite_where=incidents.c.closed_at.is_(None), postgresql_where=incidents.c.closed_at.is_(None))
+
+# Everything that happened to an incident, in order: who did what, when, and why.
+incident_events = Table(
+    "incident_events", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("incident_id", ForeignKey("incidents.id"), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("from_state", String(16)),
+    Column("to_state", String(16)),
+    Column("note", Text),
+    Column("data", JSON),
+    Index("ix_incident_events_incident", "incident_id", "at"),
+)
+
+# A notification to send for an event (webhook or e-mail), written in the transaction of
+# the event so none is lost, and sent afterwards with retries (collector/incidents/notify.py).
+incident_notifications = Table(
+    "incident_notifications", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("incident_id", ForeignKey("incidents.id"), nullable=False),
+    Column("event_id", ForeignKey("incident_events.id"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("target", String(500), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("sent_at", Float),
+    Index("ix_incident_notifications_due", "status", "next_attempt_at"),
+)
+
+# A link to one incident's evidence pack for someone without a token (the provider's
+# helpdesk): the secret is in the URL, only its hash is stored; it expires and can be revoked.
+incident_shares = Table(
+    "incident_shares", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", ForeignKey("incidents.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float),
 )
