@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from support.tools import free_port, require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +87,14 @@ def test_every_alert_has_severity_and_plain_annotations() -> None:
             assert re.search(rf"^\s+{key}: ", block, re.MULTILINE), (name, key)
         anchor = re.search(r'runbook_url: "docs/alerts\.md#(\w+)"', block)
         assert anchor and anchor.group(1) == name.lower() and anchor.group(1) in anchors, name
+        # A school's alert links to that school's incidents (its evidence packs) on the
+        # collector; the collector's own alert has no school to link to.
+        link = re.search(r'incident_url: "(.*)"', block)
+        if name == "SchoolnetCollectorDown":
+            assert link is None
+        else:
+            assert link and link.group(1) == ("{{ $externalLabels.collector_url }}/incidents/"
+                                              "{{ $labels.board }}/{{ $labels.school }}"), name
         # Every rule keeps board and school (aggregations name them) so routing works.
         for by in re.findall(r"by \(([^)]*)\)", block):
             assert {"board", "school"} <= {label.strip() for label in by.split(",")}, (name, by)
@@ -330,3 +339,11 @@ def test_collector_down_inhibits_nothing(alertmanager: str) -> None:
     assert state["SchoolnetCollectorDown//"] == []
     assert state["SchoolnetAgentSilent/de-wilg/nuc"] == []
     assert state["SchoolnetOutage/de-klimop/pi"] == []
+
+
+def test_both_prometheus_configs_give_alerts_the_collector_address() -> None:
+    # Without the external label an alert's incident_url is a bare path.
+    for path in (ROOT / "deploy" / "compose" / "prometheus.yml",
+                 ROOT / "deploy" / "prometheus" / "prometheus.example.yml"):
+        labels = yaml.safe_load(path.read_text())["global"]["external_labels"]
+        assert labels["collector_url"].startswith("https://"), path

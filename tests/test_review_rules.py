@@ -164,6 +164,7 @@ SILENT_AFTER_EXPIRY = """
               description: "Agent pi at school s (board b) last reported 1d 2h 0m 0s ago.
                 Its other alerts are held back until it reports again."
               runbook_url: "docs/alerts.md#schoolnetagentsilent"
+              incident_url: "/incidents/b/s"
 """
 
 REVOKED_WHILE_REPORTING = """
@@ -233,6 +234,7 @@ TWO_SCRAPES = """
                 5 minutes (outage active: 1). The school's own router answered, so the fault is
                 on the provider's side."
               runbook_url: "docs/alerts.md#schoolnetoutage"
+              incident_url: "/incidents/b/s"
       - eval_time: 70m
         alertname: SchoolnetVerdictFailed
         exp_alerts:
@@ -245,6 +247,7 @@ TWO_SCRAPES = """
                 `schoolnet-collector verdicts --school b/s --rule-set acm --json` shows which
                 part failed."
               runbook_url: "docs/alerts.md#schoolnetverdictfailed"
+              incident_url: "/incidents/b/s"
       - eval_time: 20m
         alertname: SchoolnetAgentSilent
         exp_alerts: []
