@@ -8,6 +8,13 @@ the days the clocks change (it is then still 7 hours long: the change is at nigh
 Holidays are stored per calendar (``holidays.calendar``): "all", "board:<pk>",
 "region:<region, lowercased>" or "school:<pk>"; a school has the holidays of all four
 that name it. Dates are local ISO dates, both ends inclusive.
+
+Each stored range has a kind (``holidays.kind``, DAY_KINDS):
+- "holiday": a day without school (a school holiday, a study day);
+- "public": a public holiday: also a day without school, and a day on which a provider's
+  business-hours SLA clock stands still (collector/incidents/sla.py);
+- "exams": an exam period: school as usual, but an outage then is urgent
+  (collector/incidents/impact.py).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, select
@@ -27,6 +34,10 @@ from collector.db.schema import schools
 from collector.exposition import Family
 
 Holiday = tuple[date, date, str]  # first day, last day (inclusive), name
+
+DayKind = Literal["holiday", "public", "exams"]
+DAY_KINDS: tuple[DayKind, ...] = get_args(DayKind)
+DEFAULT_KIND: DayKind = "holiday"
 
 DEFAULT_START = time(8, 30)
 DEFAULT_END = time(15, 30)
@@ -93,13 +104,29 @@ def parse_zone(name: str) -> ZoneInfo:
         raise CalendarError(f"{name!r} is not a time zone name (like Europe/Amsterdam)") from None
 
 
-class SchoolCalendar:
-    """One school's days and hours. Unix seconds in, the school's local clock inside."""
+def check_day_kind(text: str) -> DayKind:
+    """ "holiday", "public" or "exams" (any case) -> the kind; CalendarError otherwise."""
+    kind = text.strip().lower()
+    for known in DAY_KINDS:
+        if kind == known:
+            return known
+    raise CalendarError(f"kind {text!r} is not one of {', '.join(DAY_KINDS)}")
 
-    def __init__(self, zone: ZoneInfo, day: SchoolDay, holidays: Sequence[Holiday]) -> None:
+
+class SchoolCalendar:
+    """One school's days and hours. Unix seconds in, the school's local clock inside.
+
+    ``holidays`` are the school holidays; ``public_holidays`` are days without school too,
+    so ``self.holidays`` (every day without school) holds both; ``exam_periods`` are
+    school days that matter more."""
+
+    def __init__(self, zone: ZoneInfo, day: SchoolDay, holidays: Sequence[Holiday], *,
+                 public_holidays: Sequence[Holiday] = (), exam_periods: Sequence[Holiday] = ()) -> None:
         self.zone = zone
         self.day = day
-        self.holidays: tuple[Holiday, ...] = tuple(sorted(set(holidays)))
+        self.holidays: tuple[Holiday, ...] = tuple(sorted(set(holidays) | set(public_holidays)))
+        self.public_holidays: tuple[Holiday, ...] = tuple(sorted(set(public_holidays)))
+        self.exam_periods: tuple[Holiday, ...] = tuple(sorted(set(exam_periods)))
 
     def local_datetime(self, t: float) -> datetime:
         return datetime.fromtimestamp(t, self.zone)
@@ -108,13 +135,17 @@ class SchoolCalendar:
         return self.local_datetime(t).date()
 
     def is_holiday(self, d: date) -> str | None:
-        """The name of the holiday on ``d`` (the earliest-starting one if several), or None."""
-        for first, last, name in self.holidays:
-            if first > d:
-                break
-            if d <= last:
-                return name
-        return None
+        """The name of the day without school on ``d`` (a school or a public holiday; the
+        earliest-starting one if several), or None."""
+        return _named_on(self.holidays, d)
+
+    def is_public_holiday(self, d: date) -> str | None:
+        """The name of the public holiday on ``d``, or None."""
+        return _named_on(self.public_holidays, d)
+
+    def exam_period(self, d: date) -> str | None:
+        """The name of the exam period ``d`` lies in, or None."""
+        return _named_on(self.exam_periods, d)
 
     def is_school_day(self, d: date) -> bool:
         return d.isoweekday() in self.day.weekdays and self.is_holiday(d) is None
@@ -148,6 +179,33 @@ class SchoolCalendar:
 
     def school_seconds(self, start: float, end: float) -> float:
         return sum(high - low for low, high in self.session_intervals(start, end))
+
+    def next_session(self, t: float, max_days: int = 366) -> tuple[float, float] | None:
+        """The first session that starts at or after ``t``, looked for over ``max_days``
+        local dates (a calendar with holidays all year has none: None)."""
+        d = self.local_date(t)
+        for _ in range(max_days + 1):
+            session = self.session_on(d)
+            if session is not None and session[0] >= t:
+                return session
+            d += timedelta(days=1)
+        return None
+
+
+def _named_on(ranges: Sequence[Holiday], d: date) -> str | None:
+    # ``ranges`` sorted by first day: stop at the first that starts after ``d``.
+    for first, last, name in ranges:
+        if first > d:
+            break
+        if d <= last:
+            return name
+    return None
+
+
+def local_instant(d: date, clock: time, zone: ZoneInfo) -> float:
+    """The Unix time at which the local clock of ``zone`` on ``d`` first reads ``clock``
+    (see _instant: DST-correct on the days the clocks change)."""
+    return _instant(d, clock, zone)
 
 
 def _instant(d: date, clock: time, zone: ZoneInfo) -> float:
@@ -221,19 +279,22 @@ def load_calendars(conn: Connection, default_timezone: str) -> dict[int, SchoolC
     return {row.id: _calendar(row, by_key, default_timezone) for row in rows}
 
 
-def _holidays_by_key(conn: Connection, keys: Iterable[str] | None) -> dict[str, list[Holiday]]:
+KindedHoliday = tuple[Holiday, str]  # a stored range and its kind
+
+
+def _holidays_by_key(conn: Connection, keys: Iterable[str] | None) -> dict[str, list[KindedHoliday]]:
     query = select(holidays_table.c.calendar, holidays_table.c.starts_on,
-                   holidays_table.c.ends_on, holidays_table.c.name)
+                   holidays_table.c.ends_on, holidays_table.c.name, holidays_table.c.kind)
     if keys is not None:
         query = query.where(holidays_table.c.calendar.in_(list(keys)))
-    by_key: dict[str, list[Holiday]] = defaultdict(list)
+    by_key: dict[str, list[KindedHoliday]] = defaultdict(list)
     for row in conn.execute(query):
         by_key[row.calendar].append(
-            (date.fromisoformat(row.starts_on), date.fromisoformat(row.ends_on), row.name))
+            ((date.fromisoformat(row.starts_on), date.fromisoformat(row.ends_on), row.name), row.kind))
     return by_key
 
 
-def _calendar(row: Any, by_key: dict[str, list[Holiday]], default_timezone: str) -> SchoolCalendar:
+def _calendar(row: Any, by_key: dict[str, list[KindedHoliday]], default_timezone: str) -> SchoolCalendar:
     # row: a Row of _SCHOOL_COLUMNS.
     school_pk: int = row.id
     try:
@@ -242,8 +303,14 @@ def _calendar(row: Any, by_key: dict[str, list[Holiday]], default_timezone: str)
     except CalendarError as exc:
         raise CalendarError(f"school {school_pk}: {exc}") from None
     keys = school_calendar_keys(school_pk, row.board_id, row.region)
-    found = [holiday for key in keys for holiday in by_key.get(key, ())]
-    return SchoolCalendar(zone, day, found)
+    found: dict[str, list[Holiday]] = defaultdict(list)
+    for key in keys:
+        for holiday, kind in by_key.get(key, ()):
+            # A kind this code does not know (a newer collector wrote it) is read as the
+            # default: a day without school, what every stored day was before kinds.
+            found[kind if kind in DAY_KINDS else DEFAULT_KIND].append(holiday)
+    return SchoolCalendar(zone, day, found["holiday"], public_holidays=found["public"],
+                          exam_periods=found["exams"])
 
 
 # --- /metrics -----------------------------------------------------------------------------------

@@ -1,8 +1,14 @@
 """`schoolnet-collector` commands: the school calendar.
 
-- `import holidays FILE.ics (--school S | --board B | --region R | --all)`
+- `import holidays FILE.ics (--school S | --board B | --region R | --all) [--kind K]`
 - `calendar show --school S [--from DATE] [--days N] [--json]`
-- `calendar list [--calendar KEY]`, `calendar delete --calendar KEY [--name NAME]`
+- `calendar list [--calendar KEY] [--kind K]`
+- `calendar add --calendar KEY --from DATE [--to DATE] --name NAME [--kind K]`
+- `calendar delete --calendar KEY [--name NAME] [--kind K]`
+
+K is what the days are: holiday (no school; the default), public (a public holiday: no
+school, and no business hours for an SLA clock) or exams (an exam period: school as usual,
+an outage is urgent).
 
 On the command line a calendar is named by ids, not store keys: `all`, `region:NAME`,
 `board:BOARD`, `school:SCHOOL` (or `school:BOARD/SCHOOL`).
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -25,6 +32,10 @@ from agent.cli import OneLineParser
 Subcommands: TypeAlias = "argparse._SubParsersAction[Any]"
 
 KEY_HELP = "all, region:NAME, board:BOARD or school:SCHOOL (or school:BOARD/SCHOOL)"
+KIND_HELP = ("what the days are: holiday (no school), public (a public holiday: no school, and no "
+             "business hours for a provider's SLA clock) or exams (an exam period: school as usual, "
+             "an outage is urgent)")
+KINDS = ("holiday", "public", "exams")  # collector/calendar.py DAY_KINDS (not imported: --help stays light)
 MAX_DAYS = 366
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -41,6 +52,7 @@ def register(commands: Subcommands, imports: Subcommands, exports: Subcommands) 
     scope.add_argument("--region", help="for every school whose region is this (e.g. noord; "
                        "case does not matter)")
     scope.add_argument("--all", action="store_true", help="for every school")
+    holidays.add_argument("--kind", choices=KINDS, default="holiday", help=KIND_HELP + " (default holiday)")
     holidays.set_defaults(run=cmd_import_holidays)
 
     calendar = commands.add_parser("calendar", help="school hours and holidays")
@@ -57,11 +69,23 @@ def register(commands: Subcommands, imports: Subcommands, exports: Subcommands) 
 
     listing = actions.add_parser("list", help="the holidays held: calendar, first day, last day, name")
     listing.add_argument("--calendar", metavar="KEY", help=f"only this calendar: {KEY_HELP}")
+    listing.add_argument("--kind", choices=KINDS, help="only days of this kind")
     listing.set_defaults(run=cmd_calendar_list)
 
-    remove = actions.add_parser("delete", help="delete a calendar's holidays (all, or by name)")
+    add = actions.add_parser("add", help="add one range of days by hand (an exam period, a study "
+                             "day) to a calendar")
+    add.add_argument("--calendar", metavar="KEY", required=True, help=KEY_HELP)
+    add.add_argument("--from", dest="first", metavar="DATE", required=True, help="first day, YYYY-MM-DD")
+    add.add_argument("--to", dest="last", metavar="DATE", help="last day, inclusive (default: the "
+                     "first day)")
+    add.add_argument("--name", required=True, help="its name, e.g. Centraal examen")
+    add.add_argument("--kind", choices=KINDS, default="holiday", help=KIND_HELP + " (default holiday)")
+    add.set_defaults(run=cmd_calendar_add)
+
+    remove = actions.add_parser("delete", help="delete a calendar's holidays (all, or by name or kind)")
     remove.add_argument("--calendar", metavar="KEY", required=True, help=KEY_HELP)
     remove.add_argument("--name", help="only the holidays with this name")
+    remove.add_argument("--kind", choices=KINDS, help="only the days of this kind")
     remove.set_defaults(run=cmd_calendar_delete)
 
 
@@ -90,9 +114,10 @@ def cmd_import_holidays(args: argparse.Namespace) -> int:
             name = f"school:{args.school}"
         key = stored_key(conn, name)
         shown = shown_key(conn, key)
-    report = import_holidays(engine, text, key, source_name=str(args.file))
-    print(f"{report.added} holidays added, {report.existing} already there, from "
-          f"{report.events} events in {args.file}, calendar {shown}")
+    report = import_holidays(engine, text, key, source_name=str(args.file), kind=args.kind)
+    rekinded = f" ({report.rekinded} of them now of kind {report.kind})" if report.rekinded else ""
+    print(f"{report.added} holidays added, {report.existing} already there{rekinded}, from "
+          f"{report.events} events in {args.file}, calendar {shown}, kind {report.kind}")
     return 0
 
 
@@ -118,6 +143,7 @@ def cmd_calendar_show(args: argparse.Namespace) -> int:
         days.append({
             "date": day.isoformat(), "weekday": day.isoweekday(),
             "school_day": session is not None, "holiday": calendar.is_holiday(day),
+            "public_holiday": calendar.is_public_holiday(day), "exam_period": calendar.exam_period(day),
             "session": None if session is None else {
                 "start": calendar.local_datetime(session[0]).isoformat(),
                 "end": calendar.local_datetime(session[1]).isoformat()}})
@@ -134,15 +160,58 @@ def cmd_calendar_list(args: argparse.Namespace) -> int:
     from collector.cli import open_store
     from collector.db.schema import holidays
 
-    query = select(holidays.c.calendar, holidays.c.starts_on, holidays.c.ends_on, holidays.c.name)
+    query = select(holidays.c.calendar, holidays.c.starts_on, holidays.c.ends_on, holidays.c.name,
+                   holidays.c.kind)
+    if args.kind:
+        query = query.where(holidays.c.kind == args.kind)
     with open_store(args).connect() as conn:
         if args.calendar:
             query = query.where(holidays.c.calendar == stored_key(conn, args.calendar))
         rows = conn.execute(query).all()
         names = _KeyNames(conn)
-        shown = sorted((names.show(row.calendar), row.starts_on, row.ends_on, row.name) for row in rows)
-    for calendar, first, last, name in shown:
-        print(f"{calendar}\t{first}\t{last}\t{name}")
+        shown = sorted((names.show(row.calendar), row.starts_on, row.ends_on, row.name, row.kind)
+                       for row in rows)
+    # The kind last: the four columns before it are what this printed before there were kinds.
+    for calendar, first, last, name, kind in shown:
+        print(f"{calendar}\t{first}\t{last}\t{name}\t{kind}")
+    return 0
+
+
+def cmd_calendar_add(args: argparse.Namespace) -> int:
+    from collector.cli import UsageError, open_store
+    from collector.contracts_csv import FieldError, parse_text
+    from collector.db.engine import writer
+    from collector.db.schema import holidays
+
+    first = _date_option(args.first, "--from")
+    last = _date_option(args.last, "--to") if args.last else first
+    if last < first:
+        raise UsageError(f"--to {last} is before --from {first}")
+    if (last - first).days >= MAX_DAYS:
+        raise UsageError(f"--from {first} --to {last} is more than {MAX_DAYS} days")
+    try:
+        name = parse_text(200)(args.name.strip())
+    except FieldError as exc:
+        raise UsageError(f"--name: {exc}") from None
+    if not name:
+        raise UsageError("--name must not be empty")
+    engine = open_store(args)
+    with writer(engine) as conn, conn.begin():
+        key = stored_key(conn, args.calendar)
+        same = (holidays.c.calendar == key, holidays.c.starts_on == first.isoformat(),
+                holidays.c.ends_on == last.isoformat(), holidays.c.name == name)
+        stored = conn.scalar(select(holidays.c.kind).where(*same))
+        if stored is None:
+            conn.execute(holidays.insert().values(
+                calendar=key, starts_on=first.isoformat(), ends_on=last.isoformat(), name=name,
+                kind=args.kind, created_at=time.time()))
+            what = "added"
+        elif stored != args.kind:
+            conn.execute(holidays.update().where(*same).values(kind=args.kind))
+            what = f"already there as {stored}; now {args.kind}"
+        else:
+            what = "already there"
+    print(f"{first} .. {last} {name!r} ({args.kind}) in calendar {args.calendar}: {what}")
     return 0
 
 
@@ -157,10 +226,13 @@ def cmd_calendar_delete(args: argparse.Namespace) -> int:
         where = [holidays.c.calendar == key]
         if args.name is not None:
             where.append(holidays.c.name == args.name)
+        if args.kind is not None:
+            where.append(holidays.c.kind == args.kind)
         deleted = conn.execute(delete(holidays).where(*where)).rowcount
     if not deleted:
         named = f" named {args.name!r}" if args.name is not None else ""
-        print(f"{PROG}: error: no holidays{named} in calendar {args.calendar}", file=sys.stderr)
+        kind = f" of kind {args.kind}" if args.kind is not None else ""
+        print(f"{PROG}: error: no holidays{named}{kind} in calendar {args.calendar}", file=sys.stderr)
         return 1
     print(f"deleted {deleted} holidays from calendar {args.calendar}")
     return 0
@@ -228,11 +300,12 @@ def _school_holidays(conn: Connection, school_pk: int, first: date, last: date) 
     keys = school_calendar_keys(school_pk, row.board_id, row.region)
     names = _KeyNames(conn)
     rows = conn.execute(
-        select(holidays.c.calendar, holidays.c.starts_on, holidays.c.ends_on, holidays.c.name)
+        select(holidays.c.calendar, holidays.c.starts_on, holidays.c.ends_on, holidays.c.name,
+               holidays.c.kind)
         .where(holidays.c.calendar.in_(keys), holidays.c.starts_on <= last.isoformat(),
                holidays.c.ends_on >= first.isoformat())
         .order_by(holidays.c.starts_on, holidays.c.ends_on, holidays.c.name))
-    return [{"starts_on": r.starts_on, "ends_on": r.ends_on, "name": r.name,
+    return [{"starts_on": r.starts_on, "ends_on": r.ends_on, "name": r.name, "kind": r.kind,
              "calendar": names.show(r.calendar)} for r in rows]
 
 
@@ -251,12 +324,16 @@ def _show_table(report: dict[str, Any]) -> str:
              f"hours: {report['hours']['start']}-{report['hours']['end']}", f"school days: {days}", ""]
     lines.append("date        day  school day  holiday")
     for day in report["days"]:
+        notes = [day["holiday"] + (" (public holiday)" if day["public_holiday"] else "")] \
+            if day["holiday"] else []
+        if day["exam_period"]:
+            notes.append(f"exams: {day['exam_period']}")
         lines.append(f"{day['date']}  {WEEKDAY_NAMES[day['weekday'] - 1]}  "
-                     f"{'yes' if day['school_day'] else 'no ':<10}  {day['holiday'] or ''}".rstrip())
+                     f"{'yes' if day['school_day'] else 'no ':<10}  {'; '.join(notes)}".rstrip())
     lines.append("")
     if report["holidays"]:
         lines.append("holidays:")
-        lines += [f"  {h['starts_on']} .. {h['ends_on']}  {h['name']}  ({h['calendar']})"
+        lines += [f"  {h['starts_on']} .. {h['ends_on']}  {h['name']}  ({h['kind']}, {h['calendar']})"
                   for h in report["holidays"]]
     else:
         lines.append("holidays: none in these days")

@@ -1,5 +1,6 @@
 """`schoolnet-collector` commands for the registry: the contracts CSV (import, export),
-a school's connections, school details and a board's policy."""
+a school's connections, school details (with its own incident contact) and a board's
+policy (with its escalation contact)."""
 
 from __future__ import annotations
 
@@ -43,12 +44,15 @@ def register(commands: Subcommands, imports: Subcommands, exports: Subcommands) 
     board_set = board_commands.add_parser(
         "set", help="set the board's policy: rule_set=bnetza, capacity.profile=basis, "
         "capacity.margin_ratio=0.5, capacity.per_device_mbps.basis=0.75, "
-        "capacity.per_video_participant_mbps=1.5; prints the policy")
+        "capacity.per_video_participant_mbps=1.5; and who contacts providers about incidents: "
+        "escalation=central escalation_name=... escalation_email=... escalation_phone=... (one "
+        "central ICT person) or escalation=school (each school's own contact, see school set); "
+        "prints the policy with the escalation contact")
     board_set.add_argument("board", help="the board's id")
     board_set.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
     board_set.set_defaults(run=cmd_board_set)
-    board_show = board_commands.add_parser("show", help="print the board's policy as JSON "
-                                           "(speeds in bytes per second)")
+    board_show = board_commands.add_parser("show", help="print the board's policy and escalation "
+                                           "contact as JSON (speeds in bytes per second)")
     board_show.add_argument("board", help="the board's id")
     board_show.set_defaults(run=cmd_board_show)
 
@@ -56,7 +60,8 @@ def register(commands: Subcommands, imports: Subcommands, exports: Subcommands) 
     school_set = school_commands.add_parser(
         "set", help="set school details, as the CSV's columns: school_name, external_id, pupils, "
         "address, postcode, city, region, latitude, longitude, timezone, school_hours=08:30-15:30, "
-        "school_days=mon-fri, video_participants (KEY= clears one); prints them")
+        "school_days=mon-fri, video_participants, and the school's own contact for incidents: "
+        "contact_name, contact_email, contact_phone (KEY= clears one); prints them")
     school_set.add_argument("school", help="SCHOOL id, or BOARD/SCHOOL")
     school_set.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
     school_set.set_defaults(run=cmd_school_set)
@@ -124,20 +129,39 @@ def _mbps(value: float) -> str:
 
 
 def cmd_board_set(args: argparse.Namespace) -> int:
-    from collector.cli import open_store
-    from collector.contracts import policy_assignments, policy_document, set_board_policy
+    from collector.cli import UsageError, open_store
+    from collector.contracts import ESCALATION_KEYS, policy_assignments, set_board_policy
 
-    policy = set_board_policy(open_store(args), args.board, policy_assignments(args.assignments))
-    print(json.dumps(policy_document(policy), indent=2))
+    policy_keys: list[str] = []
+    escalation: dict[str, str] = {}
+    for assignment in args.assignments:
+        key, sep, value = assignment.partition("=")
+        if sep and key.strip() in ESCALATION_KEYS:
+            escalation[key.strip()] = value
+        elif sep and key.strip().startswith("escalation"):
+            raise UsageError(f"unknown escalation key {key.strip()!r}; one of {', '.join(ESCALATION_KEYS)}")
+        else:
+            policy_keys.append(assignment)
+    engine = open_store(args)
+    policy = set_board_policy(engine, args.board, policy_assignments(policy_keys), escalation=escalation)
+    print(json.dumps(_board_document(engine, args.board, policy), indent=2))
     return 0
 
 
 def cmd_board_show(args: argparse.Namespace) -> int:
     from collector.cli import open_store
-    from collector.contracts import policy_document, show_board_policy
+    from collector.contracts import show_board_policy
 
-    print(json.dumps(policy_document(show_board_policy(open_store(args), args.board)), indent=2))
+    engine = open_store(args)
+    print(json.dumps(_board_document(engine, args.board, show_board_policy(engine, args.board)), indent=2))
     return 0
+
+
+def _board_document(engine: Any, board: str, policy: Any) -> dict[str, Any]:
+    """The policy document with the board's escalation contact beside it."""
+    from collector.contracts import policy_document, show_board_escalation
+
+    return {**policy_document(policy), "escalation": show_board_escalation(engine, board).as_document()}
 
 
 def cmd_school_set(args: argparse.Namespace) -> int:

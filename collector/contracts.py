@@ -1,6 +1,11 @@
 """The registry of lines and contracts: reads for verdicts and /metrics, and the writes
 behind the contracts CSV, ``school set``, ``board set`` and the admin API.
 
+``board set`` also holds the board's escalation contact (escalation=central|school and
+escalation_name/email/phone) and ``school set`` the school's own contact (contact_name,
+contact_email, contact_phone); the documents and their checks are
+collector/incidents/contacts.py.
+
 A school has connections (a main line, perhaps a 4G backup); a connection has terms, a
 new row each time the contract changes. Speeds are bytes per second throughout. The CSV
 format itself (parsing, validation, cells) is collector/contracts_csv.py.
@@ -34,6 +39,14 @@ from collector.contracts_csv import (
 )
 from collector.db.engine import writer
 from collector.db.schema import bandwidth_results, boards, connections, contracts, schools
+from collector.incidents.contacts import (
+    ContactError,
+    Escalation,
+    check_email,
+    check_name,
+    check_phone,
+    parse_escalation,
+)
 from collector.policy import MBIT, PROFILES, BoardPolicy
 from collector.registry import RegistryError, resolve_school
 from collector.terms import DIRECTIONS, LEVELS, Terms, terms_on
@@ -42,8 +55,13 @@ from collector.terms import DIRECTIONS, LEVELS, Terms, terms_on
 SCHOOL_DETAILS = ("name", "external_id", "pupils", "address", "postcode", "city", "region",
                   "latitude", "longitude", "timezone", "hours_start", "hours_end", "school_days",
                   "video_participants")
+# The school's own contact for incidents (``school set``, not a CSV column): column -> check.
+CONTACT_FIELDS = {"contact_name": check_name, "contact_email": check_email, "contact_phone": check_phone}
+# ``board set`` keys of the escalation contact -> the document's fields.
+ESCALATION_KEYS = {"escalation": "mode", "escalation_name": "name", "escalation_email": "email",
+                   "escalation_phone": "phone"}
 TERMS_FIELDS = ("ends_on", *(f"{d}_{level}" for level in LEVELS for d in DIRECTIONS),
-                "monthly_cost", "currency", "sla_response_seconds", "sla_restore_seconds")
+                "monthly_cost", "currency", "sla_response_seconds", "sla_restore_seconds", "sla_clock")
 
 
 @dataclass(frozen=True)
@@ -173,7 +191,8 @@ def _terms_in_mbps(terms: Terms) -> dict[str, Any]:
             document[f"{direction}_{level}_mbps"] = None if speed is None else speed / MBIT
     document.update(monthly_cost=terms.monthly_cost, currency=terms.currency,
                     sla_response_seconds=terms.sla_response_seconds,
-                    sla_restore_seconds=terms.sla_restore_seconds)
+                    sla_restore_seconds=terms.sla_restore_seconds,
+                    sla_clock=terms.sla_clock or "24x7")
     return document
 
 
@@ -449,9 +468,10 @@ def school_details(engine: Engine, school_ref: str) -> dict[str, Any]:
 
 
 def _school_document(conn: Connection, school_pk: int, board: str, school: str) -> dict[str, Any]:
-    row = conn.execute(select(*(schools.c[name] for name in SCHOOL_DETAILS))
+    row = conn.execute(select(*(schools.c[name] for name in (*SCHOOL_DETAILS, *CONTACT_FIELDS)))
                        .where(schools.c.id == school_pk)).one()
-    return {"board": board, "school": school, **school_cells(row._mapping)}
+    contact = {name: row._mapping[name] or "" for name in CONTACT_FIELDS}
+    return {"board": board, "school": school, **school_cells(row._mapping), **contact}
 
 
 def set_school_details(engine: Engine, school_ref: str, assignments: Mapping[str, str]
@@ -463,8 +483,16 @@ def set_school_details(engine: Engine, school_ref: str, assignments: Mapping[str
         values: dict[str, Any] = {}
         for column, text in assignments.items():
             try:
-                values.update(school_field(column, text, school))
-            except ValueError as exc:  # FieldError, and any parser's own ValueError
+                if column in CONTACT_FIELDS:
+                    # An empty value clears it, as for the other details.
+                    values[column] = CONTACT_FIELDS[column](text) if text.strip() else None
+                else:
+                    values.update(school_field(column, text, school))
+            except FieldError as exc:
+                if str(exc).startswith("unknown school detail"):
+                    raise RegistryError(f"{exc}, {', '.join(CONTACT_FIELDS)}") from None
+                raise RegistryError(f"{column}: {exc}") from None
+            except ValueError as exc:  # ContactError, and any parser's own ValueError
                 raise RegistryError(f"{column}: {exc}") from None
         if values:
             conn.execute(schools.update().where(schools.c.id == school_pk).values(**values))
@@ -487,14 +515,50 @@ def show_board_policy(engine: Engine, board: str) -> BoardPolicy:
         return board_policy(conn, board_pk_of(conn, board))
 
 
+def show_board_escalation(engine: Engine, board: str) -> Escalation:
+    from collector.incidents.contacts import board_escalation
+
+    with engine.connect() as conn:
+        return board_escalation(conn, board_pk_of(conn, board))
+
+
+def escalation_changes(stored: Mapping[str, Any] | None, assignments: Mapping[str, str]) -> Escalation:
+    """``{"escalation": "central", "escalation_email": "ict@b.example"}`` (``board set``
+    keys; an empty value clears a field) over what the board has -> the checked result.
+    Switching to escalation=school forgets the central contact."""
+    document: dict[str, Any] = dict(stored or {})
+    for key in assignments:
+        if key not in ESCALATION_KEYS:
+            raise RegistryError(f"unknown escalation key {key!r}; one of {', '.join(ESCALATION_KEYS)}")
+    if "escalation" in assignments:
+        mode = assignments["escalation"].strip().lower()
+        if mode not in ("central", "school"):
+            raise RegistryError(f"escalation: {assignments['escalation']!r} is not one of central, school")
+        document = {"mode": "school"} if mode == "school" else {**document, "mode": "central"}
+    for key, text in assignments.items():
+        if key != "escalation":
+            document[ESCALATION_KEYS[key]] = text.strip() or None
+    try:
+        return parse_escalation(document)
+    except ContactError as exc:
+        raise RegistryError(str(exc)) from None
+
+
 def set_board_policy(engine: Engine, board: str, changes: Mapping[str, Any], *,
-                     replace: bool = False) -> BoardPolicy:
+                     replace: bool = False, escalation: Mapping[str, str] | None = None) -> BoardPolicy:
     """Merge ``changes`` (a partial BoardPolicy document, bytes per second) into what the
-    board has set, or with ``replace`` set exactly that; validated as a whole first."""
+    board has set, or with ``replace`` set exactly that; validated as a whole first.
+    ``escalation``: ``board set`` keys of the escalation contact (escalation_changes), set
+    in the same transaction, so a bad one changes nothing."""
     changes = dict(changes)
     with writer(engine) as conn, conn.begin():
         board_pk = board_pk_of(conn, board)
-        row = conn.execute(select(boards.c.rule_set, boards.c.policy).where(boards.c.id == board_pk)).one()
+        row = conn.execute(select(boards.c.rule_set, boards.c.policy, boards.c.escalation)
+                           .where(boards.c.id == board_pk)).one()
+        if escalation:
+            contact = escalation_changes(row.escalation, escalation)
+            conn.execute(boards.update().where(boards.c.id == board_pk)
+                         .values(escalation=contact.as_document()))
         stored: dict[str, Any] = {} if replace else dict(row.policy or {})
         rule_set = None if replace else row.rule_set
         if "rule_set" in changes:

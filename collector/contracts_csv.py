@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from agent.units import parse_duration, slugify
 from collector.ids import check_id
 from collector.registry import RegistryError
-from collector.terms import DIRECTIONS, LEVELS, Terms
+from collector.terms import DIRECTIONS, LEVELS, SLA_CLOCKS, Terms
 
 BOARD_COLUMNS = ("board", "board_name")
 SCHOOL_COLUMNS = ("school", "school_name", "external_id", "pupils", "address", "postcode", "city",
@@ -37,7 +37,7 @@ SCHOOL_COLUMNS = ("school", "school_name", "external_id", "pupils", "address", "
 CONNECTION_COLUMNS = ("connection", "provider", "technology", "role", "networks", "support_contact")
 SPEED_COLUMNS = tuple(f"{direction}_{level}_mbps" for level in LEVELS for direction in DIRECTIONS)
 TERMS_COLUMNS = ("contract_start", "contract_end", *SPEED_COLUMNS, "monthly_cost", "currency",
-                 "sla_response", "sla_restore")
+                 "sla_response", "sla_restore", "sla_clock")
 COLUMNS = (*BOARD_COLUMNS, *SCHOOL_COLUMNS, *CONNECTION_COLUMNS, *TERMS_COLUMNS)
 REQUIRED = ("board", "school", "connection", "provider", "technology", "contract_start",
             "download_advertised_mbps", "upload_advertised_mbps")
@@ -213,6 +213,14 @@ def parse_duration_cell(text: str) -> float:
     return seconds
 
 
+def parse_sla_clock(text: str) -> str:
+    """ "24x7" or "business" (any case) as stored."""
+    value = text.strip().lower()
+    if value not in SLA_CLOCKS:
+        raise FieldError(f"{text!r} is not one of {', '.join(SLA_CLOCKS)} (empty = 24x7)")
+    return value
+
+
 def format_duration(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:
@@ -239,6 +247,11 @@ def _longitude(text: str) -> float:
     if not -180 <= value <= 180:
         raise FieldError(f"{text!r} is not a longitude (-180 to 180 degrees)")
     return float(value)
+
+
+def parse_text(limit: int) -> Callable[[str], str]:
+    """A parser of free text: at most ``limit`` characters, no control characters."""
+    return _text(limit)
 
 
 def _text(limit: int) -> Callable[[str], str]:
@@ -335,6 +348,7 @@ def terms_cells(terms: Terms) -> dict[str, str]:
     for name, seconds in (("sla_response", terms.sla_response_seconds),
                           ("sla_restore", terms.sla_restore_seconds)):
         cells[name] = "" if seconds is None else format_duration(seconds)
+    cells["sla_clock"] = terms.sla_clock or ""
     return cells
 
 
@@ -484,10 +498,13 @@ def _parse_row(line: int, values: dict[str, str], error: Callable[[str, str], No
     currency = get("currency", _currency, default=DEFAULT_CURRENCY)
     response = get("sla_response", parse_duration_cell)
     restore = get("sla_restore", parse_duration_cell)
+    # Empty = 24x7, stored as null (what every contract was before there was a clock).
+    sla_clock = get("sla_clock", parse_sla_clock)
     if failed or not (board and school and connection and starts_on):
         return None
     terms = Terms(starts_on=starts_on, ends_on=ends_on, **speeds, monthly_cost=cost,
-                  currency=currency, sla_response_seconds=response, sla_restore_seconds=restore)
+                  currency=currency, sla_response_seconds=response, sla_restore_seconds=restore,
+                  sla_clock=sla_clock)
     return ContractRow(line, board, board_fields, school, school_fields, connection,
                        connection_fields, terms)
 

@@ -30,7 +30,7 @@ from dateutil.rrule import rrule, rrulestr
 from icalendar import Calendar, Component
 from sqlalchemy import Engine, select
 
-from collector.calendar import Holiday, check_calendar_key
+from collector.calendar import DEFAULT_KIND, Holiday, check_calendar_key, check_day_kind
 from collector.db.engine import writer
 from collector.db.schema import holidays
 
@@ -50,29 +50,43 @@ class ImportReport:
     events: int  # VEVENTs that gave holidays (cancelled ones and changed instances aside)
     holidays: int  # distinct holidays the file gives
     added: int  # of which new in the store
+    kind: str = DEFAULT_KIND  # what the days are (collector/calendar.py DAY_KINDS)
+    # Of those already there, how many had another kind and now have this one.
+    rekinded: int = 0
 
     @property
     def existing(self) -> int:
         return self.holidays - self.added
 
 
-def import_holidays(engine: Engine, text: str, calendar_key: str, *, source_name: str) -> ImportReport:
-    """Store the holidays of an iCalendar file in calendar ``calendar_key`` (one
-    transaction; those already there are left as they are)."""
+def import_holidays(engine: Engine, text: str, calendar_key: str, *, source_name: str,
+                    kind: str = DEFAULT_KIND) -> ImportReport:
+    """Store the holidays of an iCalendar file in calendar ``calendar_key`` as days of
+    ``kind`` (one transaction). Those already there keep their row; one stored with another
+    kind takes this one: importing a feed again with ``--kind public`` reclassifies it."""
     check_calendar_key(calendar_key)
+    kind = check_day_kind(kind)
     found, events = parse_holidays(text, source_name=source_name)
     with writer(engine) as conn, conn.begin():
-        stored = {(row.starts_on, row.ends_on, row.name) for row in conn.execute(
-            select(holidays.c.starts_on, holidays.c.ends_on, holidays.c.name)
-            .where(holidays.c.calendar == calendar_key))}
+        stored = {(row.starts_on, row.ends_on, row.name): (row.id, row.kind) for row in conn.execute(
+            select(holidays.c.id, holidays.c.starts_on, holidays.c.ends_on, holidays.c.name,
+                   holidays.c.kind).where(holidays.c.calendar == calendar_key))}
         now = time.time()
-        new = [{"calendar": calendar_key, "starts_on": first.isoformat(), "ends_on": last.isoformat(),
-                "name": name, "created_at": now}
-               for first, last, name in sorted(found)
-               if (first.isoformat(), last.isoformat(), name) not in stored]
+        new: list[dict[str, object]] = []
+        rekind: list[int] = []
+        for first, last, name in sorted(found):
+            existing = stored.get((first.isoformat(), last.isoformat(), name))
+            if existing is None:
+                new.append({"calendar": calendar_key, "starts_on": first.isoformat(),
+                            "ends_on": last.isoformat(), "name": name, "kind": kind, "created_at": now})
+            elif existing[1] != kind:
+                rekind.append(existing[0])
         if new:
             conn.execute(holidays.insert(), new)
-    return ImportReport(source_name, calendar_key, events, len(found), len(new))
+        for index in range(0, len(rekind), 500):  # far below SQLite's bound on parameters
+            conn.execute(holidays.update().where(holidays.c.id.in_(rekind[index:index + 500]))
+                         .values(kind=kind))
+    return ImportReport(source_name, calendar_key, events, len(found), len(new), kind, len(rekind))
 
 
 def parse_holidays(text: str, *, source_name: str) -> tuple[set[Holiday], int]:

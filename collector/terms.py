@@ -8,6 +8,10 @@ asks for them (the Dutch and German regulators do), so they may be unknown (None
 A connection has a list of terms: a new one starts when the contract changes (an upgrade
 mid-year), and every result is judged by the terms in force on the school's local date.
 Speeds are bytes per second, as everywhere in the store.
+
+The SLA times (response, restore) count on the contract's ``sla_clock``: "24x7" (every
+hour; None means this too) or "business" (Monday to Friday 08:00-18:00 on the school's
+clock, public holidays off): collector/incidents/sla.py.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ DIRECTIONS: tuple[Direction, ...] = ("download", "upload")
 # The four speeds of the EU transparency rules, as the regulators name them.
 Level = Literal["advertised", "minimum", "normal", "maximum"]
 LEVELS: tuple[Level, ...] = ("advertised", "minimum", "normal", "maximum")
+# Which hours an SLA time counts (collector/incidents/model.py SlaClock says the same).
+SLA_CLOCKS = ("24x7", "business")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class Terms:
     currency: str | None = None
     sla_response_seconds: float | None = None
     sla_restore_seconds: float | None = None
+    sla_clock: str | None = None  # "24x7" | "business" (SLA_CLOCKS); None = "24x7"
 
     def speed(self, direction: Direction, level: Level) -> float | None:
         """Bytes per second; None where the contract does not state that speed."""

@@ -37,7 +37,7 @@ boards = Table(
     Column("rule_set", String(16)),
     Column("policy", JSON),
     # Who in the board contacts a provider about an incident (migration 0007 on): an
-    # EscalationContact document (collector/incidents/model.py); null = each school itself.
+    # Escalation document (collector/incidents/contacts.py); null = each school itself.
     Column("escalation", JSON),
 )
 

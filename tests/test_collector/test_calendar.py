@@ -376,14 +376,14 @@ def test_cli_import_show_list_delete(db: tuple[Engine, str], capsys: pytest.Capt
     assert shown["days"][3]["session"] == {"start": "2025-10-27T08:30:00+01:00",
                                            "end": "2025-10-27T15:30:00+01:00"}
     assert shown["holidays"] == [{"starts_on": "2025-10-18", "ends_on": "2025-10-26",
-                                  "name": "Herfstvakantie", "calendar": "region:noord"}]
+                                  "name": "Herfstvakantie", "kind": "holiday", "calendar": "region:noord"}]
     assert cli(url, "calendar", "show", "--school", "linde", "--from", "2025-10-27", "--days", "1") == 0
     table = capsys.readouterr().out
     assert "hours: 08:30-15:30" in table and "2025-10-27  Mon  yes" in table
 
     assert cli(url, "calendar", "list", "--calendar", "board:south") == 0
     listed = capsys.readouterr().out.splitlines()
-    assert len(listed) == 5 and listed[0] == "board:south\t2025-10-18\t2025-10-26\tHerfstvakantie"
+    assert len(listed) == 5 and listed[0] == "board:south\t2025-10-18\t2025-10-26\tHerfstvakantie\tholiday"
     assert cli(url, "calendar", "list") == 0
     assert any(line.startswith("school:north/eik\t") for line in capsys.readouterr().out.splitlines())
 
@@ -455,3 +455,133 @@ def test_in_session_families(db: tuple[Engine, str]) -> None:
     # A school without a calendar gets no series (no made-up value).
     [family] = in_session_families({}, names, at(AMS, 2025, 10, 27, 9))
     assert family.rows == []
+
+
+# --- kinds of days: public holidays and exam periods -----------------------------------------------
+
+
+def add_kinded(engine: Engine, calendar: str, first: str, last: str, name: str, kind: str) -> None:
+    with writer(engine) as conn, conn.begin():
+        conn.execute(holidays.insert().values(calendar=calendar, starts_on=first, ends_on=last,
+                                              name=name, kind=kind, created_at=0.0))
+
+
+def test_public_holidays_are_days_without_school_and_exams_are_school_days() -> None:
+    calendar = SchoolCalendar(AMS, DEFAULT_DAY, [(date(2025, 10, 20), date(2025, 10, 24), "Herfst")],
+                              public_holidays=[(date(2026, 4, 27), date(2026, 4, 27), "Koningsdag")],
+                              exam_periods=[(date(2026, 5, 11), date(2026, 5, 22), "Centraal examen")])
+    koningsdag = date(2026, 4, 27)
+    assert calendar.is_holiday(koningsdag) == "Koningsdag" and not calendar.is_school_day(koningsdag)
+    assert calendar.is_public_holiday(koningsdag) == "Koningsdag"
+    assert not calendar.in_session(at(AMS, 2026, 4, 27, 10, 0))
+    # A school holiday is no public holiday.
+    assert calendar.is_holiday(date(2025, 10, 21)) == "Herfst"
+    assert calendar.is_public_holiday(date(2025, 10, 21)) is None
+    # An exam day is a school day as usual.
+    exam_day = date(2026, 5, 12)
+    assert calendar.exam_period(exam_day) == "Centraal examen" and calendar.is_school_day(exam_day)
+    assert calendar.in_session(at(AMS, 2026, 5, 12, 10, 0))
+    assert calendar.exam_period(date(2026, 5, 23)) is None and calendar.exam_period(date(2026, 5, 10)) is None
+
+
+def test_next_session_skips_weekends_and_holidays() -> None:
+    calendar = SchoolCalendar(AMS, DEFAULT_DAY, [(date(2025, 10, 18), date(2025, 10, 26), "Herfst")])
+    # Friday 17 October 16:00: the next session is after the autumn break, Monday 27 (CET).
+    start, end = calendar.next_session(at(AMS, 2025, 10, 17, 16, 0)) or (0.0, 0.0)
+    assert (start, end) == (at(AMS, 2025, 10, 27, 8, 30), at(AMS, 2025, 10, 27, 15, 30))
+    # At 08:30 itself the session starting then is the next; a minute later, tomorrow's.
+    assert calendar.next_session(at(AMS, 2025, 10, 16, 8, 30)) == (at(AMS, 2025, 10, 16, 8, 30),
+                                                                   at(AMS, 2025, 10, 16, 15, 30))
+    assert calendar.next_session(at(AMS, 2025, 10, 16, 8, 31))[0] == at(AMS, 2025, 10, 17, 8, 30)  # type: ignore[index]
+    never = SchoolCalendar(AMS, DEFAULT_DAY, [(date(2025, 1, 1), date(2027, 1, 1), "closed")])
+    assert never.next_session(at(AMS, 2025, 6, 1, 12, 0)) is None
+
+
+def test_kinds_are_read_from_the_store(db: tuple[Engine, str]) -> None:
+    engine, _ = db
+    add_kinded(engine, "all", "2026-04-27", "2026-04-27", "Koningsdag", "public")
+    add_kinded(engine, "all", "2026-05-11", "2026-05-22", "Centraal examen", "exams")
+    add_kinded(engine, "all", "2026-05-25", "2026-05-25", "Studiedag", "holiday")
+    with engine.connect() as conn:
+        single = load_calendar(conn, pk(engine, "linde"), "Europe/Amsterdam")
+        every = load_calendars(conn, "Europe/Amsterdam")[pk(engine, "linde")]
+    for calendar in (single, every):
+        assert calendar.is_public_holiday(date(2026, 4, 27)) == "Koningsdag"
+        assert calendar.is_holiday(date(2026, 4, 27)) == "Koningsdag"
+        assert calendar.exam_period(date(2026, 5, 12)) == "Centraal examen"
+        assert calendar.is_school_day(date(2026, 5, 12))
+        assert calendar.is_holiday(date(2026, 5, 25)) == "Studiedag"
+        assert calendar.is_public_holiday(date(2026, 5, 25)) is None
+
+
+def test_cli_kinds_import_reclassify_add_list_show_delete(db: tuple[Engine, str],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    engine, url = db
+    feestdagen = str(FIXTURES / "feestdagen.ics")
+    assert cli(url, "import", "holidays", feestdagen, "--all", "--kind", "public") == 0
+    assert "16 holidays added, 0 already there, from 4 events" in capsys.readouterr().out
+    with engine.connect() as conn:
+        assert set(conn.scalars(select(holidays.c.kind))) == {"public"}
+    # The same feed again as school holidays: nothing added, every day reclassified.
+    assert cli(url, "import", "holidays", feestdagen, "--all", "--kind", "holiday") == 0
+    assert "0 holidays added, 16 already there (16 of them now of kind holiday)" in capsys.readouterr().out
+    assert cli(url, "import", "holidays", feestdagen, "--all", "--kind", "public") == 0
+    capsys.readouterr()
+
+    assert cli(url, "calendar", "add", "--calendar", "school:linde", "--from", "2026-05-11",
+               "--to", "2026-05-22", "--name", "Centraal examen", "--kind", "exams") == 0
+    assert "added" in capsys.readouterr().out
+    assert cli(url, "calendar", "add", "--calendar", "school:linde", "--from", "2026-05-11",
+               "--to", "2026-05-22", "--name", "Centraal examen", "--kind", "exams") == 0
+    assert "already there" in capsys.readouterr().out
+    assert cli(url, "calendar", "list", "--kind", "exams") == 0
+    assert capsys.readouterr().out == "school:north/linde\t2026-05-11\t2026-05-22\tCentraal examen\texams\n"
+
+    assert cli(url, "calendar", "show", "--school", "linde", "--from", "2026-04-27", "--days", "1",
+               "--json") == 0
+    [day] = json.loads(capsys.readouterr().out)["days"]
+    assert (day["school_day"], day["holiday"], day["public_holiday"], day["exam_period"]) == (
+        False, "Koningsdag", "Koningsdag", None)
+    assert cli(url, "calendar", "show", "--school", "linde", "--from", "2026-05-12", "--days", "1",
+               "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["days"][0]["school_day"], shown["days"][0]["exam_period"]) == (True, "Centraal examen")
+    assert shown["holidays"][0]["kind"] == "exams"
+    assert cli(url, "calendar", "show", "--school", "linde", "--from", "2026-04-27", "--days", "1") == 0
+    assert "2026-04-27  Mon  no          Koningsdag (public holiday)" in capsys.readouterr().out
+    # Another school has no exams.
+    assert cli(url, "calendar", "show", "--school", "eik", "--from", "2026-05-12", "--days", "1",
+               "--json") == 0
+    assert json.loads(capsys.readouterr().out)["days"][0]["exam_period"] is None
+
+    assert cli(url, "calendar", "delete", "--calendar", "all", "--kind", "exams") == 1
+    assert "no holidays of kind exams in calendar all" in capsys.readouterr().err
+    assert cli(url, "calendar", "delete", "--calendar", "school:linde", "--kind", "exams") == 0
+    assert holiday_count(engine) == 16
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["calendar", "add", "--calendar", "all", "--from", "2026-05-22", "--to", "2026-05-11", "--name", "x"],
+     "--to 2026-05-11 is before --from 2026-05-22"),
+    (["calendar", "add", "--calendar", "all", "--from", "22-05-2026", "--name", "x"], "--from '22-05-2026'"),
+    (["calendar", "add", "--calendar", "all", "--from", "2026-05-22", "--name", " "], "--name must not"),
+    (["calendar", "add", "--calendar", "nowhere", "--from", "2026-05-22", "--name", "x"],
+     "calendar 'nowhere'"),
+])
+def test_cli_add_bad_input_is_one_line(db: tuple[Engine, str], capsys: pytest.CaptureFixture[str],
+                                       argv: list[str], message: str) -> None:
+    engine, url = db
+    assert cli(url, *argv) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+    assert holiday_count(engine) == 0
+
+
+def test_a_kind_that_is_not_one_is_refused(db: tuple[Engine, str]) -> None:
+    engine, url = db
+    with pytest.raises(SystemExit) as caught:
+        cli(url, "import", "holidays", str(FIXTURES / "feestdagen.ics"), "--all", "--kind", "vacation")
+    assert caught.value.code == 2
+    with pytest.raises(CalendarError, match="kind 'vacation' is not one of holiday, public, exams"):
+        import_holidays(engine, read("feestdagen.ics"), "all", source_name="f.ics", kind="vacation")
+    assert holiday_count(engine) == 0

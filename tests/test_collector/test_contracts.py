@@ -16,6 +16,7 @@ from collector.cli import main
 from collector.contracts import (
     all_connections,
     board_policy,
+    connections_document,
     contract_settings,
     export_contracts,
     import_contracts,
@@ -200,7 +201,7 @@ def test_every_bad_row_is_reported_by_line_and_column_and_nothing_is_written(eng
         "sheet.csv:10: pupils: '-3' is not a whole number of at least 0",
         "sheet.csv:10: download_advertised_mbps: required, but empty",
         "sheet.csv:10: sla_response: 'soon' is not a duration (write it like 30s, 30m, 24h or 7d)",
-        "sheet.csv:14: row: 37 cells, but the header names 36 columns",
+        "sheet.csv:14: row: 38 cells, but the header names 37 columns",
         "sheet.csv:12: pupils: school b/t is given as 12 here but 10 on line 11",
         "sheet.csv:13: contract_start: connection 'main' of b/t has a term from 2025-01-01 on "
         "line 11 already",
@@ -385,3 +386,29 @@ def test_admin_api_imports_exports_and_sets_policy(site) -> None:  # type: ignor
                            json={"colour": "blue"}).status_code == 422
     assert site.client.put("/api/v1/admin/boards/nope/policy", headers=admin,
                            json={}).status_code == 404
+
+
+# --- the SLA clock (issue 9) ----------------------------------------------------------------------
+
+
+def test_the_sla_clock_column_imports_exports_and_is_checked(engine: Engine, tmp_path: Path) -> None:
+    text = csv_text(row(sla_restore="8h", sla_clock="Business"), row(connection="b", sla_clock=""),
+                    row(connection="c", sla_clock="24x7"))
+    import_contracts(engine, text, source_name="x.csv")
+    with engine.connect() as conn:
+        lines = {line.slug: line for line in school_connections(conn, school_pk(engine, "b/s"))}
+    assert [lines[slug].terms[0].sla_clock for slug in ("main", "b", "c")] == ["business", None, "24x7"]
+    exported = export_contracts(engine)
+    assert exported.splitlines()[0].endswith(",sla_restore,sla_clock")
+    assert exported.splitlines()[3].endswith(",EUR,,8h,business")  # sorted: b, c, main
+    other = open_engine(f"sqlite:///{tmp_path}/other.db")
+    upgrade(other)
+    import_contracts(other, exported, source_name="exported.csv")
+    assert export_contracts(other) == exported
+    document = connections_document(engine, "b/s")
+    assert [line["current"]["sla_clock"] for line in document["connections"]] == ["24x7", "24x7", "business"]
+
+    with pytest.raises(ContractImportError) as caught:
+        import_contracts(engine, csv_text(row(connection="d", sla_clock="office hours")), source_name="y.csv")
+    assert caught.value.errors == ["y.csv:2: sla_clock: 'office hours' is not one of 24x7, business "
+                                   "(empty = 24x7)"]
