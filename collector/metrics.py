@@ -22,6 +22,7 @@ from agent.wire import EVENT_KINDS, RecordError
 from collector.connectivity import connectivity_families, read_connectivity
 from collector.db.schema import agents, bandwidth_totals, boards, given_up_ranges, latest, schools
 from collector.exposition import Family, LabelValues, render
+from collector.incident_metrics import incident_families
 from collector.ingest import IngestOutcome
 from collector.rooms import (
     DEFAULT_ROOM_EXPIRY,
@@ -191,6 +192,7 @@ class StoreCollector(Collector):
                 .join(agents, agents.c.id == bandwidth_totals.c.agent_id).where(live)).all()
             connectivity = read_connectivity(conn, live, now)
             room_rows = read_rooms(conn, now - self.room_expiry_seconds)
+            incident_rows = incident_families(conn)
 
         labels: dict[int, LabelValues] = {
             row.id: (row.board, row.school, row.agent) for row in agent_rows}
@@ -201,6 +203,7 @@ class StoreCollector(Collector):
                 *wifi_families(latest_rows, labels),
                 *users_families(latest_rows, labels),
                 *room_families(room_rows, self.thresholds),
+                *incident_rows,
                 *(self.verdicts.families() if self.verdicts is not None else [])]
 
     def _agent_families(self, agent_rows: Sequence[Any], given_up_rows: Sequence[Any],

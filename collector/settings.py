@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -43,9 +45,30 @@ class CollectorSettings(BaseSettings):
     # How long /metrics serves the verdicts it computed before judging every school anew:
     # a verdict over 30 days does not change in a minute, and judging reads the window.
     verdict_refresh: float = Field(default=300, ge=0)
+    # Incidents (collector/incidents/): detection runs every incident_interval (0 = never
+    # while serving; `incidents detect` still runs it by hand) and then sends what is due.
+    incident_interval: float = Field(default=300, ge=0)
+    # A webhook called on every state change of an incident (JSON, see docs/incidents.md),
+    # signed with HMAC-SHA256 of the body when a secret file is named.
+    incident_webhook_url: str | None = None
+    incident_webhook_secret_file: Path | None = None
+    # E-mail on state changes, through this SMTP server (none = no e-mail): to the board's
+    # escalation contact and to incident_mail_to (addresses separated by commas).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_starttls: bool = True
+    # Implicit TLS (port 465); when set, STARTTLS is not used.
+    smtp_ssl: bool = False
+    smtp_username: str | None = None
+    smtp_password_file: Path | None = None
+    mail_from: str | None = None
+    incident_mail_to: str | None = None
+    # The collector's address as people reach it (behind a proxy: the proxy's), for the
+    # links in notifications.
+    public_url: str = "http://127.0.0.1:8470"
 
     @field_validator("agent_expiry", "room_expiry", "retention", "verdict_window",
-                     "verdict_refresh", mode="before")
+                     "verdict_refresh", "incident_interval", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value
@@ -73,3 +96,75 @@ class CollectorSettings(BaseSettings):
                 "SCHOOLNET_WIFI_VIDEO_DBM, SCHOOLNET_WIFI_BROWSING_DBM): video needs a stronger "
                 "signal than browsing")
         return value
+
+    @field_validator("incident_webhook_url", "public_url")
+    @classmethod
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or (not value.strip() and info.field_name != "public_url"):
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PydanticCustomError(
+                "url", f"{_redacted(value)!r} is not an http:// or https:// URL with a host")
+        return value.strip().rstrip("/") if info.field_name == "public_url" else value.strip()
+
+    @field_validator("mail_from")
+    @classmethod
+    def _one_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return check_address(value.strip())
+
+    @field_validator("incident_mail_to")
+    @classmethod
+    def _addresses(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return ",".join(check_address(part.strip()) for part in value.split(",") if part.strip())
+
+    @field_validator("incident_webhook_secret_file", "smtp_password_file")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise PydanticCustomError("file", f"{str(value)!r} is not a readable file")
+        return value
+
+    @field_validator("smtp_host", "smtp_username")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value.strip() if value and value.strip() else None
+
+    @model_validator(mode="after")
+    def _mail_needs_sender(self) -> CollectorSettings:
+        if self.smtp_host and not self.mail_from:
+            raise PydanticCustomError(
+                "mail", "SCHOOLNET_SMTP_HOST is set but SCHOOLNET_MAIL_FROM is not: e-mail needs "
+                "a sender address")
+        if self.smtp_password_file and not self.smtp_username:
+            raise PydanticCustomError(
+                "mail", "SCHOOLNET_SMTP_PASSWORD_FILE needs SCHOOLNET_SMTP_USERNAME too")
+        return self
+
+    @property
+    def incident_mail_recipients(self) -> tuple[str, ...]:
+        return tuple(self.incident_mail_to.split(",")) if self.incident_mail_to else ()
+
+
+def check_address(value: str) -> str:
+    """A minimal but clear check of an e-mail address: one @, something on both sides, a
+    dot in the domain, no spaces or angle brackets (a typo should fail at start, not at
+    the first incident)."""
+    local, at, domain = value.rpartition("@")
+    if (not at or not local or "." not in domain.strip(".") or any(c in value for c in " <>,;\"\t")
+            or domain.startswith(".") or domain.endswith(".")):
+        raise PydanticCustomError("email", f"{value!r} is not an e-mail address (like ict@school.example)")
+    return value
+
+
+def _redacted(url: str) -> str:
+    """A URL without what may be secret in it (user info, path, query): for messages."""
+    parts = urlsplit(url.strip())
+    if not parts.scheme or not parts.hostname:
+        return url if len(url) <= 40 and "@" not in url else "the URL"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}/…"

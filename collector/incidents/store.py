@@ -1,0 +1,785 @@
+"""Incidents in the store: opened and refreshed from detection, merged provider-wide,
+closed when the measurements recover, and moved through their lifecycle by people.
+
+Every change writes an ``incident_events`` row (who, what, from which state to which, why)
+and, for the changes people are told of, ``incident_notifications`` rows, in the same
+transaction: a notification is never lost, and never sent for a change that was rolled back.
+
+Lifecycle: open → acknowledged → escalated, or open → escalated; any active state →
+resolved or dismissed (with a reason). Anything else is refused with ``NotAllowedNow``.
+A provider-wide incident passes what is done to it on to its active children (one
+escalation, not fifty); their events say "via provider-wide incident N", and only the
+parent notifies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError
+
+from collector.calendar import SchoolCalendar, load_calendar
+from collector.contracts import ConnectionInfo
+from collector.db.schema import boards, incident_events, incidents, schools
+from collector.incidents.history import SchoolHistory
+from collector.incidents.model import (
+    ACTIVE_STATES,
+    DETECTOR,
+    LINE_KINDS,
+    STATES,
+    Detection,
+    DetectionPolicy,
+    Finding,
+    provider_key,
+)
+from collector.incidents.notify import Channels, enqueue
+from collector.registry import resolve_school
+from collector.terms import Terms, terms_on
+
+AssessFn = Callable[..., Any]
+
+
+class IncidentError(ValueError):
+    """An incident action that cannot be done; the message says why."""
+
+
+class UnknownIncident(IncidentError):
+    """No incident with that id (the API answers 404, the CLI exits 1)."""
+
+
+class NotAllowedNow(IncidentError):
+    """The move is not allowed from the incident's state (the API answers 409)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one detection run did to one incident."""
+
+    incident_id: int
+    key: str
+    kind: str
+    action: str  # opened, refreshed, reassessed, resolved, merged
+    state: str
+    school_id: int | None
+    note: str | None = None
+
+
+# --- detection → incidents ---------------------------------------------------------------
+
+
+def apply_detection(conn: Connection, detection: Detection, history: SchoolHistory,
+                    assess_fn: AssessFn | None, now: float, *,
+                    channels: Channels | None = None) -> list[Change]:
+    """Open, refresh or close the school's incidents from one detection (in the caller's
+    write transaction). ``assess_fn``: impact.assess's signature (None = impact.assess)."""
+    if assess_fn is None:
+        from collector.incidents.impact import assess
+
+        assess_fn = assess
+    channels = channels or Channels()
+    changes: list[Change] = []
+    contact = _contact(conn, history.school_pk)
+    for finding in detection.findings:
+        change = _open_or_refresh(conn, finding, history, assess_fn, contact, now, channels)
+        if change is not None:
+            changes.append(change)
+    for key, recovery in detection.recoveries.items():
+        # Also a key found in this run: a problem over before it was seen (an outage the
+        # agent could only report once the line was back) is opened and closed at once.
+        row = _active_by_key(conn, key)
+        if row is None:
+            continue
+        note = f"resolved itself: {recovery.reason}"
+        _close(conn, row, now, DETECTOR, "resolved", "recovered", note, channels,
+               restored_at=recovery.at)
+        changes.append(Change(row.id, key, row.kind, "resolved", "resolved", row.school_id, note))
+    return changes
+
+
+def _open_or_refresh(conn: Connection, finding: Finding, history: SchoolHistory, assess_fn: AssessFn,
+                     contact: Any, now: float, channels: Channels) -> Change | None:
+    line = _line_of(finding, history.lines)
+    existing = _active_by_key(conn, finding.key)
+    if existing is not None:
+        return _refresh(conn, existing, finding, history, line, assess_fn, contact, now)
+    if _closed_same_problem(conn, finding):
+        return None
+    assessment = _assess(assess_fn, finding.kind, finding.responsible, finding.started_at, now,
+                         history.calendar, _terms_at(line, history.calendar, finding.started_at)
+                         if finding.responsible == "provider" else None, contact, line)
+    values = {
+        "key": finding.key, "kind": finding.kind, "board_id": history.board_pk,
+        "school_id": finding.school_pk, "connection_id": finding.connection_pk or (line.id if line else None),
+        "agent_id": finding.agent_pk, "room_id": finding.room_pk, "parent_id": None,
+        "provider_id": line.provider_id if line and finding.responsible == "provider" else None,
+        "provider": line.provider if line and finding.responsible == "provider" else None,
+        "responsible": finding.responsible, "state": "open", "started_at": finding.started_at,
+        "detected_at": now, "last_evidence_at": finding.last_evidence_at,
+        "findings": findings_document(finding), "updated_at": now, **assessment}
+    savepoint = conn.begin_nested()
+    try:
+        incident_id = _insert(conn, values)
+    except IntegrityError:
+        # Another run opened it between our read and our insert: refresh that one.
+        savepoint.rollback()
+        existing = _active_by_key(conn, finding.key)
+        if existing is None:
+            raise
+        return _refresh(conn, existing, finding, history, line, assess_fn, contact, now)
+    savepoint.commit()
+    note = _opened_note(finding, history)
+    _event(conn, incident_id, now, DETECTOR, "opened", None, "open", note, channels)
+    return Change(incident_id, finding.key, finding.kind, "opened", "open", finding.school_pk, note)
+
+
+def _refresh(conn: Connection, row: Any, finding: Finding, history: SchoolHistory,
+             line: ConnectionInfo | None, assess_fn: AssessFn, contact: Any, now: float) -> Change:
+    """Newer evidence for an active incident: its figures and urgency now; its state (an
+    escalation under way) stays."""
+    assessment = _assess(assess_fn, row.kind, row.responsible, row.started_at, now, history.calendar,
+                         _terms_at(line, history.calendar, row.started_at)
+                         if row.responsible == "provider" else None, contact, line)
+    conn.execute(update(incidents).where(incidents.c.id == row.id).values(
+        last_evidence_at=max(row.last_evidence_at, finding.last_evidence_at),
+        findings=findings_document(finding), updated_at=now, **assessment))
+    if assessment["urgency"] != row.urgency:
+        note = f"urgency {row.urgency} → {assessment['urgency']}"
+        _event(conn, row.id, now, DETECTOR, "reassessed", row.state, row.state, note, None)
+        return Change(row.id, row.key, row.kind, "reassessed", row.state, row.school_id, note)
+    return Change(row.id, row.key, row.kind, "refreshed", row.state, row.school_id)
+
+
+def _closed_same_problem(conn: Connection, finding: Finding) -> bool:
+    """Whether the newest incident of this key was already about this problem: dismissed
+    after it began (a person said it is not one), or resolved by a recovery after it began
+    (an ended outage stays in the period read for a day). A problem that begins later opens
+    a new incident; one resolved by hand while the measurements still say otherwise too."""
+    row = conn.execute(select(incidents.c.resolution, incidents.c.closed_at, incidents.c.restored_at)
+                       .where(incidents.c.key == finding.key)
+                       .order_by(incidents.c.id.desc()).limit(1)).first()
+    if row is None:
+        return False
+    if row.resolution == "dismissed":
+        return bool(finding.started_at <= row.closed_at)
+    if row.resolution == "recovered" and row.restored_at is not None:
+        return bool(finding.started_at < row.restored_at)
+    return False
+
+
+def findings_document(finding: Finding) -> dict[str, Any]:
+    """incidents.findings of a school's incident: the detector's figures and its
+    corroboration sentences, as they were at the last run."""
+    return {"figures": jsonable(finding.figures), "corroboration": list(finding.corroboration)}
+
+
+def _opened_note(finding: Finding, history: SchoolHistory) -> str:
+    return f"{finding.kind} at {history.school_name}: " + (
+        "; ".join(finding.corroboration) if finding.corroboration else "detected")
+
+
+def _line_of(finding: Finding, lines: Sequence[ConnectionInfo]) -> ConnectionInfo | None:
+    """The line a finding is about: its own, or the school's only (main) line."""
+    if finding.connection_pk is not None:
+        return next((line for line in lines if line.id == finding.connection_pk), None)
+    if len(lines) == 1:
+        return lines[0]
+    mains = [line for line in lines if line.role == "main"]
+    return mains[0] if len(mains) == 1 else None
+
+
+def _terms_at(line: ConnectionInfo | None, calendar: SchoolCalendar, t: float) -> Terms | None:
+    return terms_on(line.terms, calendar.local_date(t)) if line is not None else None
+
+
+def _contact(conn: Connection, school_pk: int) -> Any:
+    from collector.incidents.contacts import escalation_contact
+
+    return escalation_contact(conn, school_pk)
+
+
+def _assess(assess_fn: AssessFn, kind: str, responsible: str, started_at: float, now: float,
+            calendar: SchoolCalendar, terms: Terms | None, contact: Any,
+            line: ConnectionInfo | None) -> dict[str, Any]:
+    """The incident's columns from impact.assess: impact, urgency, the SLA, and the whole
+    assessment as JSON (incidents.assessment)."""
+    assessment = assess_fn(kind, responsible, started_at, now, calendar, terms, contact,
+                           line=line if responsible == "provider" else None)
+    document = assessment_document(assessment, now)
+    return {"impact": assessment.impact, "urgency": assessment.urgency, "assessment": document,
+            "sla_restore_seconds": assessment.sla_restore_seconds, "sla_clock": assessment.sla_clock,
+            "sla_deadline_at": _finite(assessment.sla_deadline_at)}
+
+
+def assessment_document(assessment: Any, now: float) -> dict[str, Any]:
+    """incidents.assessment: the Assessment as JSON, each reason also in English, and when."""
+    document = jsonable(assessment)
+    reasons = []
+    for reason in getattr(assessment, "reasons", ()):
+        entry = jsonable(reason)
+        if not isinstance(entry, dict):
+            entry = {"code": None, "params": {}, "text": str(reason)}
+        entry.setdefault("text", _english(reason))
+        reasons.append(entry)
+    document["reasons"] = reasons
+    document["sla_deadline_at"] = _finite(getattr(assessment, "sla_deadline_at", None))
+    document["assessed_at"] = now
+    return document
+
+
+def _english(reason: Any) -> str:
+    english = getattr(reason, "english", None)
+    if callable(english):
+        return str(english())
+    try:
+        from collector.incidents import impact
+
+        helper = getattr(impact, "english", None)
+        if callable(helper):
+            return str(helper(reason))
+    except ImportError:
+        pass
+    return str(reason)
+
+
+def jsonable(value: Any) -> Any:
+    """Dataclasses, tuples, mappings and numbers as plain JSON values (no NaN or inf:
+    JSON has none; a missing figure is null)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float):
+        return _finite(value)
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+# --- provider-wide -------------------------------------------------------------------------
+
+
+def merge_provider_wide(conn: Connection, now: float, policy: DetectionPolicy, *,
+                        channels: Channels | None = None) -> list[Change]:
+    """Link the line incidents of schools on one provider that began together to one
+    provider-wide incident, and resolve provider-wide incidents whose children are all
+    closed. In the caller's write transaction."""
+    channels = channels or Channels()
+    changes = _close_finished_parents(conn, now, channels)
+    candidates = conn.execute(
+        select(incidents).where(incidents.c.closed_at.is_(None), incidents.c.kind.in_(LINE_KINDS),
+                                incidents.c.responsible == "provider",
+                                incidents.c.school_id.is_not(None), incidents.c.provider_id.is_not(None))
+        .order_by(incidents.c.started_at, incidents.c.id)).all()
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for row in candidates:
+        groups.setdefault((row.provider_id, row.kind), []).append(row)
+    for (provider_id, kind), rows in groups.items():
+        parent = _active_by_key(conn, provider_key(provider_id, kind))  # type: ignore[arg-type]
+        loose = [row for row in rows if row.parent_id is None]
+        if parent is not None:
+            joining = [row for row in loose
+                       if abs(row.started_at - parent.started_at) <= policy.provider_merge_seconds]
+            if joining:
+                changes += _adopt(conn, parent, joining, now)
+            continue
+        group = _first_group(loose, policy)
+        if group:
+            changes += _open_parent(conn, provider_id, kind, group, now, channels)
+    return changes
+
+
+def _first_group(rows: list[Any], policy: DetectionPolicy) -> list[Any]:
+    """The earliest run of incidents (oldest first) that began within the merge window of
+    the first and covers enough distinct schools; [] when there is none."""
+    for i, first in enumerate(rows):
+        run = [row for row in rows[i:] if row.started_at - first.started_at <= policy.provider_merge_seconds]
+        if len({row.school_id for row in run}) >= policy.provider_min_schools:
+            return run
+    return []
+
+
+def _open_parent(conn: Connection, provider_id: str, kind: str, children: list[Any], now: float,
+                 channels: Channels) -> list[Change]:
+    board_ids = {row.board_id for row in children}
+    urgencies = [row.urgency for row in children]
+    urgency = next(u for u in ("high", "normal", "low") if u in urgencies or u == "low")
+    impact = "teaching" if any(row.impact == "teaching" for row in children) else "administration"
+    key = provider_key(provider_id, kind)  # type: ignore[arg-type]
+    document = _parent_findings(conn, provider_id, kind, children)
+    assessment = {"impact": impact, "urgency": urgency, "assessed_at": now,
+                  "reasons": [{"code": "provider_wide", "params": {"schools": document["school_count"]},
+                               "text": f"{document['school_count']} schools of {children[0].provider} "
+                                       f"have a {kind} incident that began within the same period"}],
+                  "supplier": children[0].provider, "contact": None,
+                  "sla_restore_seconds": None, "sla_clock": None, "sla_deadline_at": None}
+    values = {"key": key, "kind": "provider", "board_id": board_ids.pop() if len(board_ids) == 1 else None,
+              "school_id": None, "provider_id": provider_id, "provider": children[0].provider,
+              "responsible": "provider", "state": "open",
+              "started_at": min(row.started_at for row in children), "detected_at": now,
+              "last_evidence_at": max(row.last_evidence_at for row in children),
+              "impact": impact, "urgency": urgency, "assessment": assessment,
+              "sla_restore_seconds": None, "sla_clock": None, "sla_deadline_at": None,
+              "findings": document, "updated_at": now}
+    savepoint = conn.begin_nested()
+    try:
+        parent_id = _insert(conn, values)
+    except IntegrityError:
+        savepoint.rollback()  # a concurrent run opened it; the next run adopts the rest
+        return []
+    savepoint.commit()
+    note = (f"{document['school_count']} schools on {children[0].provider} with a {kind} incident: "
+            + ", ".join(entry["school_name"] for entry in document["schools"]))
+    _event(conn, parent_id, now, DETECTOR, "opened", None, "open", note, channels)
+    changes = [Change(parent_id, key, "provider", "opened", "open", None, note)]
+    parent = conn.execute(select(incidents).where(incidents.c.id == parent_id)).one()
+    for child in children:
+        changes.append(_link(conn, parent, child, now))
+    return changes
+
+
+def _adopt(conn: Connection, parent: Any, joining: list[Any], now: float) -> list[Change]:
+    changes = [_link(conn, parent, child, now) for child in joining]
+    children = conn.execute(select(incidents).where(incidents.c.parent_id == parent.id)).all()
+    document = _parent_findings(conn, parent.provider_id, joining[0].kind, children)
+    conn.execute(update(incidents).where(incidents.c.id == parent.id).values(
+        findings=document, updated_at=now,
+        started_at=min(parent.started_at, *(row.started_at for row in joining)),
+        last_evidence_at=max(parent.last_evidence_at, *(row.last_evidence_at for row in joining))))
+    names = ", ".join(_school_name(conn, row.school_id) for row in joining)
+    _event(conn, parent.id, now, DETECTOR, "merged", parent.state, parent.state,
+           f"joined by {names}", None)
+    return changes
+
+
+def _link(conn: Connection, parent: Any, child: Any, now: float) -> Change:
+    """A school's incident becomes part of the provider-wide one: it takes on what was done
+    to the parent already (its ticket; acknowledged or escalated), so one escalation holds."""
+    values: dict[str, Any] = {"parent_id": parent.id, "updated_at": now}
+    state = child.state
+    if parent.ticket and not child.ticket:
+        values["ticket"] = parent.ticket
+    if _rank(parent.state) > _rank(child.state):
+        state = parent.state
+        values["state"] = state
+        values[f"{state}_at"] = now
+    conn.execute(update(incidents).where(incidents.c.id == child.id).values(**values))
+    note = f"part of provider-wide incident {parent.id}"
+    _event(conn, child.id, now, DETECTOR, "merged", child.state, state, note, None)
+    return Change(child.id, child.key, child.kind, "merged", state, child.school_id, note)
+
+
+def _rank(state: str) -> int:
+    return {"open": 0, "acknowledged": 1, "escalated": 2}.get(state, -1)
+
+
+def _parent_findings(conn: Connection, provider_id: str, kind: str, children: Sequence[Any]
+                     ) -> dict[str, Any]:
+    """incidents.findings of a provider-wide incident: its schools and their figures."""
+    entries = []
+    for row in sorted(children, key=lambda r: (r.started_at, r.id)):
+        board, school, name = _school_ref(conn, row.school_id)
+        entries.append({"incident_id": row.id, "board": board, "school": school, "school_name": name,
+                        "state": row.state, "started_at": row.started_at,
+                        "figures": (row.findings or {}).get("figures", {})})
+    return {"provider_id": provider_id, "kind": kind,
+            "school_count": len({row.school_id for row in children}), "schools": entries}
+
+
+def _close_finished_parents(conn: Connection, now: float, channels: Channels) -> list[Change]:
+    parents = conn.execute(select(incidents).where(
+        incidents.c.kind == "provider", incidents.c.closed_at.is_(None))).all()
+    changes = []
+    for parent in parents:
+        change = _close_parent_if_done(conn, parent, now, channels)
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
+def _close_parent_if_done(conn: Connection, parent: Any, now: float, channels: Channels) -> Change | None:
+    children = conn.execute(select(incidents.c.closed_at, incidents.c.restored_at)
+                            .where(incidents.c.parent_id == parent.id)).all()
+    if not children or any(child.closed_at is None for child in children):
+        return None
+    restored = max(child.restored_at or child.closed_at for child in children)
+    note = f"resolved itself: the incidents of all {len(children)} schools are closed"
+    _close(conn, parent, now, DETECTOR, "resolved", "recovered", note, channels, restored_at=restored)
+    return Change(parent.id, parent.key, parent.kind, "resolved", "resolved", None, note)
+
+
+# --- lifecycle ------------------------------------------------------------------------------
+
+# action: (the states it may start from, the state it leads to)
+MOVES: dict[str, tuple[tuple[str, ...], str]] = {
+    "acknowledge": (("open",), "acknowledged"),
+    "escalate": (("open", "acknowledged"), "escalated"),
+    "resolve": (ACTIVE_STATES, "resolved"),
+    "dismiss": (ACTIVE_STATES, "dismissed"),
+}
+PAST = {"acknowledge": "acknowledged", "escalate": "escalated", "resolve": "resolved",
+        "dismiss": "dismissed"}
+
+
+def acknowledge(conn: Connection, incident_id: int, actor: str, note: str | None, now: float, *,
+                channels: Channels | None = None) -> None:
+    _move(conn, incident_id, "acknowledge", actor, note, now, channels or Channels())
+
+
+def escalate(conn: Connection, incident_id: int, actor: str, ticket: str | None, note: str | None,
+             now: float, *, channels: Channels | None = None) -> None:
+    _move(conn, incident_id, "escalate", actor, note, now, channels or Channels(), ticket=ticket)
+
+
+def resolve(conn: Connection, incident_id: int, actor: str, note: str | None, now: float, *,
+            channels: Channels | None = None) -> None:
+    if not note or not note.strip():
+        raise IncidentError("resolving by hand needs a note: what was done, or what the provider said")
+    _move(conn, incident_id, "resolve", actor, note.strip(), now, channels or Channels())
+
+
+def dismiss(conn: Connection, incident_id: int, actor: str, reason: str | None, now: float, *,
+            channels: Channels | None = None) -> None:
+    if not reason or not reason.strip():
+        raise IncidentError("dismissing needs a reason: why this is not an incident")
+    _move(conn, incident_id, "dismiss", actor, reason.strip(), now, channels or Channels())
+
+
+def add_note(conn: Connection, incident_id: int, actor: str, note: str | None, now: float) -> None:
+    if not note or not note.strip():
+        raise IncidentError("the note is empty")
+    row = _row(conn, incident_id)
+    _event(conn, row.id, now, actor, "note", row.state, row.state, note.strip(), None)
+    conn.execute(update(incidents).where(incidents.c.id == row.id).values(updated_at=now))
+
+
+def set_ticket(conn: Connection, incident_id: int, actor: str, ticket: str | None, now: float,
+               *, via: int | None = None) -> None:
+    ticket = _check_ticket(ticket)
+    if ticket is None:
+        raise IncidentError("give the provider's ticket number")
+    row = _row(conn, incident_id)
+    if row.closed_at is not None and via is None:
+        raise NotAllowedNow(f"incident {row.id} is {row.state}: its ticket can no longer change")
+    conn.execute(update(incidents).where(incidents.c.id == row.id).values(ticket=ticket, updated_at=now))
+    note = f"provider's ticket {ticket}" + (f" (was {row.ticket})" if row.ticket else "")
+    _event(conn, row.id, now, actor, "ticket", row.state, row.state, _via(note, via), None)
+    if via is None:
+        for child in _active_children(conn, row.id):
+            set_ticket(conn, child.id, actor, ticket, now, via=row.id)
+
+
+def _move(conn: Connection, incident_id: int, action: str, actor: str, note: str | None, now: float,
+          channels: Channels, *, ticket: str | None = None, via: int | None = None) -> None:
+    row = _row(conn, incident_id)
+    sources, target = MOVES[action]
+    if row.state not in sources:
+        allowed = ", ".join(a for a, (s, _) in MOVES.items() if row.state in s) or "nothing (it is closed)"
+        raise NotAllowedNow(f"incident {row.id} is {row.state}: it cannot be {PAST[action]} "
+                            f"(allowed now: {allowed})")
+    ticket = _check_ticket(ticket)
+    if target in ("resolved", "dismissed"):
+        _close(conn, row, now, actor, target, "manual" if target == "resolved" else "dismissed",
+               _via(note, via), None if via else channels, ticket=ticket)
+    else:
+        values: dict[str, Any] = {"state": target, f"{target}_at": now, "updated_at": now}
+        if ticket:
+            values["ticket"] = ticket
+        conn.execute(update(incidents).where(incidents.c.id == row.id).values(**values))
+        text = _via(note, via)
+        if ticket:
+            text = f"provider's ticket {ticket}" + (f"; {text}" if text else "")
+        _event(conn, row.id, now, actor, PAST[action], row.state, target, text, None if via else channels)
+    if via is None:
+        # A provider-wide incident: the same for its active children (where the move fits).
+        for child in _active_children(conn, row.id):
+            if child.state in sources:
+                _move(conn, child.id, action, actor, note, now, channels, ticket=ticket, via=row.id)
+        if row.parent_id is not None and target in ("resolved", "dismissed"):
+            parent = conn.execute(select(incidents).where(incidents.c.id == row.parent_id)).one()
+            if parent.closed_at is None:
+                _close_parent_if_done(conn, parent, now, channels)
+
+
+def _close(conn: Connection, row: Any, now: float, actor: str, state: str, resolution: str,
+           note: str | None, channels: Channels | None, *, restored_at: float | None = None,
+           ticket: str | None = None) -> None:
+    values: dict[str, Any] = {"state": state, "closed_at": now, "resolution": resolution,
+                              "resolution_note": note, "updated_at": now}
+    if restored_at is not None:
+        values["restored_at"] = restored_at
+    if ticket:
+        values["ticket"] = ticket
+    conn.execute(update(incidents).where(incidents.c.id == row.id).values(**values))
+    _event(conn, row.id, now, actor, state, row.state, state, note, channels)
+
+
+def _via(note: str | None, via: int | None) -> str | None:
+    if via is None:
+        return note
+    return f"via provider-wide incident {via}" + (f": {note}" if note else "")
+
+
+def _check_ticket(ticket: str | None) -> str | None:
+    if ticket is None or not ticket.strip():
+        return None
+    ticket = ticket.strip()
+    if len(ticket) > 100:
+        raise IncidentError("the ticket number is longer than 100 characters")
+    return ticket
+
+
+def _event(conn: Connection, incident_id: int, now: float, actor: str, action: str,
+           from_state: str | None, to_state: str | None, note: str | None,
+           channels: Channels | None) -> int:
+    key = conn.execute(incident_events.insert().values(
+        incident_id=incident_id, at=now, actor=actor, action=action, from_state=from_state,
+        to_state=to_state, note=note)).inserted_primary_key
+    assert key is not None
+    event_id = int(key[0])
+    if channels is not None:
+        enqueue(conn, channels, incident_id, event_id, action, now)
+    return event_id
+
+
+def _insert(conn: Connection, values: dict[str, Any]) -> int:
+    key = conn.execute(incidents.insert().values(**values)).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _row(conn: Connection, incident_id: int) -> Any:
+    row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+    if row is None:
+        raise UnknownIncident(f"no incident {incident_id} (see: incident list)")
+    return row
+
+
+def _active_by_key(conn: Connection, key: str) -> Any:
+    return conn.execute(select(incidents).where(incidents.c.key == key,
+                                                incidents.c.closed_at.is_(None))).first()
+
+
+def _active_children(conn: Connection, parent_id: int) -> list[Any]:
+    return list(conn.execute(select(incidents).where(incidents.c.parent_id == parent_id,
+                                                     incidents.c.closed_at.is_(None))
+                             .order_by(incidents.c.id)).all())
+
+
+def _school_ref(conn: Connection, school_pk: int) -> tuple[str, str, str]:
+    row = conn.execute(select(boards.c.slug.label("board"), schools.c.slug, schools.c.name)
+                       .join(boards, boards.c.id == schools.c.board_id)
+                       .where(schools.c.id == school_pk)).one()
+    return row.board, row.slug, row.name
+
+
+def _school_name(conn: Connection, school_pk: int) -> str:
+    return _school_ref(conn, school_pk)[2]
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def restore_figures(row: Any, calendar: SchoolCalendar | None, now: float | None = None) -> dict[str, Any]:
+    """Time to restore: from started_at to restored_at (or to closed_at when a person
+    resolved it), in wall seconds and on the contract's SLA clock, and whether that met
+    the SLA's restore time. Open incidents: the time so far (``now``), and "missed" as
+    soon as it is over. A dismissed incident has none."""
+    from collector.incidents.sla import sla_elapsed
+
+    end = row.restored_at
+    if end is None and row.resolution == "manual":
+        end = row.closed_at
+    ongoing = end is None and row.closed_at is None
+    if end is None and ongoing and now is not None:
+        end = now
+    clock = row.sla_clock or "24x7"
+    figures: dict[str, Any] = {"restored_at": row.restored_at if row.restored_at is not None else (
+        row.closed_at if row.resolution == "manual" else None), "ongoing": ongoing,
+        "wall_seconds": None, "sla_seconds": None, "sla_clock": clock,
+        "sla_restore_seconds": row.sla_restore_seconds, "met": None}
+    if end is None:
+        return figures
+    figures["wall_seconds"] = max(end - row.started_at, 0.0)
+    if clock == "24x7":
+        figures["sla_seconds"] = figures["wall_seconds"]
+    elif calendar is not None:
+        figures["sla_seconds"] = sla_elapsed(row.started_at, end, clock, calendar)
+    allowed, used = row.sla_restore_seconds, figures["sla_seconds"]
+    if allowed is not None and used is not None:
+        if not ongoing:
+            figures["met"] = used <= allowed
+        elif used > allowed:
+            figures["met"] = False
+    return figures
+
+
+@dataclass(frozen=True)
+class EventView:
+    id: int
+    at: float
+    actor: str
+    action: str
+    from_state: str | None
+    to_state: str | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    id: int
+    key: str
+    kind: str
+    state: str
+    board: str | None
+    school: str | None
+    school_name: str | None
+    board_id: int | None
+    school_id: int | None
+    connection_id: int | None
+    agent_id: int | None
+    room_id: int | None
+    parent_id: int | None
+    provider_id: str | None
+    provider: str | None
+    responsible: str
+    started_at: float
+    detected_at: float
+    last_evidence_at: float
+    acknowledged_at: float | None
+    escalated_at: float | None
+    restored_at: float | None
+    closed_at: float | None
+    resolution: str | None
+    resolution_note: str | None
+    ticket: str | None
+    impact: str
+    urgency: str
+    sla_restore_seconds: float | None
+    sla_clock: str | None
+    sla_deadline_at: float | None
+    assessment: dict[str, Any]
+    findings: dict[str, Any]
+    updated_at: float
+    restore: dict[str, Any]
+    children: list[int] = field(default_factory=list)
+    events: list[EventView] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_VIEW_COLUMNS = (incidents, boards.c.slug.label("board_slug"), schools.c.slug.label("school_slug"),
+                 schools.c.name.label("school_display"))
+
+
+def _view_query() -> Any:
+    return (select(*_VIEW_COLUMNS).outerjoin(schools, schools.c.id == incidents.c.school_id)
+            .outerjoin(boards, boards.c.id == incidents.c.board_id))
+
+
+def get_incident(conn: Connection, incident_id: int, *, default_timezone: str = "UTC",
+                 now: float | None = None) -> IncidentView:
+    row = conn.execute(_view_query().where(incidents.c.id == incident_id)).first()
+    if row is None:
+        raise UnknownIncident(f"no incident {incident_id} (see: incident list)")
+    events = [EventView(e.id, e.at, e.actor, e.action, e.from_state, e.to_state, e.note)
+              for e in conn.execute(select(incident_events).where(incident_events.c.incident_id == row.id)
+                                    .order_by(incident_events.c.at, incident_events.c.id))]
+    children = list(conn.scalars(select(incidents.c.id).where(incidents.c.parent_id == row.id)
+                                 .order_by(incidents.c.id)))
+    calendar = load_calendar(conn, row.school_id, default_timezone) if row.school_id else None
+    return _view(row, calendar, now, events, children)
+
+
+def list_incidents(conn: Connection, board: str | None = None, school: str | None = None,
+                   states: Iterable[str] | None = None, *, default_timezone: str = "UTC",
+                   now: float | None = None) -> list[IncidentView]:
+    """Incidents, newest first; ``school`` is SCHOOL or BOARD/SCHOOL (RegistryError when
+    unknown); ``states`` None = every state."""
+    query = _view_query().order_by(incidents.c.started_at.desc(), incidents.c.id.desc())
+    if board:
+        query = query.where(boards.c.slug == board)
+    if school:
+        school_pk = resolve_school(conn, f"{board}/{school}" if board and "/" not in school else school)[0]
+        query = query.where(incidents.c.school_id == school_pk)
+    if states is not None:
+        wanted = list(states)
+        unknown = [s for s in wanted if s not in STATES]
+        if unknown:
+            raise IncidentError(f"no state {unknown[0]!r} (states: {', '.join(STATES)})")
+        query = query.where(incidents.c.state.in_(wanted))
+    rows = conn.execute(query).all()
+    calendars: dict[int, SchoolCalendar] = {}
+    views = []
+    for row in rows:
+        calendar = None
+        if row.school_id is not None:
+            if row.school_id not in calendars:
+                calendars[row.school_id] = load_calendar(conn, row.school_id, default_timezone)
+            calendar = calendars[row.school_id]
+        views.append(_view(row, calendar, now, [], []))
+    return views
+
+
+def _view(row: Any, calendar: SchoolCalendar | None, now: float | None, events: list[EventView],
+          children: list[int]) -> IncidentView:
+    return IncidentView(
+        id=row.id, key=row.key, kind=row.kind, state=row.state, board=row.board_slug,
+        school=row.school_slug, school_name=row.school_display, board_id=row.board_id,
+        school_id=row.school_id, connection_id=row.connection_id, agent_id=row.agent_id,
+        room_id=row.room_id, parent_id=row.parent_id, provider_id=row.provider_id,
+        provider=row.provider, responsible=row.responsible, started_at=row.started_at,
+        detected_at=row.detected_at, last_evidence_at=row.last_evidence_at,
+        acknowledged_at=row.acknowledged_at, escalated_at=row.escalated_at,
+        restored_at=row.restored_at, closed_at=row.closed_at, resolution=row.resolution,
+        resolution_note=row.resolution_note, ticket=row.ticket, impact=row.impact,
+        urgency=row.urgency, sla_restore_seconds=row.sla_restore_seconds, sla_clock=row.sla_clock,
+        sla_deadline_at=row.sla_deadline_at, assessment=row.assessment or {},
+        findings=row.findings or {}, updated_at=row.updated_at,
+        restore=restore_figures(row, calendar, now), children=children, events=events)
+
+
+# --- one action, as the CLI and the API do it -------------------------------------------------
+
+ACTIONS = ("acknowledge", "escalate", "resolve", "dismiss", "note", "ticket")
+
+
+def perform(engine: Any, incident_id: int, action: str, actor: str, *, note: str | None = None,
+            ticket: str | None = None, reason: str | None = None, now: float,
+            channels: Channels | None = None, default_timezone: str = "UTC") -> IncidentView:
+    """Do ``action`` in one write transaction; the incident as it is afterwards."""
+    from collector.db.engine import writer
+
+    channels = channels or Channels()
+    with writer(engine) as conn, conn.begin():
+        if action == "acknowledge":
+            acknowledge(conn, incident_id, actor, note, now, channels=channels)
+        elif action == "escalate":
+            escalate(conn, incident_id, actor, ticket, note, now, channels=channels)
+        elif action == "resolve":
+            resolve(conn, incident_id, actor, note or reason, now, channels=channels)
+        elif action == "dismiss":
+            dismiss(conn, incident_id, actor, reason or note, now, channels=channels)
+        elif action == "note":
+            add_note(conn, incident_id, actor, note, now)
+        elif action == "ticket":
+            set_ticket(conn, incident_id, actor, ticket, now)
+        else:
+            raise IncidentError(f"no action {action!r} (actions: {', '.join(ACTIONS)})")
+    with engine.connect() as conn:
+        return get_incident(conn, incident_id, default_timezone=default_timezone, now=now)
