@@ -18,11 +18,22 @@ from agent.wire import INGEST_PATH
 from collector.db.engine import open_engine
 from collector.db.migrate import upgrade
 from collector.deps import Admin
+from collector.incidents.run import incident_loop
 from collector.ingest import GroupCommitter
 from collector.metrics import CollectorMetrics
 from collector.retention import retention_loop
 from collector.rooms import Thresholds
-from collector.routes import admin, enrol, health, ingest, registry, speed, verdicts
+from collector.routes import (
+    admin,
+    enrol,
+    health,
+    incidents_api,
+    incidents_pages,
+    ingest,
+    registry,
+    speed,
+    verdicts,
+)
 from collector.settings import CollectorSettings
 from collector.verdict_metrics import VerdictFamilies
 
@@ -55,7 +66,8 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
                                  default_timezone=settings.timezone, ttl=settings.verdict_refresh))
     app.state.committer = GroupCommitter(engine)
 
-    for module in (ingest, enrol, speed, admin, registry, verdicts, health):
+    for module in (ingest, enrol, speed, admin, registry, verdicts, incidents_api, incidents_pages,
+                   health):
         app.include_router(module.router)
     if not development:
         @app.get("/openapi.json", include_in_schema=False, dependencies=[Admin])
@@ -79,19 +91,24 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
                             headers={"Retry-After": "5"})
 
     app.add_middleware(CountIngestAnswers, metrics=app.state.metrics)
-    # Raw records older than the retention go once a day (collector/retention.py). With
-    # --workers N each worker runs it: the runs are idempotent, the later ones find nothing.
-    retention: list[asyncio.Task[None]] = []
+    # Raw records older than the retention go once a day (collector/retention.py); incidents
+    # are detected and their notifications sent every few minutes (collector/incidents/run.py).
+    # With --workers N each worker runs both: retention runs are idempotent (the later ones
+    # find nothing), and an incident is opened once (a unique index on its key) and each
+    # notification claimed before it is sent.
+    background: list[asyncio.Task[None]] = []
 
-    def start_retention() -> None:
-        retention.append(asyncio.get_running_loop().create_task(retention_loop(engine, settings)))
+    def start_background() -> None:
+        loop = asyncio.get_running_loop()
+        background.append(loop.create_task(retention_loop(engine, settings)))
+        background.append(loop.create_task(incident_loop(engine, settings)))
 
-    def stop_retention() -> None:
-        for task in retention:
+    def stop_background() -> None:
+        for task in background:
             task.cancel()
 
-    app.router.add_event_handler("startup", start_retention)
-    app.router.add_event_handler("shutdown", stop_retention)
+    app.router.add_event_handler("startup", start_background)
+    app.router.add_event_handler("shutdown", stop_background)
     app.router.add_event_handler("shutdown", app.state.committer.close)
     app.router.add_event_handler("shutdown", engine.dispose)
     return app

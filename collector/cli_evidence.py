@@ -1,0 +1,99 @@
+"""``schoolnet-collector evidence ID``: an incident's evidence pack as HTML, PDF, CSV or JSON,
+or (``--link``) a share link to it for the provider's helpdesk."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, TypeAlias
+
+Subcommands: TypeAlias = "argparse._SubParsersAction[Any]"
+
+
+def register(commands: Subcommands, imports: Subcommands, exports: Subcommands) -> None:
+    from collector.incidents.export import TABLES
+
+    evidence = commands.add_parser(
+        "evidence", help="an incident's evidence pack (html, pdf, csv, json), or a share link to it"
+    )
+    evidence.add_argument("incident", type=int, help="the incident's number")
+    evidence.add_argument(
+        "--format",
+        choices=("html", "pdf", "csv", "json"),
+        default="html",
+        help="what to write (default html)",
+    )
+    evidence.add_argument(
+        "--table",
+        choices=TABLES,
+        default="measurements",
+        help="for --format csv: which table (default measurements)",
+    )
+    evidence.add_argument("--lang", choices=("nl", "en"), default="nl", help="language (default nl)")
+    evidence.add_argument(
+        "-o", "--output", type=Path, help="write to this file (pdf needs it unless stdout is not a terminal)"
+    )
+    evidence.add_argument(
+        "--link",
+        action="store_true",
+        help="print a share link instead (no token needed to open it; revoke with the admin API)",
+    )
+    evidence.add_argument("--valid-for", default="14d", help="with --link: how long it works (default 14d)")
+    evidence.set_defaults(run=cmd_evidence)
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    from collector.cli import PROG, UsageError, duration_option, load_settings, open_store
+    from collector.db.engine import writer
+    from collector.incidents.evidence import IncidentNotFound, evidence_document
+    from collector.incidents.export import evidence_csv, evidence_json
+    from collector.incidents.shares import create_share
+    from collector.routes.incidents_pages import share_url
+
+    settings = load_settings(args)
+    engine = open_store(args)
+    now = time.time()
+    if args.link:
+        valid_for = duration_option(args.valid_for, "--valid-for")
+        try:
+            with writer(engine) as conn, conn.begin():
+                secret = create_share(conn, args.incident, valid_for, now)
+        except LookupError as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 1
+        except ValueError as exc:
+            raise UsageError(f"--valid-for: {exc}") from None
+        print(share_url(settings, args.incident, secret))
+        return 0
+    if args.format == "pdf" and args.output is None and sys.stdout.isatty():
+        raise UsageError("a PDF is binary: write it with -o FILE (or redirect stdout)")
+    try:
+        with engine.connect() as conn:
+            document = evidence_document(conn, args.incident, now, settings.timezone)
+            if args.format == "csv":
+                body: str | bytes = evidence_csv(document, args.table, conn, settings.timezone)
+            elif args.format == "json":
+                body = evidence_json(document)
+            elif args.format == "pdf":
+                from collector.incidents.pdf import evidence_pdf
+
+                body = evidence_pdf(document, args.lang)
+            else:
+                from collector.incidents.render import evidence_html
+
+                body = evidence_html(document, args.lang)
+    except IncidentNotFound as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    data = body.encode() if isinstance(body, str) else body
+    if args.output is not None:
+        try:
+            args.output.write_bytes(data)
+        except OSError as exc:
+            raise UsageError(f"-o {args.output}: {exc.strerror or exc}") from None
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return 0

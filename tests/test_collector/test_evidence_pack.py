@@ -1,0 +1,174 @@
+"""The evidence pack's document, texts, CSV and JSON, from records ingested through the real
+ingest route and an incident row as detection writes it (tests/support/incidents.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+from support import incidents as si
+from test_collector.conftest import Site, make_site
+
+from collector.incidents.evidence import IncidentNotFound, evidence_document
+from collector.incidents.export import UnknownTable, evidence_csv, evidence_json
+from collector.incidents.pdf import evidence_pdf
+from collector.incidents.render import evidence_html
+from collector.incidents.text import duration, percent, rate, summary_paragraph, when
+
+TZ = "Europe/Amsterdam"
+
+
+@pytest.fixture
+def slow(tmp_path: Path) -> Iterator[tuple[Site, dict[str, Any]]]:
+    with make_site(tmp_path) as site:
+        si.register_line(site.engine)
+        si.slow_line_day(site)
+        pk = si.slow_line_incident(site, si.result_ids(site))
+        with site.engine.connect() as conn:
+            yield site, evidence_document(conn, pk, si.local(16), TZ)
+
+
+@pytest.fixture
+def outage(tmp_path: Path) -> Iterator[tuple[Site, dict[str, Any]]]:
+    with make_site(tmp_path) as site:
+        si.register_line(site.engine)
+        si.outage_day(site)
+        pk = si.outage_incident(site)
+        with site.engine.connect() as conn:
+            yield site, evidence_document(conn, pk, si.local(16), TZ)
+
+
+def test_bandwidth_document_has_the_contract_the_rule_and_every_measurement(slow: Any) -> None:
+    _, doc = slow
+    line = doc["line"]
+    assert line["provider"] == "Example Fibre"
+    assert line["terms"]["download"]["advertised_bytes_per_second"] == 100 * si.MBIT
+    assert line["terms"]["download"]["minimum_bytes_per_second"] == 50 * si.MBIT
+    assert line["terms"]["monthly_cost"] == 89.5
+    rule = doc["rule"]
+    assert rule["threshold"] == 0.8 and rule["measured"] == pytest.approx(0.41)
+    assert rule["tests"] == 4 and rule["servers"] == [si.SERVER_A, si.SERVER_B]
+    assert rule["median_bytes_per_second"] == pytest.approx(41 * si.MBIT)
+    assert rule["in_session"] is True
+    # Every test of the period, the invalid one too, with why it is invalid.
+    rows = doc["measurements"]
+    assert len(rows) == 5
+    invalid = [m for m in rows if not m["valid"]]
+    assert len(invalid) == 1 and "CPU" in invalid[0]["invalid_reasons"][0] and not invalid[0]["counted"]
+    first = rows[0]
+    assert first["measured_at"]["local"] == "2026-03-03T09:12:30+01:00"
+    assert first["download_ratio"] == pytest.approx(0.41) and first["retest_server"] == si.SERVER_B
+    assert first["retest_download_ratio"] == pytest.approx(0.40)
+    assert first["concurrent_devices"] == 182 and first["download_cross_traffic_bytes"] == 1_200_000
+    assert first["backend"] == "http" and first["streams"] == 4 and first["counted"]
+    assert first["gateway_loss_ratio"] == 0.0 and first["gateway_latency_p50_seconds"] == pytest.approx(
+        0.0006
+    )
+    lan = doc["lan_evidence"]
+    assert lan["conclusion"] == "lan_fine" and lan["bucket_seconds"] == 300
+    assert lan["summary"]["windows"] == lan["summary"]["gateway_fine_windows"] > 400
+    assert lan["summary"]["access_hop_addresses"] == [si.ACCESS_HOP]
+    assert doc["devices"]["peak"] is not None and doc["devices"]["counts"]
+    assert doc["events"][0]["action"] == "opened"
+    assert doc["incident"]["sla"]["restore_seconds"] == 8 * 3600 and doc["incident"]["sla"]["met"] is None
+
+
+def test_outage_document_has_the_timeline_and_the_sla(outage: Any) -> None:
+    _, doc = outage
+    assert [(o["kind"], o["duration_seconds"]) for o in doc["outages"]] == [("isp", 47 * 60 + 30)]
+    assert doc["rule"]["measured"] == 47 * 60 + 30 and doc["rule"]["threshold"] == 300
+    sla = doc["incident"]["sla"]
+    assert sla["time_to_restore_seconds"] == 47 * 60 + 30 and sla["met"] is True
+    assert doc["incident"]["ticket"] == "EF-2026-0412"
+    down = [b for b in doc["lan_evidence"]["buckets"] if b["segment"] == "access"]
+    # The gateway answered every probe while the internet targets answered none.
+    assert all(b["gateway_loss_ratio"] == 0 for b in down)
+    assert sum(1 for b in down if b["targets_loss_ratio"] == 1) >= 8
+    assert [e["action"] for e in doc["events"]] == ["opened", "escalated", "resolved"]
+
+
+def test_unknown_incident(slow: Any) -> None:
+    site, _ = slow
+    with site.engine.connect() as conn, pytest.raises(IncidentNotFound):
+        evidence_document(conn, 999, si.local(16), TZ)
+
+
+def test_numbers_and_times_per_language() -> None:
+    assert rate(12.5 * si.MBIT, "nl") == "12,5 Mbit/s" and rate(12.5 * si.MBIT, "en") == "12.5 Mbit/s"
+    assert rate(None, "nl") == "niet gemeten" and rate(None, "en") == "not measured"
+    assert percent(0.41, "nl") == "41 %"
+    stamp = {"seconds": si.local(10, 15), "local": "2026-03-03T10:15:00+01:00"}
+    assert when(stamp, "nl", TZ) == "di 3 mrt 2026 10:15 (CET)"
+    assert when(stamp, "en", TZ) == "Tue 3 Mar 2026 10:15 (CET)"
+    assert duration(2850, "en") == "47 min 30 s" and duration(8 * 3600, "nl") == "8 u"
+
+
+def test_summary_in_both_languages(slow: Any) -> None:
+    _, doc = slow
+    en = summary_paragraph(doc, "en")
+    assert en.startswith(
+        "On Tuesday 3 March 2026 from 09:12 the line of De Regenboog (provider Example Fibre, "
+        "contract 100/100 Mbit/s) delivered a median of 41 Mbit/s download, 41 % of the "
+        "advertised speed, in 4 valid tests on 2 servers during school hours; the school's "
+        "gateway answered without loss throughout, so the school network is not the cause."
+    )
+    nl = summary_paragraph(doc, "nl")
+    assert nl.startswith(
+        "Op dinsdag 3 maart 2026 leverde de verbinding van De Regenboog (provider Example "
+        "Fibre, contract 100/100 Mbit/s) vanaf 09:12 een mediaan van 41 Mbit/s download, 41 % "
+        "van de geadverteerde snelheid, in 4 geldige metingen op 2 servers tijdens schooltijd"
+    )
+    assert "het schoolnetwerk is niet de oorzaak" in nl and "8 u voor herstel" in nl
+
+
+def test_outage_summary(outage: Any) -> None:
+    _, doc = outage
+    en = summary_paragraph(doc, "en")
+    assert "was down from 10:02 to 10:49 (47 min 30 s" in en and "SLA met" in en and "EF-2026-0412" in en
+    nl = summary_paragraph(doc, "nl")
+    assert "van 10:02 tot 10:49 (47 min 30 s) onderbroken" in nl and "SLA gehaald" in nl
+
+
+def test_csv_tables_have_headers_with_units_and_the_rows(slow: Any) -> None:
+    site, doc = slow
+    rows = list(csv.DictReader(io.StringIO(evidence_csv(doc, "measurements"))))
+    assert len(rows) == 5
+    assert rows[0]["download_bytes_per_second"] == str(41 * si.MBIT)
+    assert rows[0]["measured_at_local"] == "2026-03-03T09:12:30+01:00" and rows[0]["valid"] == "true"
+    assert rows[0]["retest_server"] == si.SERVER_B
+    with site.engine.connect() as conn:
+        windows = list(csv.DictReader(io.StringIO(evidence_csv(doc, "windows", conn, TZ))))
+    assert len(windows) == doc["lan_evidence"]["summary"]["windows"]
+    assert windows[0]["gateway_address"] == si.GATEWAY and windows[0]["targets_sent"] == "240"
+    assert evidence_csv(doc, "outages").splitlines() == [
+        "agent,kind,start_unix_seconds,start_local,end_unix_seconds,end_local,duration_seconds,ongoing,detail"
+    ]
+    with pytest.raises(UnknownTable):
+        evidence_csv(doc, "secrets")
+
+
+def test_json_round_trip(slow: Any) -> None:
+    _, doc = slow
+    assert json.loads(evidence_json(doc)) == json.loads(json.dumps(doc))
+
+
+def test_html_and_pdf_carry_the_figures_in_both_languages(slow: Any, tmp_path: Path) -> None:
+    _, doc = slow
+    html = evidence_html(doc, "nl")
+    assert '<html lang="nl">' in html and "41 %" in html and "Example Fibre" in html and "<svg" in html
+    assert "http://" not in html.replace(si.SERVER_A, "").replace(si.SERVER_B, "")
+    for lang, words in (
+        ("nl", ("Samenvatting", "geadverteerde snelheid", "Snelheidsmetingen")),
+        ("en", ("Summary", "advertised speed", "Bandwidth measurements")),
+    ):
+        reader = PdfReader(io.BytesIO(evidence_pdf(doc, lang)))
+        pdf_text = " ".join(page.extract_text() for page in reader.pages)
+        for word in words:
+            assert word in pdf_text, (lang, word)
+        assert "De Regenboog" in pdf_text and "127.0.0.1:9101" in pdf_text
