@@ -132,6 +132,9 @@ schoolnet demo is running (Ctrl-C stops it). Look here:
   one measurement:         .venv/bin/schoolnet-agent --config {agent_config} measure bandwidth --json
   verdicts (the contract in {contracts}):
     .venv/bin/schoolnet-collector --db sqlite:///{database} verdicts --school demo-board/demo-school
+  incidents (checked every 5 minutes; the demo's loopback line beats its contract, so
+    expect none unless the agent stops reporting in school hours):
+    .venv/bin/schoolnet-collector --db sqlite:///{database} incident list --state all
 """, flush=True)
         while collector.poll() is None and agent.poll() is None:
             time.sleep(0.5)
