@@ -18,7 +18,7 @@ def register(commands: Subcommands, imports: Subcommands, exports: Subcommands) 
     evidence = commands.add_parser(
         "evidence", help="an incident's evidence pack (html, pdf, csv, json), or a share link to it"
     )
-    evidence.add_argument("incident", type=int, help="the incident's number")
+    evidence.add_argument("incident", type=incident_number, help="the incident's number")
     evidence.add_argument(
         "--format",
         choices=("html", "pdf", "csv", "json"),
@@ -42,6 +42,19 @@ def register(commands: Subcommands, imports: Subcommands, exports: Subcommands) 
     )
     evidence.add_argument("--valid-for", default="14d", help="with --link: how long it works (default 14d)")
     evidence.set_defaults(run=cmd_evidence)
+
+
+def incident_number(text: str) -> int:
+    """An incident's number: a positive SQL integer (a larger one would overflow SQLite)."""
+    from collector.routes.incidents_pages import MAX_INCIDENT_ID
+
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an incident number") from None
+    if not 1 <= number <= MAX_INCIDENT_ID:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an incident number (1 to {MAX_INCIDENT_ID})")
+    return number
 
 
 def cmd_evidence(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, select
 from collector.calendar import DEFAULT_DAY, SchoolCalendar, load_calendar
 from collector.contracts import ConnectionInfo
 from collector.db.schema import agents, boards, incident_events, incidents, schools
-from collector.incidents.contacts import escalation_contact
+from collector.incidents.contacts import board_escalation, escalation_contact
 from collector.incidents.history import BandwidthTest, SchoolHistory, Window, load_history
 from collector.incidents.model import DetectionPolicy
 from collector.incidents.store import restore_figures
@@ -139,6 +139,7 @@ def evidence_document(
         "lan_evidence": _lan_evidence(history, calendar, policy, start, end),
         "outages": [_outage(o, calendar) for o in history.outages] if history else [],
         "devices": _devices(history, calendar) if history else {"counts": [], "peak": None, "median": None},
+        "readings": _readings(history, calendar, row.room_id) if history else [],
         "events": _events(conn, incident_pk, calendar),
         "children": children,
     }
@@ -174,7 +175,7 @@ def _incident(
     now: float,
 ) -> dict[str, Any]:
     supplier = assessment.get("supplier")
-    contact = _contact(conn, row.school_id, assessment)
+    contact = _contact(conn, row.school_id, row.board_id, assessment)
     return {
         "id": row.id,
         "key": row.key,
@@ -199,7 +200,7 @@ def _incident(
         "reasons": [_reason(r) for r in assessment.get("reasons") or ()],
         "supplier": supplier if isinstance(supplier, (dict, str)) else None,
         "escalation_contact": contact,
-        "sla": _sla(row, calendar, terms, now),
+        "sla": _sla(row, calendar, terms if row.responsible == "provider" else None, now),
     }
 
 
@@ -218,13 +219,20 @@ def _reason(reason: Any) -> dict[str, Any]:
     return {"code": None, "params": {}, "text": str(reason)}
 
 
-def _contact(conn: Connection, school_pk: int | None, assessment: Mapping[str, Any]) -> dict[str, Any] | None:
+def _contact(
+    conn: Connection, school_pk: int | None, board_pk: int | None, assessment: Mapping[str, Any]
+) -> dict[str, Any] | None:
     """Who contacts the provider: the registry's contact now, else the one the assessment
-    recorded when the incident was assessed."""
+    recorded when the incident was assessed. A provider-wide incident has no school: the
+    board's central ICT contact, where its board escalates centrally, is the one escalation."""
     if school_pk is not None:
         found = escalation_contact(conn, school_pk)
         if found is not None:
             return found.as_document()
+    elif board_pk is not None:
+        central = board_escalation(conn, board_pk)
+        if central.mode == "central" and (central.email or central.phone):
+            return {"name": central.name, "email": central.email, "phone": central.phone, "role": "central"}
     stored = assessment.get("contact")
     return dict(stored) if isinstance(stored, Mapping) else None
 
@@ -477,14 +485,20 @@ def _rule(
             threshold=_number(figures.get("threshold_dbm")) or policy.wifi_poor_dbm,
             measured=measured,
             room=figures.get("room"),
+            room_name=figures.get("room_name") or figures.get("room"),
+            observations=_number(figures.get("observations")),
         )
     elif kind == "silent":
         agent = next((a for a in history.agents if a.pk == row.agent_id), None) if history else None
         last = agent.last_report_at if agent else _number(figures.get("last_report_at"))
+        if last is None:
+            # Never reported: silent since it was enrolled (as the detector counts it).
+            last = agent.created_at if agent else _number(figures.get("enrolled_at"))
         rule.update(
             quantity="seconds",
             comparison="at_least",
-            threshold=_number(figures.get("silent_after_seconds")) or policy.silent_after_seconds,
+            threshold=_number(_first(figures, "threshold_seconds", "silent_after_seconds"))
+            or policy.silent_after_seconds,
             measured=None if last is None else (row.restored_at or now) - last,
             agent=agent.slug if agent else figures.get("agent"),
         )
@@ -626,6 +640,25 @@ def _devices(history: SchoolHistory, calendar: SchoolCalendar) -> dict[str, Any]
         "peak": max(values) if values else None,
         "median": statistics.median(values) if values else None,
     }
+
+
+def _readings(history: SchoolHistory, calendar: SchoolCalendar, room_pk: int | None) -> list[dict[str, Any]]:
+    """The Wi-Fi readings of the period: the incident's room's (every room's when it is about
+    none). What a Wi-Fi incident is decided on; the agent's own link, no pupil's device."""
+    slugs = {a.pk: a.slug for a in history.agents}
+    return [
+        {
+            "room": r.room_slug,
+            "room_name": r.room_name,
+            "agent": slugs.get(r.agent_pk),
+            "measured_at": stamp(r.measured_at, calendar),
+            "in_session": r.in_session,
+            "source": r.source,
+            "signal_dbm": r.signal_dbm,
+        }
+        for r in history.readings
+        if room_pk is None or r.room_pk == room_pk
+    ]
 
 
 def _events(conn: Connection, incident_pk: int, calendar: SchoolCalendar) -> list[dict[str, Any]]:

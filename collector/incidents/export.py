@@ -10,6 +10,7 @@ are values the store does not have. The tables:
   five-minute buckets): gateway and internet targets side by side;
 - ``outages``: each outage (kind, start, end, duration, agent, detail);
 - ``devices``: each concurrent-device count;
+- ``readings``: each Wi-Fi reading of the incident's room (every room's for other kinds);
 - ``events``: the incident's timeline.
 """
 
@@ -27,7 +28,7 @@ from collector.calendar import load_calendar
 from collector.incidents.evidence import stamp
 from collector.incidents.history import load_history
 
-TABLES = ("measurements", "windows", "outages", "devices", "events")
+TABLES = ("measurements", "windows", "outages", "devices", "readings", "events")
 
 
 class UnknownTable(ValueError):
@@ -113,6 +114,16 @@ _OUTAGE_COLUMNS = (
     "detail",
 )
 _DEVICE_COLUMNS = ("agent", "measured_at_unix_seconds", "measured_at_local", "concurrent_devices")
+_READING_COLUMNS = (
+    "room",
+    "room_name",
+    "agent",
+    "measured_at_unix_seconds",
+    "measured_at_local",
+    "in_session",
+    "source",
+    "signal_dbm",
+)
 _EVENT_COLUMNS = ("at_unix_seconds", "at_local", "actor", "action", "from_state", "to_state", "note")
 
 
@@ -181,6 +192,15 @@ def _device_rows(document: Mapping[str, Any], conn: Connection | None, tz: str) 
         }
 
 
+def _reading_rows(
+    document: Mapping[str, Any], conn: Connection | None, tz: str
+) -> Iterable[dict[str, Any]]:
+    for r in document.get("readings") or ():
+        row = {k: v for k, v in r.items() if k != "measured_at"}
+        row.update(_time("measured_at", r["measured_at"]))
+        yield row
+
+
 def _event_rows(document: Mapping[str, Any], conn: Connection | None, tz: str) -> Iterable[dict[str, Any]]:
     for e in document["events"]:
         yield {
@@ -196,6 +216,7 @@ _TABLES: dict[
     "windows": (_WINDOW_COLUMNS, _window_rows),
     "outages": (_OUTAGE_COLUMNS, _outage_rows),
     "devices": (_DEVICE_COLUMNS, _device_rows),
+    "readings": (_READING_COLUMNS, _reading_rows),
     "events": (_EVENT_COLUMNS, _event_rows),
 }
 

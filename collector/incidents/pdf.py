@@ -16,6 +16,7 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import LongTable, Paragraph, SimpleDocTemplate, Spacer, TableStyle
 
@@ -74,17 +75,47 @@ def _p(value: Any, style: ParagraphStyle = _CELL) -> Paragraph:
     return Paragraph(escape(str(value)).replace("\n", "<br/>"), style)
 
 
+# A table row cannot break across pages: a cell taller than the page (a 4,000-character
+# note in a narrow column, a reason with hundreds of line breaks) would stop the whole PDF
+# (reportlab's LayoutError). A cell holds at most this many lines; the rest is cut, and
+# says so: the JSON and CSV have every character.
+MAX_CELL_LINES = 40
+CUT_MARK = " [...]"
+
+
+def _fit(value: Any, width: float, style: ParagraphStyle = _CELL) -> str:
+    """``value`` cut to MAX_CELL_LINES lines of a column ``width`` points wide (counting every
+    character as wide as a capital W: no cell is ever taller)."""
+    text = str(value)
+    per_line = max(int((width - 6) / (style.fontSize * 0.95)), 1)
+    lines, kept = 0, []
+    for part in text.split("\n"):
+        need = max(-(-len(part) // per_line), 1)
+        if lines + need > MAX_CELL_LINES:
+            room = (MAX_CELL_LINES - lines) * per_line - len(CUT_MARK)
+            if room > 0:
+                kept.append(part[:room])
+            return "\n".join(kept) + CUT_MARK
+        kept.append(part)
+        lines += need
+    return text
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], widths: Sequence[float]) -> LongTable:
     total = sum(widths)
-    data = [[_p(h, _CELL_HEAD) for h in header]] + [[_p(c) for c in row] for row in rows]
-    table = LongTable(data, colWidths=[w / total * _WIDTH for w in widths], repeatRows=1)
+    columns = [w / total * _WIDTH for w in widths]
+    data = [[_p(h, _CELL_HEAD) for h in header]] + [
+        [_p(_fit(c, columns[i])) for i, c in enumerate(row)] for row in rows
+    ]
+    table = LongTable(data, colWidths=columns, repeatRows=1)
     table.setStyle(_TABLE_STYLE)
     return table
 
 
 def _kv(rows: Sequence[tuple[str, Any]]) -> LongTable:
-    data = [[_p(k, _CELL_HEAD), _p(v)] for k, v in rows]
-    table = LongTable(data, colWidths=[0.32 * _WIDTH, 0.68 * _WIDTH])
+    columns = [0.32 * _WIDTH, 0.68 * _WIDTH]
+    data = [[_p(_fit(k, columns[0]), _CELL_HEAD), _p(_fit(v, columns[1]))] for k, v in rows]
+    table = LongTable(data, colWidths=columns)
     table.setStyle(_KV_STYLE)
     return table
 
@@ -108,12 +139,24 @@ class _NumberedCanvas(Canvas):
             self.__dict__.update(state)
             self.setFont("Helvetica", 7.5)
             self.setFillColor(colors.HexColor("#555555"))
-            self.drawString(12 * mm, 8 * mm, self.title)
+            self.drawString(12 * mm, 8 * mm, _footer(self.title))
             self.drawRightString(
                 A4[0] - 12 * mm, 8 * mm, f"{self.label} {self._pageNumber} / {len(self._pages)}"
             )
             super().showPage()
         super().save()
+
+
+def _footer(title: str) -> str:
+    """The title on one line that leaves room for the page number (a school's name may be long
+    or hold line breaks)."""
+    line = " ".join(title.split())
+    room = A4[0] - 24 * mm - 30 * mm
+    if stringWidth(line, "Helvetica", 7.5) <= room:
+        return line
+    while line and stringWidth(line + "...", "Helvetica", 7.5) > room:
+        line = line[:-1]
+    return line + "..."
 
 
 def evidence_pdf(document: Mapping[str, Any], lang: Lang) -> bytes:
@@ -145,7 +188,15 @@ def evidence_pdf(document: Mapping[str, Any], lang: Lang) -> bytes:
     ]
 
     sla = incident["sla"]
-    sla_result = tr("sla_open") if sla["met"] is None else tr("sla_met") if sla["met"] else tr("sla_missed")
+    sla_result = (
+        tr("sla_none")
+        if sla["restore_seconds"] is None
+        else tr("sla_open")
+        if sla["met"] is None
+        else tr("sla_met")
+        if sla["met"]
+        else tr("sla_missed")
+    )
     contact = incident.get("escalation_contact")
     contact_text = (
         ", ".join(str(v) for v in (contact.get("name"), contact.get("email"), contact.get("phone")) if v)
@@ -169,6 +220,7 @@ def evidence_pdf(document: Mapping[str, Any], lang: Lang) -> bytes:
                 (tr("state"), text.label(lang, "state", incident["state"])),
                 (tr("started"), when(incident["started_at"])),
                 (tr("detected"), when(incident["detected_at"])),
+                (tr("acknowledged"), when(incident["acknowledged_at"])),
                 (tr("escalated"), when(incident["escalated_at"])),
                 (tr("restored"), when(incident["restored_at"])),
                 (
@@ -279,6 +331,7 @@ def evidence_pdf(document: Mapping[str, Any], lang: Lang) -> bytes:
         story += _measurement_section(document, lang)
         story += _lan_section(document, lang)
         story += _outage_section(document, lang)
+        story += _readings_section(document, lang)
         devices = document["devices"]
         story += [
             Paragraph(escape(tr("sec_devices")), _H2),
@@ -316,7 +369,7 @@ def evidence_pdf(document: Mapping[str, Any], lang: Lang) -> bytes:
                 [
                     when(e["at"]),
                     e["actor"],
-                    e["action"],
+                    text.label(lang, "action", e["action"]),
                     (f"{e['from_state'] or ''} > {e['to_state']}" if e.get("to_state") else ""),
                     e.get("note") or "",
                 ]
@@ -522,6 +575,35 @@ def _lan_section(document: Mapping[str, Any], lang: Lang) -> list[Any]:
             )
         )
     return out
+
+
+def _readings_section(document: Mapping[str, Any], lang: Lang) -> list[Any]:
+    readings = document.get("readings") or []
+    if not readings:
+        return []
+
+    def tr(key: str) -> str:
+        return text.t(lang, key)
+
+    return [
+        Paragraph(escape(tr("sec_readings")), _H2),
+        _table(
+            [tr("col_time"), tr("col_room"), tr("col_agent"), tr("col_source"), tr("col_in_session"),
+             tr("col_signal")],
+            [
+                [
+                    text.short_time(r["measured_at"], lang),
+                    r["room_name"],
+                    r.get("agent") or "-",
+                    r["source"],
+                    tr("yes" if r["in_session"] else "no"),
+                    text.dbm(r["signal_dbm"], lang),
+                ]
+                for r in readings
+            ],
+            [2, 3, 2, 1.5, 1.5, 1.5],
+        ),
+    ]
 
 
 def _outage_section(document: Mapping[str, Any], lang: Lang) -> list[Any]:

@@ -68,7 +68,7 @@ def links(incident_pk: int, lang: Lang, share: str | None) -> dict[str, str]:
         "json": url(f"{base}/evidence.json"),
         **{
             f"csv_{table}": url(f"{base}/evidence.csv", table=table)
-            for table in ("measurements", "windows", "outages", "devices")
+            for table in ("measurements", "windows", "outages", "devices", "readings")
         },
     }
 

@@ -35,6 +35,21 @@ STRINGS: dict[Lang, dict[str, str]] = {
         "csv_windows": "CSV: connectivity windows",
         "csv_outages": "CSV: outages",
         "csv_devices": "CSV: devices",
+        "csv_readings": "CSV: Wi-Fi readings",
+        "sec_readings": "Wi-Fi readings",
+        "col_room": "Room",
+        "col_signal": "Signal",
+        "col_source": "Source",
+        "col_in_session": "School hours",
+        "action.opened": "opened",
+        "action.reassessed": "reassessed",
+        "action.merged": "merged",
+        "action.note": "note",
+        "action.ticket": "ticket",
+        "action.acknowledged": "acknowledged",
+        "action.escalated": "escalated",
+        "action.resolved": "resolved",
+        "action.dismissed": "dismissed",
         "generated": "Generated",
         "period": "Period shown",
         "timezone": "Time zone",
@@ -77,6 +92,7 @@ STRINGS: dict[Lang, dict[str, str]] = {
         "sla_met": "met",
         "sla_missed": "missed",
         "sla_open": "not yet known (still open)",
+        "sla_none": "none applies",
         "no_contact": "no escalation contact known (set one: board set / school set)",
         "board": "Board",
         "school_name": "School",
@@ -203,6 +219,21 @@ STRINGS: dict[Lang, dict[str, str]] = {
         "csv_windows": "CSV: verbindingsvensters",
         "csv_outages": "CSV: onderbrekingen",
         "csv_devices": "CSV: apparaten",
+        "csv_readings": "CSV: wifi-metingen",
+        "sec_readings": "Wifi-metingen",
+        "col_room": "Lokaal",
+        "col_signal": "Signaal",
+        "col_source": "Bron",
+        "col_in_session": "Schooltijd",
+        "action.opened": "geopend",
+        "action.reassessed": "opnieuw beoordeeld",
+        "action.merged": "samengevoegd",
+        "action.note": "notitie",
+        "action.ticket": "ticketnummer",
+        "action.acknowledged": "in behandeling genomen",
+        "action.escalated": "gemeld bij de provider",
+        "action.resolved": "opgelost",
+        "action.dismissed": "afgewezen",
         "generated": "Gemaakt",
         "period": "Getoonde periode",
         "timezone": "Tijdzone",
@@ -245,6 +276,7 @@ STRINGS: dict[Lang, dict[str, str]] = {
         "sla_met": "gehaald",
         "sla_missed": "niet gehaald",
         "sla_open": "nog niet bekend (loopt nog)",
+        "sla_none": "niet van toepassing",
         "no_contact": "geen contactpersoon bekend (stel er een in: board set / school set)",
         "board": "Bestuur",
         "school_name": "School",
@@ -556,7 +588,8 @@ def summary_paragraph(document: Mapping[str, Any], lang: Lang) -> str:
     incident = document["incident"]
     kind = incident["kind"]
     parts = [_first_sentence(document, lang)]
-    if kind != "provider":
+    # An SLA binds a provider: the school's own network (Wi-Fi, a silent agent) has none.
+    if kind != "provider" and incident.get("responsible") != "school":
         parts.append(_sla_sentence(document, lang))
     parts.append(_state_sentence(document, lang))
     return " ".join(p for p in parts if p)
@@ -700,15 +733,18 @@ def _first_sentence(document: Mapping[str, Any], lang: Lang) -> str:
             f"to internet targets (rule: below {threshold}); {_lan_clause(document, lang)}."
         )
     if kind == "wifi":
-        room = rule.get("room") or "?"
+        name = str(rule.get("room_name") or rule.get("room") or "?")
         if nl:
+            # "in Lokaal 2.11", "in lokaal Gym": the room's own name, "lokaal" once.
+            room = name if name.lower().startswith("lokaal") else f"lokaal {name}"
             return (
-                f"Vanaf {day} {start} was de wifi in lokaal {room} van {school} zwak: mediaan "
+                f"Vanaf {day} {start} was de wifi in {room} van {school} zwak: mediaan "
                 f"{dbm(rule.get('measured'), lang)}, onder de {dbm(rule.get('threshold'), lang)} die "
                 "nodig is om te browsen. Dit is het eigen netwerk van de school."
             )
+        room = name if name.lower().startswith("room") else f"room {name}"
         return (
-            f"From {day} {start} the Wi-Fi in room {room} of {school} was weak: median "
+            f"From {day} {start} the Wi-Fi in {room} of {school} was weak: median "
             f"{dbm(rule.get('measured'), lang)}, below the {dbm(rule.get('threshold'), lang)} browsing "
             "needs. This is the school's own network."
         )
@@ -776,6 +812,12 @@ def _state_sentence(document: Mapping[str, Any], lang: Lang) -> str:
     state = incident["state"]
     if state in ("resolved", "dismissed"):
         note = incident.get("resolution_note")
+        if nl and incident.get("resolution") == "recovered":
+            # The detector's note is an English sentence; in Dutch, say what it says.
+            restored = incident.get("restored_at")
+            note = "de metingen laten herstel zien" + (
+                f" vanaf {when(restored, lang, document.get('timezone'))}" if restored else ""
+            )
         closed = (
             f"Afgesloten als {label(lang, 'state', state)}"
             if nl
@@ -806,6 +848,8 @@ _DUTCH_REASONS: dict[str, Any] = {
     "teaching_hours": lambda p: (
         f"De storing viel in schooltijd ({duration(p.get('school_seconds'), 'nl')} "
         "schooltijd tot nu toe): het onderwijs heeft er last van."
+        if (p.get("school_seconds") or 0) > 0
+        else "De storing begon zojuist, in schooltijd: het onderwijs heeft er last van."
     ),
     "outside_school_hours": lambda p: (
         "De storing viel tot nu toe buiten schooltijd: alleen de administratie "
@@ -842,6 +886,12 @@ _DUTCH_REASONS: dict[str, Any] = {
     "session_soon": lambda p: f"De volgende schooltijd begint {_local_text(p, 'next_session_local', 'nl')}.",
     "no_session_soon": lambda p: (
         f"De volgende schooltijd begint pas {_local_text(p, 'next_session_local', 'nl')}."
+        if p.get("next_session_local")
+        else "Er is nu geen les en het komende jaar ook niet."
+    ),
+    "provider_wide": lambda p: (
+        f"{p.get('schools')} scholen op verbindingen van dezelfde provider hebben een storing "
+        "die in dezelfde periode begon."
     ),
     "no_contact": lambda p: "Er is geen contactpersoon voor escalatie bekend.",
 }

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine
@@ -107,13 +107,21 @@ def _document(request: Request, engine: Engine, incident_id: int) -> dict[str, A
         raise _fail(404, NOT_FOUND) from None
 
 
+# Incident ids are SQL integers: a larger number is no incident, and SQLite would overflow
+# on it (a 500); FastAPI answers 422 before the store is asked.
+MAX_INCIDENT_ID = 2**63 - 1
+IncidentId = Annotated[int, Path(ge=1, le=MAX_INCIDENT_ID, description="the incident's number")]
 LangQuery = Annotated[Literal["nl", "en"] | None, Query(description="nl or en (default: Accept-Language)")]
 ShareQuery = Annotated[str | None, Query(description="the secret of a share link")]
 
 
 @router.get("/incidents/{incident_id}/evidence.pdf", summary="The evidence pack as a printable A4 PDF")
 def pack_pdf(
-    incident_id: int, request: Request, engine: EngineDep, lang: LangQuery = None, share: ShareQuery = None
+    incident_id: IncidentId,
+    request: Request,
+    engine: EngineDep,
+    lang: LangQuery = None,
+    share: ShareQuery = None,
 ) -> Response:
     _access(request, engine, incident_id, share)
     language = preferred_lang(request, lang)
@@ -128,7 +136,9 @@ def pack_pdf(
 
 
 @router.get("/incidents/{incident_id}/evidence.json", summary="The evidence pack's whole document")
-def pack_json(incident_id: int, request: Request, engine: EngineDep, share: ShareQuery = None) -> Response:
+def pack_json(
+    incident_id: IncidentId, request: Request, engine: EngineDep, share: ShareQuery = None
+) -> Response:
     _access(request, engine, incident_id, share)
     body = evidence_json(_document(request, engine, incident_id))
     return _private(
@@ -145,7 +155,7 @@ def pack_json(incident_id: int, request: Request, engine: EngineDep, share: Shar
     summary=f"One table of the evidence pack as CSV: {', '.join(TABLES)}",
 )
 def pack_csv(
-    incident_id: int,
+    incident_id: IncidentId,
     request: Request,
     engine: EngineDep,
     table: Annotated[str, Query(description=", ".join(TABLES))] = "measurements",
@@ -168,7 +178,11 @@ def pack_csv(
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse, summary="The evidence pack (web page)")
 def pack_page(
-    incident_id: int, request: Request, engine: EngineDep, lang: LangQuery = None, share: ShareQuery = None
+    incident_id: IncidentId,
+    request: Request,
+    engine: EngineDep,
+    lang: LangQuery = None,
+    share: ShareQuery = None,
 ) -> Response:
     secret = _access(request, engine, incident_id, share)
     language = preferred_lang(request, lang)
@@ -258,7 +272,10 @@ class ShareBody(BaseModel):
     summary="A link to the incident's evidence pack that needs no token",
 )
 def share_link(
-    incident_id: int, request: Request, engine: EngineDep, body: Annotated[ShareBody | None, Body()] = None
+    incident_id: IncidentId,
+    request: Request,
+    engine: EngineDep,
+    body: Annotated[ShareBody | None, Body()] = None,
 ) -> JSONResponse:
     body = body or ShareBody()
     try:
@@ -285,7 +302,7 @@ def share_link(
     dependencies=[Admin],
     summary="Revoke every share link of the incident",
 )
-def revoke_links(incident_id: int, engine: EngineDep) -> dict[str, int]:
+def revoke_links(incident_id: IncidentId, engine: EngineDep) -> dict[str, int]:
     with writer(engine) as conn, conn.begin():
         return {"revoked": revoke_shares(conn, incident_id, time.time())}
 

@@ -4,7 +4,10 @@ PDF; the collector's own PDF is read back with pdftotext, in Dutch and English."
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
 import tempfile
 import time
@@ -81,16 +84,25 @@ def served(tmp_path: Path) -> Iterator[tuple[CollectorProcess, str, int]]:
 
 
 def chromium(*args: str) -> None:
+    """One headless Chromium run to its end. It runs in a session of its own, and that whole
+    process group is killed afterwards: Chromium's zygote and renderer children would
+    otherwise outlive a run that timed out (subprocess.run kills only the first process)."""
     binary = require_tool("chromium")
     with tempfile.TemporaryDirectory() as profile:
-        result = subprocess.run(
+        process = subprocess.Popen(
             [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=120,
-            check=False,
+            start_new_session=True,
         )
-    assert result.returncode == 0, result.stderr[-2000:]
+        try:
+            _, stderr = process.communicate(timeout=120)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 0, stderr[-2000:]
 
 
 def test_share_page_in_chromium_screenshot_ocr_and_print(served: Any, tmp_path: Path) -> None:

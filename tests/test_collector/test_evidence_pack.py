@@ -172,3 +172,161 @@ def test_html_and_pdf_carry_the_figures_in_both_languages(slow: Any, tmp_path: P
         for word in words:
             assert word in pdf_text, (lang, word)
         assert "De Regenboog" in pdf_text and "127.0.0.1:9101" in pdf_text
+
+
+# --- packs of incidents the real detector opened (run_detection on ingested records) ----------
+
+
+def _scenario(site: Site, tmp_path: Path, kind: str) -> float:
+    """Records of one of the scenario histories, ingested; the time to detect at."""
+    from test_collector import incident_histories as h
+
+    if kind == "bandwidth":
+        return h.slow_line(site, tmp_path)
+    if kind == "provider":
+        from test_collector.incident_fixtures import CONTRACTS
+
+        h.import_contract(site, tmp_path, CONTRACTS)
+        for slug in ("test-school", "de-regenboog", "het-kompas"):
+            agent = h.Agent(site, site.enroll("pi", f"test-board/{slug}"))
+            agent.send([
+                *h.around(agent, h.local(10, 0)), *h.around(agent, h.local(13, 0)),
+                agent.bandwidth(h.local(10, 0), 5.1, retest_server=h.SECOND_SERVER, retest_down_mbit=5.0),
+                agent.bandwidth(h.local(13, 0), 5.1, retest_server=h.SECOND_SERVER, retest_down_mbit=5.3),
+            ])
+        return h.local(14, 0)
+    h.import_contract(site, tmp_path)
+    if kind == "outage":
+        return h.provider_outage(site)
+    if kind == "loss":
+        return h.lossy_line(site)
+    if kind == "latency":
+        pi = h.first_agent(site)
+        pi.send([pi.bandwidth(h.local(9, 0), 12.0), *pi.windows(h.local(10, 0), h.local(10, 45)),
+                 *pi.windows(h.local(10, 45), h.local(11, 0), targets_p50=0.25)])
+        return h.local(11, 0)
+    if kind == "wifi":
+        return h.poor_room(site)
+    assert kind == "silent"
+    pi = h.first_agent(site)
+    pi.send(pi.windows(h.local(9, 0), h.local(9, 10)))
+    site.sql("UPDATE agents SET last_report_at = ?", h.local(9, 10))
+    return h.local(11, 0)
+
+
+def _detected_packs(site: Site, now: float) -> dict[str, dict[str, Any]]:
+    """run_detection as the collector runs it; every incident's document, rendered to HTML,
+    PDF (its text), CSV and JSON in both languages, by kind."""
+    from collector.incidents.export import TABLES
+    from collector.incidents.run import run_detection
+    from collector.settings import CollectorSettings
+
+    report = run_detection(site.engine, CollectorSettings(db=site.db_url), now)
+    assert report.errors == []
+    packs: dict[str, dict[str, Any]] = {}
+    for pk, kind in site.sql("SELECT id, kind FROM incidents ORDER BY id"):
+        with site.engine.connect() as conn:
+            doc = evidence_document(conn, pk, now + 60, TZ)
+            csvs = {table: evidence_csv(doc, table, conn, TZ) for table in TABLES}
+        pack: dict[str, Any] = {"doc": doc, "csv": csvs, "json": json.loads(evidence_json(doc))}
+        for lang in ("nl", "en"):
+            pack[f"html_{lang}"] = evidence_html(doc, lang)
+            reader = PdfReader(io.BytesIO(evidence_pdf(doc, lang)))
+            pack[f"pdf_{lang}"] = " ".join(" ".join(page.extract_text().split()) for page in reader.pages)
+            pack[f"summary_{lang}"] = summary_paragraph(doc, lang)
+        packs.setdefault(kind, pack)
+    return packs
+
+
+@pytest.mark.parametrize("kind", ["bandwidth", "outage", "loss", "latency", "wifi", "silent", "provider"])
+def test_the_pack_of_an_incident_the_detector_opened(tmp_path: Path, kind: str) -> None:
+    with make_site(tmp_path) as site:
+        packs = _detected_packs(site, _scenario(site, tmp_path, kind))
+    assert kind in packs, sorted(packs)
+    pack = packs[kind]
+    doc, rule = pack["doc"], pack["doc"]["rule"]
+    for lang in ("nl", "en"):
+        assert pack[f"summary_{lang}"][:60] in pack[f"pdf_{lang}"], lang
+        assert "not measured" not in pack[f"summary_{lang}"] and "niet gemeten" not in pack[f"summary_{lang}"]
+    nl, en = pack["html_nl"], pack["html_en"]
+    if kind == "bandwidth":
+        assert rule["measured"] == pytest.approx(5.1 / 12.5) and rule["tests"] == 2
+        assert len(rule["servers"]) == 2 and doc["lan_evidence"]["conclusion"] == "lan_fine"
+        assert "41 %" in nl and "5,1 Mbit/s" in nl and "5.1 Mbit/s" in pack["pdf_en"]
+        assert len(list(csv.DictReader(io.StringIO(pack["csv"]["measurements"])))) == 2
+    elif kind == "outage":
+        assert rule["measured"] == 25 * 60 and doc["incident"]["state"] == "resolved"
+        assert "25 min" in pack["summary_nl"] and "resolved itself" not in pack["summary_nl"]
+        # No SLA in this contract: a resolved incident is not "still open" against one.
+        assert "niet van toepassing" in nl and "nog niet bekend" not in nl
+        assert len(list(csv.DictReader(io.StringIO(pack["csv"]["outages"])))) == 1
+    elif kind == "loss":
+        assert rule["measured"] == pytest.approx(0.3) and "30 %" in nl and "30 %" in pack["pdf_nl"]
+    elif kind == "latency":
+        # Milliseconds, not a duration rounded to "0 s".
+        assert rule["measured"] == pytest.approx(0.275) and rule["threshold"] == pytest.approx(0.15)
+        assert "275 ms" in en and "150 ms" in en and " 0 s</div>" not in en and "<td>0 s</td>" not in en
+        assert "275 ms" in pack["pdf_en"]
+    elif kind == "wifi":
+        # The readings the incident was decided on, in every form of the pack.
+        assert [r["signal_dbm"] for r in doc["readings"]] == [-80, -79, -70, -77, -82, -81]
+        assert len(list(csv.DictReader(io.StringIO(pack["csv"]["readings"])))) == 6
+        assert "Wifi-metingen" in nl and "-82 dBm" in nl and "-82 dBm" in pack["pdf_nl"]
+        assert "wifi in Lokaal 2.11 van" in pack["summary_nl"]
+        # The school's own network: no provider's SLA in the summary.
+        assert "hersteltijd" not in pack["summary_nl"] and "restore" not in pack["summary_en"]
+    elif kind == "silent":
+        from test_collector.incident_histories import local
+
+        assert rule["measured"] == pytest.approx(doc["generated_at"]["seconds"] - local(9, 10))
+        assert rule["threshold"] == 1800 and "1 u 51 min" in pack["summary_nl"]
+    else:
+        assert rule["measured"] == 3 and len(doc["children"]) == 3
+        # The provider-wide reason in Dutch on the Dutch pages.
+        assert "3 scholen op verbindingen van dezelfde provider" in nl
+        assert "have a bandwidth incident" not in nl and "have a bandwidth incident" in en
+    assert pack["json"] == json.loads(json.dumps(doc))
+
+
+def test_a_long_note_and_reason_still_make_a_pdf(slow: Any) -> None:
+    """A note and a reason as long as the admin API takes (4,000 characters, or 2,000 line
+    breaks) do not stop the PDF: the cell is cut and says so; the JSON has all of it."""
+    site, _ = slow
+    [(pk,)] = site.sql("SELECT id FROM incidents")
+    note = ("word " * 800)[:4000]
+    reason = "x\n" * 2000
+    site.sql("INSERT INTO incident_events (incident_id, at, actor, action, note) VALUES (?, ?, ?, ?, ?)",
+             pk, si.local(12), "Anna de Vries (admin token 1)", "note", note)
+    site.sql("UPDATE incidents SET state = 'dismissed', closed_at = ?, resolution = 'dismissed', "
+             "resolution_note = ? WHERE id = ?", si.local(13), reason, pk)
+    with site.engine.connect() as conn:
+        doc = evidence_document(conn, pk, si.local(16), TZ)
+    assert doc["events"][-1]["note"] == note and doc["incident"]["resolution_note"] == reason
+    for lang in ("nl", "en"):
+        text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(evidence_pdf(doc, lang))).pages)
+        assert "[...]" in text and "word word" in text
+
+
+def test_a_school_incident_is_not_held_to_the_lines_sla(tmp_path: Path) -> None:
+    """A Wi-Fi incident on a line with an 8 h restore time: the room is the school's own
+    network, so the pack states no SLA for it (the line's is the provider's)."""
+    from test_collector import incident_histories as h
+
+    with make_site(tmp_path) as site:
+        si.register_line(site.engine)  # 8 h restore, 24x7
+        packs = _detected_packs(site, h.poor_room(site))
+    doc = packs["wifi"]["doc"]
+    assert doc["line"]["terms"]["sla_restore_seconds"] == 8 * 3600  # the line has one
+    assert doc["incident"]["sla"]["restore_seconds"] is None
+    assert "8 u" not in packs["wifi"]["summary_nl"] and "8 h" not in packs["wifi"]["summary_en"]
+
+
+def test_the_provider_wide_pack_names_the_boards_central_contact(tmp_path: Path) -> None:
+    with make_site(tmp_path) as site:
+        now = _scenario(site, tmp_path, "provider")
+        site.sql("UPDATE boards SET escalation = ?",
+                 json.dumps({"mode": "central", "name": "Jan Smit", "email": "ict@bestuur.test"}))
+        packs = _detected_packs(site, now)
+    contact = packs["provider"]["doc"]["incident"]["escalation_contact"]
+    assert contact == {"name": "Jan Smit", "email": "ict@bestuur.test", "phone": None, "role": "central"}
+    assert "Jan Smit" in packs["provider"]["html_nl"] and "Jan Smit" in packs["provider"]["pdf_nl"]

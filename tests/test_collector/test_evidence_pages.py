@@ -152,3 +152,24 @@ def test_lists(pages: Any) -> None:
     assert school.status_code == 200 and f">{other}</a>" in school.text and "De Regenboog" in school.text
     assert site.client.get("/incidents/test-board/nowhere", headers=admin).status_code == 404
     assert site.client.get("/incidents/test-board/test-school").status_code == 401
+
+
+def test_an_incident_number_beyond_sql_integers_is_a_422_not_a_500(pages: Any) -> None:
+    site, admin, _, _ = pages
+    huge = "99999999999999999999"
+    for path in ("", "/evidence.pdf", "/evidence.json", "/evidence.csv"):
+        assert site.client.get(f"/incidents/{huge}{path}", headers=admin).status_code == 422
+        assert site.client.get(f"/incidents/{huge}{path}", params={"share": "x"}).status_code == 422
+    share = site.client.post(f"/api/v1/admin/incidents/{huge}/share", json={}, headers=admin)
+    assert share.status_code == 422
+    assert site.client.delete(f"/api/v1/admin/incidents/{huge}/share", headers=admin).status_code == 422
+
+
+def test_the_cli_refuses_an_incident_number_beyond_sql_integers(pages: Any, capsys: Any) -> None:
+    from collector.cli import main
+
+    site, _, _, _ = pages
+    with pytest.raises(SystemExit) as exit_:
+        main(["evidence", "99999999999999999999", "--db", site.db_url])
+    assert exit_.value.code == 2
+    assert "is not an incident number" in capsys.readouterr().err
