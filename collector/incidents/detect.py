@@ -51,6 +51,11 @@ report for ``silent_after`` while the school is in session now: a Finding. Out o
 Held (an agent silent at night is not an incident). Recovery: a report within
 ``silent_after``, since that report.
 
+Revoked agents: what only that agent watched (its silence, the loss and latency it saw:
+the keys ``silent``, ``loss`` and ``latency`` of that agent) can neither hold nor recover any
+more, so a Recovery that is no restore (``restored=False``): the incident closes and says
+why, without a time of restore.
+
 Every figure is a measured value or one computed from measured values; a value that is not
 known is None, never a guess. Figures are JSON-able (numbers, strings, lists, dicts).
 """
@@ -98,7 +103,7 @@ def detect_school(history: SchoolHistory, policy: DetectionPolicy, now: float) -
     outcomes: list[Outcome] = [
         *bandwidth(history, policy, now), *outage(history, policy, now),
         *quality(history, policy, "loss"), *quality(history, policy, "latency"),
-        *wifi(history, policy, now), *silent(history, policy, now)]
+        *wifi(history, policy, now), *silent(history, policy, now), *revoked(history)]
     for o in outcomes:
         if isinstance(o, Finding):
             detection.findings.append(o)
@@ -410,8 +415,10 @@ def episodes(spans: Iterable[OutageSpan]) -> list[Episode]:
 
 def outage(history: SchoolHistory, policy: DetectionPolicy, now: float) -> list[Outcome]:
     key = school_key("outage", history.school_pk)
-    long_enough = [e for e in episodes(s for s in history.outages if s.start <= now)
-                   if e.end - e.start >= policy.outage_min_seconds]
+    # A revoked agent's outage "under way" is only where it stopped measuring: not the line's.
+    gone = {a.pk for a in history.agents if a.revoked}
+    spans = [s for s in history.outages if s.start <= now and not (s.ongoing and s.agent_pk in gone)]
+    long_enough = [e for e in episodes(spans) if e.end - e.start >= policy.outage_min_seconds]
     out: list[Outcome] = []
     for e in long_enough:
         if e.kind != "isp":
@@ -481,9 +488,13 @@ def _agents_that_missed(history: SchoolHistory, e: Episode, saw: set[int]) -> li
 
 
 def _latest_windows_up(history: SchoolHistory) -> bool:
+    # A revoked agent's last window (down, perhaps: it was unplugged in the outage) no longer
+    # speaks for the line.
+    gone = {a.pk for a in history.agents if a.revoked}
     newest: dict[int, Window] = {}
     for w in history.windows:
-        newest[w.agent_pk] = w
+        if w.agent_pk not in gone:
+            newest[w.agent_pk] = w
     return all(w.up is True for w in newest.values())
 
 
@@ -680,4 +691,22 @@ def silent(history: SchoolHistory, policy: DetectionPolicy, now: float) -> list[
                      "threshold_seconds": policy.silent_after_seconds, "in_session": True},
             corroboration=(f"{said}, {_duration(quiet)} while the school is in session.",),
             agent_pk=agent.pk))
+    return out
+
+
+# --- revoked agents -----------------------------------------------------------------------------
+
+
+def revoked(history: SchoolHistory) -> list[Outcome]:
+    """A revoked agent no longer measures: the problems only it watched are closed (or an
+    open one would stay open for ever), without a time of restore: nothing was restored."""
+    out: list[Outcome] = []
+    for agent in history.agents:
+        if not agent.revoked:
+            continue
+        at = agent.revoked_at if agent.revoked_at is not None else history.end
+        reason = (f"{agent.slug} was revoked at {clock(history, at)}: it no longer measures, so what only "
+                  "it watched is no longer followed")
+        for kind in ("silent", "loss", "latency"):
+            out.append(Recovery(school_key(kind, history.school_pk, agent.slug), at, reason, restored=False))
     return out

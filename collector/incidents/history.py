@@ -42,6 +42,7 @@ class AgentState:
     # True when its newest bandwidth test ran over a wired interface, False over Wi-Fi,
     # None when it never said (no bandwidth test in the store).
     wired: bool | None
+    revoked_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,7 @@ def _agents(conn: Connection, school_pk: int) -> list[AgentState]:
         found.append(AgentState(
             pk=row.id, slug=row.slug, name=row.name, created_at=row.created_at,
             last_report_at=row.last_report_at, revoked=row.revoked_at is not None,
-            wired=None if wireless is None else not wireless))
+            wired=None if wireless is None else not wireless, revoked_at=row.revoked_at))
     return found
 
 

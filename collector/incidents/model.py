@@ -78,6 +78,9 @@ class Recovery:
     key: str
     at: float
     reason: str  # one sentence: "2 valid tests at 96 % and 101 % of the advertised speed"
+    # False when the problem is over because it can no longer be measured (its agent was
+    # revoked): the incident closes, but ``at`` is no time of restore and none is recorded.
+    restored: bool = True
 
 
 @dataclass
@@ -121,6 +124,13 @@ class DetectionPolicy:
     # kind that began within `provider_merge_seconds` of each other.
     provider_min_schools: int = 3
     provider_merge_seconds: float = 2 * 3600.0
+
+    @property
+    def lookback_seconds(self) -> float:
+        """How far back one run reads: the longest period any detector looks at (and how
+        long a closed school incident may still merge provider-wide)."""
+        return max(self.bandwidth_lookback_seconds, self.wifi_lookback_seconds,
+                   self.silent_after_seconds, self.outage_min_seconds, self.provider_merge_seconds)
 
 
 def school_key(kind: IncidentKind, school_pk: int, *parts: str) -> str:

@@ -35,9 +35,7 @@ def detection_policy(settings: CollectorSettings) -> DetectionPolicy:
 
 def lookback(policy: DetectionPolicy) -> float:
     """How far back one run reads: the longest period any detector looks at."""
-    return max(policy.bandwidth_lookback_seconds, policy.wifi_lookback_seconds,
-               policy.silent_after_seconds, policy.outage_min_seconds,
-               policy.provider_merge_seconds)
+    return policy.lookback_seconds
 
 
 @dataclass
@@ -94,7 +92,8 @@ def run_detection(engine: Engine, settings: CollectorSettings, now: float,
             log.exception("incident detection failed for %s/%s", row.slug, row.school)
             report.errors.append(f"{row.slug}/{row.school}: {type(exc).__name__}: {exc}")
     with writer(engine) as conn, conn.begin():
-        report.changes += merge_provider_wide(conn, now, policy, channels=channels)
+        report.changes += merge_provider_wide(conn, now, policy, channels=channels,
+                                              default_timezone=settings.timezone)
     return report
 
 

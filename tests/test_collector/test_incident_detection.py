@@ -367,3 +367,44 @@ def test_a_silent_agent_opens_in_session_is_held_at_night_and_recovers(site: Sit
     soon = last + 600
     recovered = detect_school(history_of(site, 0, soon), POLICY, soon)
     assert recovered.recoveries[key].at == last
+
+
+def test_latency_with_a_slow_gateway_is_held(site: Site) -> None:
+    pi = first_agent(site)
+    pi.send([pi.bandwidth(local(9, 0), 12.0), *pi.windows(local(10, 0), local(10, 50)),
+             *pi.windows(local(10, 50), local(11, 0), targets_p50=0.180, gateway_p50=0.045)])
+    detection = detect(site, local(11, 0))
+    assert [f for f in detection.findings if f.kind == "latency"] == []
+    [reason] = held_reasons(detection, "latency")
+    assert "gateway was not fine in 10 of them" in reason and "45.0 ms" in reason
+
+
+def test_a_wireless_agents_loss_beside_a_wired_agent_is_held(site: Site) -> None:
+    pi = first_agent(site)
+    laptop = second_agent(site, "laptop")
+    pi.send([pi.bandwidth(local(9, 0), 12.0), *pi.windows(local(10, 0), local(11, 0))])
+    laptop.send([laptop.bandwidth(local(9, 0), 6.0, wireless=True),
+                 *laptop.windows(local(10, 45), local(11, 0), targets_loss=0.3)])
+    detection = detect(site, local(11, 0))
+    assert [f for f in detection.findings if f.kind == "loss"] == []
+    [reason] = held_reasons(detection, "loss")
+    assert reason.startswith("laptop (Wi-Fi)") and "only wired agents count" in reason
+    # The wired Pi, fine all along, says the line recovered (or never broke).
+    assert school_key("loss", school_pk(site), "pi") in detection.recoveries
+
+
+def test_a_revoked_agents_last_window_down_does_not_keep_an_outage_open(site: Site) -> None:
+    now = provider_outage(site)
+    laptop = second_agent(site, "laptop")
+    # The laptop saw the outage begin, then was unplugged and later revoked.
+    laptop.send([*laptop.windows(local(9, 55), local(10, 0)),
+                 *laptop.windows(local(10, 0), local(10, 5), up=False, down_seconds=60.0, outage_kind="isp",
+                                 outage_start=local(10, 0))])
+    key = school_key("outage", school_pk(site))
+    assert key not in detect(site, now).recoveries  # the laptop's last word: the line is down
+    site.sql("UPDATE agents SET revoked_at = ? WHERE slug = 'laptop'", local(10, 30))
+    detection = detect(site, now)
+    assert detection.recoveries[key].at == local(10, 25)
+    # What only the laptop watched closes, with no time of restore.
+    gone = detection.recoveries[school_key("silent", school_pk(site), "laptop")]
+    assert gone.restored is False and "laptop was revoked at" in gone.reason

@@ -20,7 +20,7 @@ from test_collector.incident_fixtures import (
 )
 from test_collector.incident_histories import local
 
-from collector.incidents.model import provider_key
+from collector.incidents.model import DetectionPolicy, provider_key
 from collector.incidents.notify import Channels
 from collector.incidents.store import NotAllowedNow, perform
 
@@ -126,3 +126,52 @@ def test_dismissing_the_parent_dismisses_the_children(site: Site) -> None:
     assert row(site, parent_id)["state"] == "dismissed"
     with pytest.raises(NotAllowedNow):
         perform(site.engine, parent_id, "escalate", "Anne", now=local(11, 20))
+
+
+# --- review: incidents already over when they merge ---------------------------------------------
+
+
+def test_closed_by_recovery_merges_and_keeps_its_state_dismissed_and_by_hand_do_not(site: Site) -> None:
+    slugs = ("test-school", "de-regenboog", "het-kompas", "de-linde")
+    ids = [school_incident(site, slug, local(9, 10 * i)) for i, slug in enumerate(slugs)]
+    # Het Kompas's line recovered at 10:30 before the merge; De Linde's was dismissed.
+    recovered(site, row(site, ids[2])["key"], at=local(10, 30), now=local(11, 0), slug="het-kompas")
+    perform(site.engine, ids[3], "dismiss", "Anne", reason="the school's own router", now=local(11, 1))
+    changes = merge(site, local(11, 5), channels=WEBHOOK)
+    [parent_id] = [c.incident_id for c in changes if c.kind == "provider"]
+    parent = row(site, parent_id)
+    assert (parent["state"], parent["closed_at"]) == ("open", None)
+    # The recovered one is a child and stays resolved (linking does not reopen it).
+    assert [(row(site, i)["parent_id"], row(site, i)["state"]) for i in ids] == [
+        (parent_id, "open"), (parent_id, "open"), (parent_id, "resolved"), (None, "dismissed")]
+    assert row(site, ids[2])["closed_at"] == local(11, 0)
+
+
+def test_a_school_resolved_by_hand_does_not_count(site: Site) -> None:
+    ids = [school_incident(site, slug, local(9, 10 * i))
+           for i, slug in enumerate(("test-school", "de-regenboog", "het-kompas"))]
+    perform(site.engine, ids[0], "resolve", "Anne", note="not the line after all", now=local(10, 50))
+    assert [c for c in merge(site, local(11, 5)) if c.kind == "provider"] == []
+
+
+def test_incidents_over_before_the_merge_make_a_resolved_one_and_an_old_one_stays_out(site: Site) -> None:
+    slugs = ("test-school", "de-regenboog", "het-kompas")
+    ids = [school_incident(site, slug, local(9, 10 * i)) for i, slug in enumerate(slugs)]
+    for i, (incident, slug) in enumerate(zip(ids, slugs, strict=True)):
+        recovered(site, row(site, incident)["key"], at=local(10, 30 + i), now=local(11), slug=slug)
+    # Beyond the detection lookback (a day), closed incidents merge no more.
+    late = DetectionPolicy()
+    assert merge(site, local(11) + late.lookback_seconds + 1) == []
+    changes = merge(site, local(11, 5), channels=WEBHOOK)
+    [parent_id] = {c.incident_id for c in changes if c.kind == "provider"}
+    parent = row(site, parent_id)
+    assert (parent["state"], parent["resolution"], parent["restored_at"]) == ("resolved", "recovered",
+                                                                              local(10, 32))
+    assert [e[1] for e in events(site, parent_id)] == ["opened", "resolved"]
+    assert site.sql("SELECT e.action FROM incident_notifications n JOIN incident_events e "
+                    "ON e.id = n.event_id WHERE n.incident_id = ?", parent_id) == [("resolved",)]
+    # A problem at a fourth school still under way does not join a resolved one (it would
+    # have to reopen it): it waits for schools of its own.
+    ongoing = school_incident(site, "de-linde", local(9, 40))
+    assert [c for c in merge(site, local(11, 10)) if c.action != "refreshed"] == []
+    assert row(site, ongoing)["parent_id"] is None
