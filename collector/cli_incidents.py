@@ -41,7 +41,7 @@ def register(commands: Subcommands, imports: Subcommands, exports: Subcommands) 
     listing.add_argument("--json", action="store_true", help="print JSON, not a table")
     listing.set_defaults(run=cmd_list)
     show = actions.add_parser("show", help="one incident with its events and time to restore")
-    show.add_argument("id", type=int, metavar="ID")
+    show.add_argument("id", type=incident_id, metavar="ID")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(run=cmd_show)
     helps = {"ack": "acknowledge: someone is on it", "escalate": "reported to the provider "
@@ -50,7 +50,7 @@ def register(commands: Subcommands, imports: Subcommands, exports: Subcommands) 
              "ticket": "set the provider's ticket number (--ticket)"}
     for word, text in helps.items():
         sub = actions.add_parser(word, help=text)
-        sub.add_argument("id", type=int, metavar="ID")
+        sub.add_argument("id", type=incident_id, metavar="ID")
         sub.add_argument("--by", help="who does it (recorded with the event)")
         sub.add_argument("--note", help="a note for the record")
         if word in ("escalate", "ticket"):
@@ -61,6 +61,16 @@ def register(commands: Subcommands, imports: Subcommands, exports: Subcommands) 
         sub.set_defaults(run=cmd_action, action=ACTION_WORDS[word])
     notify = actions.add_parser("notify", help="send the notifications that are due now")
     notify.set_defaults(run=cmd_notify)
+
+
+def incident_id(text: str) -> int:
+    """argparse's type of an incident id: a one-line usage error (exit 2) for anything else."""
+    from collector.incidents.action_input import InputError, parse_id
+
+    try:
+        return parse_id(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -80,6 +90,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from collector.cli import PROG, load_settings, open_store
+    from collector.incidents.action_input import check_board
     from collector.incidents.model import ACTIVE_STATES
     from collector.incidents.store import list_incidents
     from collector.registry import RegistryError
@@ -90,6 +101,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     now = time.time()
     try:
         with engine.connect() as conn:
+            check_board(conn, args.board)
             views = list_incidents(conn, args.board, args.school, states,
                                    default_timezone=settings.timezone, now=now)
     except RegistryError as exc:
@@ -123,15 +135,22 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_action(args: argparse.Namespace) -> int:
-    from collector.cli import PROG, load_settings, open_store
+    from collector.cli import PROG, UsageError, load_settings, open_store
+    from collector.incidents.action_input import MAX_BY, MAX_TICKET, InputError, check_line, check_text
     from collector.incidents.notify import Channels
     from collector.incidents.store import IncidentError, perform
 
     settings = load_settings(args)
-    actor = f"{args.by.strip()} (command line)" if args.by and args.by.strip() else "command line"
+    try:  # the API's limits: what one front end refuses, the other does too
+        by = check_line("--by", args.by, MAX_BY)
+        note = check_text("--note", args.note)
+        ticket = check_line("--ticket", getattr(args, "ticket", None), MAX_TICKET)
+        reason = check_text("--reason", getattr(args, "reason", None))
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    actor = f"{by} (command line)" if by else "command line"
     try:
-        view = perform(open_store(args), args.id, args.action, actor, note=args.note,
-                       ticket=getattr(args, "ticket", None), reason=getattr(args, "reason", None),
+        view = perform(open_store(args), args.id, args.action, actor, note=note, ticket=ticket, reason=reason,
                        now=time.time(), channels=Channels.from_settings(settings),
                        default_timezone=settings.timezone)
     except IncidentError as exc:

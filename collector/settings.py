@@ -103,9 +103,20 @@ class CollectorSettings(BaseSettings):
         if value is None or (not value.strip() and info.field_name != "public_url"):
             return None
         parts = urlsplit(value.strip())
+        try:
+            parts.port  # noqa: B018 (urlsplit only checks the port when asked)
+        except ValueError:
+            raise PydanticCustomError(
+                "url", f"{parts.scheme}://{parts.hostname}:… has no valid port (1-65535)") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise PydanticCustomError(
                 "url", f"{_redacted(value)!r} is not an http:// or https:// URL with a host")
+        if parts.username is not None or parts.password is not None:
+            # urllib sends no user info (the call would fail on every incident); the
+            # webhook is authenticated by its signature instead.
+            raise PydanticCustomError(
+                "url", f"{_redacted(value)!r}: a user name or password in the URL is not sent; "
+                "sign the calls with SCHOOLNET_INCIDENT_WEBHOOK_SECRET_FILE instead")
         return value.strip().rstrip("/") if info.field_name == "public_url" else value.strip()
 
     @field_validator("mail_from")
@@ -124,9 +135,18 @@ class CollectorSettings(BaseSettings):
 
     @field_validator("incident_webhook_secret_file", "smtp_password_file")
     @classmethod
-    def _readable_file(cls, value: Path | None) -> Path | None:
+    def _readable_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is not None and not value.is_file():
             raise PydanticCustomError("file", f"{str(value)!r} is not a readable file")
+        if value is not None and info.field_name == "incident_webhook_secret_file":
+            # An empty secret would sign nothing: say so now, not send unsigned calls.
+            try:
+                empty = not value.read_bytes().strip()
+            except OSError as exc:
+                raise PydanticCustomError("file", f"{str(value)!r} is not a readable file "
+                                          f"({exc.strerror})") from None
+            if empty:
+                raise PydanticCustomError("file", f"{str(value)!r} is empty: put the webhook's secret in it")
         return value
 
     @field_validator("smtp_host", "smtp_username")

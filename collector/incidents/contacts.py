@@ -88,7 +88,10 @@ def check_email(text: str) -> str:
     value = text.strip()
     if len(value) > MAX_EMAIL:
         raise ContactError(f"an e-mail address has at most {MAX_EMAIL} characters, not {len(value)}")
-    if not _EMAIL.match(value) or _CONTROL.search(value):
+    # No , ; < > or ": the notifications keep a mail's recipients as one comma-separated
+    # list, and "a@b.example,c" would become a second, bogus recipient (settings.check_address
+    # refuses the same).
+    if not _EMAIL.match(value) or _CONTROL.search(value) or any(c in value for c in ',;<>"'):
         raise ContactError(f"{text!r} is not an e-mail address (like ict@school.example)")
     return value
 

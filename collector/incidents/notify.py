@@ -116,9 +116,12 @@ class DeliveryReport:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
+    # Not tried in this pass: their channel's receiver could not be reached just before.
+    deferred: int = 0
 
     def line(self) -> str:
-        return f"notifications: {self.sent} sent, {self.retrying} to retry, {self.failed} failed"
+        deferred = f", {self.deferred} left for the next pass (receiver unreachable)" if self.deferred else ""
+        return f"notifications: {self.sent} sent, {self.retrying} to retry, {self.failed} failed{deferred}"
 
 
 class Permanent(Exception):
@@ -134,7 +137,14 @@ def deliver_due(engine: Engine, settings: Any, now: float, limit: int = 100) -> 
             incident_notifications.c.next_attempt_at <= now)
             .order_by(incident_notifications.c.next_attempt_at, incident_notifications.c.id)
             .limit(limit)).all()
+    # A channel whose receiver could not be reached (down, or no answer within the timeout)
+    # is not tried again in this pass: a dead mail server costs one timeout, not one per
+    # row, so detection (which waits for this pass while serving) goes on.
+    unreachable: set[str] = set()
     for row in due:
+        if row.channel in unreachable:
+            report.deferred += 1
+            continue
         if not _claim(engine, row, now):
             continue
         try:
@@ -148,6 +158,8 @@ def deliver_due(engine: Engine, settings: Any, now: float, limit: int = 100) -> 
             _finish(engine, row, "failed", str(exc), now)
             report.failed += 1
         except Exception as exc:  # every other failure: try again later
+            if isinstance(exc, ConnectionError):
+                unreachable.add(row.channel)
             error = _error_text(exc)
             if row.attempts + 1 >= MAX_ATTEMPTS:
                 _finish(engine, row, "failed", f"{error} (gave up after {MAX_ATTEMPTS} attempts)", now)
@@ -195,9 +207,18 @@ def _retry(engine: Engine, row: Any, error: str, now: float) -> None:
 
 
 def _secret(path: Any) -> bytes | None:
+    """The webhook's HMAC secret; an unreadable or empty file is an error, never an
+    unsigned call (the settings check it at start; this is for a file changed since)."""
     if path is None:
         return None
-    return bytes(open(path, "rb").read().strip())
+    try:
+        secret = Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise RuntimeError(f"cannot read SCHOOLNET_INCIDENT_WEBHOOK_SECRET_FILE {path}: "
+                           f"{exc.strerror or type(exc).__name__}") from None
+    if not secret:
+        raise RuntimeError(f"SCHOOLNET_INCIDENT_WEBHOOK_SECRET_FILE {path} is empty")
+    return secret
 
 
 def _error_text(exc: Exception) -> str:
@@ -312,7 +333,10 @@ def mail_message(settings: Any, recipients: list[str], message: Message) -> Emai
     incident = message.incident
     where = incident["school_name"] or incident["summary"]
     mail = EmailMessage()
-    mail["Subject"] = (f"[schoolnet] Storing/Outage: {where}: {incident['kind']} ({incident['state']})")
+    # One line: a line end in a name (the contracts CSV allows them in a cell) would make
+    # the header unsendable, so every run of whitespace becomes one space.
+    mail["Subject"] = " ".join(
+        f"[schoolnet] Storing/Outage: {where}: {incident['kind']} ({incident['state']})".split())
     mail["From"] = settings.mail_from
     mail["To"] = ", ".join(recipients)
     parts = [_mail_part("nl", message), _mail_part("en", message)]
@@ -385,6 +409,13 @@ def _reason(reason: Any) -> str:
 def send_mail(settings: Any, recipients: list[str], message: Message) -> None:
     mail = mail_message(settings, recipients, message)
     host, port = settings.smtp_host, settings.smtp_port
+    password = ""
+    if settings.smtp_username and settings.smtp_password_file:
+        try:  # before connecting: a file problem is not the mail server's
+            password = Path(settings.smtp_password_file).read_text().strip()
+        except OSError as exc:
+            raise RuntimeError(f"cannot read SCHOOLNET_SMTP_PASSWORD_FILE {settings.smtp_password_file}: "
+                               f"{exc.strerror or type(exc).__name__}") from None
     try:
         smtp: smtplib.SMTP
         if settings.smtp_ssl:
@@ -395,10 +426,14 @@ def send_mail(settings: Any, recipients: list[str], message: Message) -> None:
             if settings.smtp_starttls and not settings.smtp_ssl:
                 smtp.starttls(context=ssl.create_default_context())
             if settings.smtp_username:
-                password = (Path(settings.smtp_password_file).read_text().strip()
-                            if settings.smtp_password_file else "")
                 smtp.login(settings.smtp_username, password)
             refused = smtp.send_message(mail, to_addrs=recipients)
+    except smtplib.SMTPAuthenticationError as exc:
+        # A 5xx, but the admin's to fix (user name, password file): retried, so the mail
+        # still goes out once the login works. The server's answer never holds the password.
+        raise RuntimeError(f"the mail server {host}:{port} refused the login of {settings.smtp_username!r} "
+                           f"({exc.smtp_code}: {_text(exc.smtp_error)}); check SCHOOLNET_SMTP_USERNAME "
+                           "and SCHOOLNET_SMTP_PASSWORD_FILE") from None
     except smtplib.SMTPRecipientsRefused as exc:
         raise Permanent(f"the mail server refused every recipient ({', '.join(exc.recipients)})") from None
     except smtplib.SMTPResponseException as exc:
@@ -407,9 +442,10 @@ def send_mail(settings: Any, recipients: list[str], message: Message) -> None:
                             f"{_text(exc.smtp_error)}") from None
         raise RuntimeError(f"the mail server {host}:{port} said {exc.smtp_code}: "
                            f"{_text(exc.smtp_error)}") from None
-    except smtplib.SMTPNotSupportedError:
-        raise RuntimeError(f"the mail server {host}:{port} offers no STARTTLS "
-                           "(SCHOOLNET_SMTP_STARTTLS=false to send without)") from None
+    except smtplib.SMTPNotSupportedError as exc:
+        # No STARTTLS, no AUTH, or no SMTPUTF8 for a non-ASCII address: say which.
+        hint = " (SCHOOLNET_SMTP_STARTTLS=false to send without)" if "STARTTLS" in str(exc) else ""
+        raise RuntimeError(f"the mail server {host}:{port}: {exc}{hint}") from None
     except (smtplib.SMTPException, OSError) as exc:
         raise ConnectionError(f"cannot send through {host}:{port}: {_reason(exc)}") from None
     if refused:

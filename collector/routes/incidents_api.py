@@ -12,12 +12,23 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import Engine, select
 
 from collector.db.schema import admin_tokens
 from collector.deps import Admin, EngineDep, bearer_token
+from collector.incidents.action_input import (
+    MAX_BY,
+    MAX_ID,
+    MAX_NOTE,
+    MAX_TICKET,
+    InputError,
+    check_board,
+    check_line,
+    check_text,
+)
 from collector.incidents.model import ACTIVE_STATES, STATES
 from collector.incidents.notify import Channels
 from collector.incidents.store import (
@@ -39,10 +50,32 @@ StateFilter = Literal["open", "acknowledged", "escalated", "resolved", "dismisse
 class ActionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    by: str | None = Field(default=None, max_length=100)
-    note: str | None = Field(default=None, max_length=4000)
-    ticket: str | None = Field(default=None, max_length=100)
-    reason: str | None = Field(default=None, max_length=4000)
+    by: str | None = Field(default=None, max_length=MAX_BY)
+    note: str | None = Field(default=None, max_length=MAX_NOTE)
+    ticket: str | None = Field(default=None, max_length=MAX_TICKET)
+    reason: str | None = Field(default=None, max_length=MAX_NOTE)
+
+    # The CLI's checks (collector/incidents/action_input.py): no control characters; a
+    # name and a ticket are one line. The 422's message: "FIELD: what is wrong".
+    @field_validator("by", "ticket")
+    @classmethod
+    def _one_line(cls, value: str | None, info: Any) -> str | None:
+        try:
+            return check_line("", value, MAX_BY if info.field_name == "by" else MAX_TICKET)
+        except InputError as exc:
+            raise PydanticCustomError("text", exc.problem) from None
+
+    @field_validator("note", "reason")
+    @classmethod
+    def _free_text(cls, value: str | None) -> str | None:
+        try:
+            return check_text("", value)
+        except InputError as exc:
+            raise PydanticCustomError("text", exc.problem) from None
+
+
+# An id the store can hold (a larger one would overflow SQLite's integer: a 500).
+IncidentId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def admin_token_id(engine: Engine, token: str) -> int | None:
@@ -59,6 +92,7 @@ def incidents_list(request: Request, engine: EngineDep, board: str | None = None
     states = None if state == "all" else ACTIVE_STATES if state == "active" else (state,)
     try:
         with engine.connect() as conn:
+            check_board(conn, board)
             views = list_incidents(conn, board, school, states,
                                    default_timezone=request.app.state.settings.timezone, now=time.time())
     except RegistryError as exc:
@@ -67,7 +101,7 @@ def incidents_list(request: Request, engine: EngineDep, board: str | None = None
 
 
 @router.get("/incidents/{incident_id}", summary="One incident with its events and time to restore")
-def incident_one(incident_id: int, request: Request, engine: EngineDep) -> dict[str, Any]:
+def incident_one(incident_id: IncidentId, request: Request, engine: EngineDep) -> dict[str, Any]:
     try:
         with engine.connect() as conn:
             return get_incident(conn, incident_id, default_timezone=request.app.state.settings.timezone,
@@ -77,7 +111,7 @@ def incident_one(incident_id: int, request: Request, engine: EngineDep) -> dict[
 
 
 def _act(action: str) -> Any:
-    def act(incident_id: int, request: Request, engine: EngineDep,
+    def act(incident_id: IncidentId, request: Request, engine: EngineDep,
             token: Annotated[str, Depends(bearer_token)],
             body: Annotated[ActionBody | None, Body()] = None) -> dict[str, Any]:
         body = body or ActionBody()

@@ -56,6 +56,9 @@ def test_refusals_are_one_line_and_exit_1(setup: Any, capsys: pytest.CaptureFixt
     assert run(site, "incident", "show", "999") == 1
     assert "no incident 999" in capsys.readouterr().err
     assert run(site, "incident", "list", "--school", "nowhere") == 1
+    capsys.readouterr()
+    assert run(site, "incident", "list", "--board", "nowhere") == 1
+    assert capsys.readouterr().err == "schoolnet-collector: error: no board 'nowhere' (see: board list)\n"
     with pytest.raises(SystemExit) as usage:
         run(site, "incident", "list", "--state", "closed")
     assert usage.value.code == 2
@@ -66,4 +69,78 @@ def test_detect_runs_over_every_school(setup: Any, capsys: pytest.CaptureFixture
     assert run(site, "incidents", "detect", "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert report["schools"] == 5 and report["errors"] == []
-    assert report["notifications"] == {"sent": 0, "retrying": 0, "failed": 0}
+    assert report["notifications"] == {"sent": 0, "retrying": 0, "failed": 0, "deferred": 0}
+
+
+def _usage_line(capsys: pytest.CaptureFixture[str], code: int | None, expected: int = 2) -> str:
+    err = capsys.readouterr().err
+    assert code == expected and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("number", ["99999999999999999999", "0", "-3", "abc", "1.5"])
+def test_an_id_that_is_no_id_is_a_usage_error(setup: Any, capsys: pytest.CaptureFixture[str],
+                                              number: str) -> None:
+    site, _ = setup
+    capsys.readouterr()
+    for argv in (["incident", "show", number], ["incident", "ack", number]):
+        with pytest.raises(SystemExit) as usage:
+            run(site, *argv)
+        assert "is not an incident id" in _usage_line(capsys, usage.value.code)
+
+
+@pytest.mark.parametrize(("option", "value", "says"), [
+    ("--note", "clear\x1b[2Jscreen", "control character (U+001B) at character 6"),
+    ("--note", "nul\x00", "U+0000"),
+    ("--note", "x" * 4001, "at most 4000 characters"),
+    ("--by", "Eve\nMallory", "it is one line"),
+    ("--by", "E" * 101, "at most 100 characters"),
+    ("--ticket", "TZ-1\r\nBcc: x", "it is one line"),
+])
+def test_notes_names_and_tickets_are_checked(setup: Any, capsys: pytest.CaptureFixture[str], option: str,
+                                            value: str, says: str) -> None:
+    site, incident_id = setup
+    capsys.readouterr()
+    action = "ticket" if option == "--ticket" else "note"
+    argv = ["incident", action, str(incident_id), option, value]
+    if action == "note" and option != "--note":
+        argv += ["--note", "fine"]
+    assert says in _usage_line(capsys, run(site, *argv))
+    assert site.sql("SELECT count(*) FROM incident_events WHERE action IN ('note', 'ticket')") == [(0,)]
+
+
+def test_a_note_may_have_line_breaks_and_the_actor_is_recorded(setup: Any) -> None:
+    site, incident_id = setup
+    assert run(site, "incident", "note", str(incident_id), "--note", "called\r\n\tno answer",
+               "--by", " Anne ") == 0
+    assert site.sql("SELECT actor, note FROM incident_events WHERE action = 'note'") == [
+        ("Anne (command line)", "called\n\tno answer")]
+
+
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("SCHOOLNET_INCIDENT_WEBHOOK_URL", "http://127.0.0.1:99999/hook", "no valid port"),
+    ("SCHOOLNET_INCIDENT_WEBHOOK_URL", "https://user:pw@hooks.example/x", "is not sent"),
+    ("SCHOOLNET_INCIDENT_WEBHOOK_URL", "ftp://hooks.example/x", "is not an http:// or https:// URL"),
+    ("SCHOOLNET_SMTP_HOST", "mail.example", "SCHOOLNET_MAIL_FROM is not"),
+    ("SCHOOLNET_INCIDENT_MAIL_TO", "noc@board", "is not an e-mail address"),
+    ("SCHOOLNET_INCIDENT_INTERVAL", "soon", "is not a duration"),
+    ("SCHOOLNET_SMTP_PORT", "0", "smtp_port"),
+    ("SCHOOLNET_INCIDENT_WEBHOOK_SECRET_FILE", "EMPTY", "is empty"),
+])
+def test_serve_with_a_bad_incident_setting_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str], variable: str,
+                                                      value: str, says: str) -> None:
+    import collector.server
+
+    def started(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("serve started with a bad setting")
+
+    # Should the check let it through, the test fails instead of serving for ever.
+    monkeypatch.setattr(collector.server, "serve", started)
+    if value == "EMPTY":  # a secret file made but never filled: calls would go unsigned
+        (tmp_path / "secret").write_text("\n")
+        value = str(tmp_path / "secret")
+    monkeypatch.setenv(variable, value)
+    code = main(["serve", "--db", f"sqlite:///{tmp_path / 'c.db'}"])
+    err = _usage_line(capsys, code)
+    assert says in err and "pw" not in err

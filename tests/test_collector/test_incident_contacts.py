@@ -145,7 +145,8 @@ def test_the_checks() -> None:
     assert check_email(" ict@primo.example ") == "ict@primo.example"
     assert check_phone("+31 (0)30 123-4567") == "+31 (0)30 123-4567"
     for bad in ("ict", "ict@", "@primo.example", "a@@primo.example", "ict@primo.", "i ct@primo.example",
-                "x" * 320 + "@primo.example"):
+                "x" * 320 + "@primo.example", "ict@primo.example,noc", "<ict@primo.example>",
+                "ict@primo.example;x", '"i"@primo.example'):
         with pytest.raises(ContactError):
             check_email(bad)
     for bad in ("", "phone", "++31 30", "030-", "1" * 65):

@@ -10,6 +10,7 @@ import http.server
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
@@ -29,9 +30,11 @@ from collector.settings import CollectorSettings
 class Hook(http.server.BaseHTTPRequestHandler):
     answers: list[int] = []
     received: list[tuple[dict[str, str], bytes]] = []
+    delay = 0.0
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        time.sleep(type(self).delay)
         type(self).received.append((dict(self.headers), body))
         status = type(self).answers.pop(0) if type(self).answers else 204
         self.send_response(status)
@@ -194,3 +197,225 @@ def test_notes_notify_no_one(tmp_path: Path) -> None:
         perform(site.engine, incident_id, "acknowledge", "Anne", now=local(10, 41), channels=channels)
         assert site.sql("SELECT e.action FROM incident_notifications n JOIN incident_events e "
                         "ON e.id = n.event_id ORDER BY n.id") == [("opened",), ("acknowledged",)]
+
+
+# --- TLS, login, a receiver that hangs, a restart, two workers (review r3) -----------------
+
+
+PASSWORD = "right-horse-battery"
+
+
+def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    ok = (isinstance(auth_data, LoginPassword) and auth_data.login == b"schoolnet"
+          and auth_data.password == PASSWORD.encode())
+    return AuthResult(success=ok, handled=False)
+
+
+@pytest.fixture
+def tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A self-signed certificate for 127.0.0.1 made by the real openssl, which the
+    collector's default TLS context trusts through SSL_CERT_FILE (as an admin would point
+    it at a board's own CA)."""
+    from support.ndt7_server import self_signed_tls
+    from support.tools import require_tool
+
+    certificate, context = self_signed_tls(tmp_path, require_tool("openssl"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+    return context
+
+
+def _mail_settings(tmp_path: Path, port: int, password: str, **changes: Any) -> CollectorSettings:
+    secret = tmp_path / "smtp-password"
+    secret.write_text(password + "\n")
+    return settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port, mail_from="schoolnet@board.example",
+                        incident_mail_to="noc@board.example", smtp_username="schoolnet",
+                        smtp_password_file=secret, **changes)
+
+
+@pytest.mark.parametrize("mode", ["starttls", "smtps"])
+def test_mail_over_tls_with_a_login(tmp_path: Path, tls: Any, mode: str) -> None:
+    inbox, port = Inbox(), free_port()
+    # aiosmtpd offers AUTH over implicit TLS only with auth_require_tls off (it counts
+    # only STARTTLS as TLS); the connection is TLS either way.
+    tls_kwargs = ({"tls_context": tls, "require_starttls": True, "auth_require_tls": True}
+                  if mode == "starttls" else {"ssl_context": tls, "auth_require_tls": False})
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=_authenticate,
+                            **tls_kwargs)
+    controller.start()
+    try:
+        with make_site(tmp_path) as site:
+            set_up_schools(site, tmp_path)
+            settings = _mail_settings(tmp_path, port, PASSWORD, smtp_starttls=mode == "starttls",
+                                      smtp_ssl=mode == "smtps")
+            open_incident(site, settings)
+            report = deliver_due(site.engine, settings, local(10, 31))
+            assert report.sent == 1, notifications(site)
+    finally:
+        controller.stop()
+    [(recipients, mail)] = inbox.messages
+    assert recipients == ["noc@board.example"] and "bandwidth" in mail["Subject"]
+
+
+def test_a_refused_login_is_retried_and_never_shows_the_password(tmp_path: Path, tls: Any) -> None:
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=_authenticate,
+                            auth_require_tls=True, tls_context=tls, require_starttls=True)
+    controller.start()
+    try:
+        with make_site(tmp_path) as site:
+            set_up_schools(site, tmp_path)
+            settings = _mail_settings(tmp_path, port, "wrong-password-123")
+            open_incident(site, settings)
+            report = deliver_due(site.engine, settings, local(10, 31))
+            # The admin fixes the password file; the mail is not lost meanwhile.
+            assert (report.sent, report.retrying, report.failed) == (0, 1, 0)
+            [(_, status, _, _, error, _)] = notifications(site)
+            assert status == "pending" and "refused the login of 'schoolnet'" in error
+            assert "wrong-password-123" not in error and "535" in error
+            fixed = _mail_settings(tmp_path, port, PASSWORD)
+            assert deliver_due(site.engine, fixed, local(10, 32)).sent == 1
+    finally:
+        controller.stop()
+    assert len(inbox.messages) == 1
+
+
+def test_a_line_end_in_the_school_name_cannot_break_the_subject(tmp_path: Path,
+                                                                 smtp: tuple[int, Inbox]) -> None:
+    port, inbox = smtp
+    with make_site(tmp_path) as site:
+        set_up_schools(site, tmp_path)
+        # The contracts CSV allows line ends inside a quoted cell.
+        site.sql("UPDATE schools SET name = 'Test\r\nBcc: evil@attacker.example' WHERE slug = 'test-school'")
+        settings = settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False,
+                                mail_from="schoolnet@board.example", incident_mail_to="noc@board.example")
+        open_incident(site, settings)
+        assert deliver_due(site.engine, settings, local(10, 31)).sent == 1, notifications(site)
+    [(recipients, mail)] = inbox.messages
+    assert recipients == ["noc@board.example"] and mail["Bcc"] is None
+    assert " ".join(mail["Subject"].split()) == (
+        "[schoolnet] Storing/Outage: Test Bcc: evil@attacker.example: bandwidth (open)")
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """Accepts connections (the kernel does) and never says a word: a hung receiver."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield int(server.getsockname()[1])
+
+
+@pytest.mark.parametrize("channel", ["webhook", "email"])
+def test_a_hung_receiver_costs_one_timeout_per_pass(tmp_path: Path, silent_server: int, channel: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from collector.incidents import notify
+    from collector.incidents.store import perform
+
+    monkeypatch.setattr(notify, "TIMEOUT_SECONDS", 1.0)
+    with make_site(tmp_path) as site:
+        set_up_schools(site, tmp_path)
+        settings = (settings_for(tmp_path, incident_webhook_url=f"http://127.0.0.1:{silent_server}/hook")
+                    if channel == "webhook" else
+                    settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=silent_server,
+                                 smtp_starttls=False, mail_from="schoolnet@board.example",
+                                 incident_mail_to="noc@board.example"))
+        channels = Channels.from_settings(settings)
+        incident_id = open_incident(site, settings)
+        perform(site.engine, incident_id, "acknowledge", "Anne", now=local(10, 31), channels=channels)
+        perform(site.engine, incident_id, "escalate", "Anne", now=local(10, 32), channels=channels)
+        started = time.monotonic()
+        report = deliver_due(site.engine, settings, local(10, 33))
+        took = time.monotonic() - started
+        assert (report.sent, report.retrying, report.deferred) == (0, 1, 2)
+        assert took < 2.5, f"{took:.1f} s: every row waited for the hung receiver"
+        [first, *rest] = notifications(site)
+        assert first[1:3] == ("pending", 1) and "no answer within 1 s" in first[4]
+        assert [row[1:3] for row in rest] == [("pending", 0), ("pending", 0)]
+        # The next pass tries the next row (the first waits for its backoff).
+        assert deliver_due(site.engine, settings, local(10, 33) + 5).retrying == 1
+
+
+def test_the_outbox_survives_a_restart(tmp_path: Path, hook: tuple[str, type[Hook]],
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from collector.cli import main
+
+    url, handler = hook
+    with make_site(tmp_path) as site:
+        set_up_schools(site, tmp_path)
+        incident_id = open_incident(site, settings_for(tmp_path, incident_webhook_url=url))
+        db_url = site.db_url
+    # The collector that queued it is gone; a new process on the same store sends it.
+    monkeypatch.setenv("SCHOOLNET_INCIDENT_WEBHOOK_URL", url)
+    monkeypatch.setenv("SCHOOLNET_PUBLIC_URL", "https://net.example")
+    assert main(["incident", "notify", "--db", db_url]) == 0
+    assert capsys.readouterr().out.strip() == "notifications: 1 sent, 0 to retry, 0 failed"
+    [(_, body)] = handler.received
+    assert json.loads(body)["incident"]["id"] == incident_id
+    assert main(["incident", "notify", "--db", db_url]) == 0  # sent once, not again
+    assert len(handler.received) == 1
+
+
+def test_two_workers_send_each_notification_once(tmp_path: Path, hook: tuple[str, type[Hook]]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from collector.db.engine import open_engine
+    from collector.incidents.store import perform
+
+    url, handler = hook
+    handler.delay = 0.2  # slow enough that both workers see the rows due
+    with make_site(tmp_path) as site:
+        set_up_schools(site, tmp_path)
+        settings = settings_for(tmp_path, incident_webhook_url=url)
+        channels = Channels.from_settings(settings)
+        incident_id = open_incident(site, settings)
+        perform(site.engine, incident_id, "acknowledge", "Anne", now=local(10, 31), channels=channels)
+        perform(site.engine, incident_id, "escalate", "Anne", now=local(10, 32), channels=channels)
+        engines = [open_engine(site.db_url), open_engine(site.db_url)]
+        with ThreadPoolExecutor(2) as pool:
+            reports = list(pool.map(lambda engine: deliver_due(engine, settings, local(10, 33)), engines))
+        for engine in engines:
+            engine.dispose()
+        assert sum(report.sent for report in reports) == 3
+        assert [row[1] for row in notifications(site)] == ["sent"] * 3
+    events = sorted(json.loads(body)["event"] for _, body in handler.received)
+    assert events == ["acknowledged", "escalated", "opened"]
+
+
+def test_a_server_without_smtputf8_is_named_as_such(tmp_path: Path) -> None:
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, enable_SMTPUTF8=False)
+    controller.start()
+    try:
+        with make_site(tmp_path) as site:
+            set_up_schools(site, tmp_path)
+            settings = settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False,
+                                    mail_from="schoolnet@board.example",
+                                    incident_mail_to="jürgen@board.example")
+            open_incident(site, settings)
+            assert deliver_due(site.engine, settings, local(10, 31)).retrying == 1
+            error = notifications(site)[0][4]
+            assert "SMTPUTF8" in error and "STARTTLS" not in error
+    finally:
+        controller.stop()
+    assert inbox.messages == []
+
+
+def test_a_secret_file_emptied_since_the_start_stops_the_call(tmp_path: Path,
+                                                             hook: tuple[str, type[Hook]]) -> None:
+    url, handler = hook
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret-value\n")
+    with make_site(tmp_path) as site:
+        set_up_schools(site, tmp_path)
+        settings = settings_for(tmp_path, incident_webhook_url=url, incident_webhook_secret_file=secret)
+        open_incident(site, settings)
+        secret.write_text("")
+        assert deliver_due(site.engine, settings, local(10, 31)).retrying == 1
+        assert "is empty" in notifications(site)[0][4]
+        secret.unlink()
+        assert deliver_due(site.engine, settings, local(10, 32)).retrying == 1
+        assert "cannot read SCHOOLNET_INCIDENT_WEBHOOK_SECRET_FILE" in notifications(site)[0][4]
+    assert handler.received == []  # never unsigned
