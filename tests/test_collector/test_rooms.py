@@ -369,7 +369,8 @@ def test_a_scrape_reads_no_history(site) -> None:  # type: ignore[no-untyped-def
         assert values(site)("schoolnet_wifi_room_observations_total", room("lokaal-1", source="agent")) == 39
     finally:
         event.remove(site.engine, "before_cursor_execute", keep)
-    assert len(statements) == 9, statements  # eight before rooms, one for them
+    # Eight before rooms, one for them, two for the active incidents.
+    assert len(statements) == 11, statements
     assert not [s for s in statements if "room_observations" in s]
 
 
