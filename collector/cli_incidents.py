@@ -112,10 +112,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     for view in views:
         where = f"{view.board}/{view.school}" if view.school else f"{view.provider} (provider-wide)"
-        print(f"{view.id}\t{view.state}\t{view.kind}\t{where}\tstarted {_utc(view.started_at)}\t"
-              f"urgency {view.urgency}\t{view.impact}" + (f"\tticket {view.ticket}" if view.ticket else ""))
+        started = local_time(view.started_at, view.timezone)
+        print(f"{view.id}\t{view.state}\t{view.kind}\t{where}\tstarted {started}\turgency {view.urgency}\t"
+              f"{view.impact}" + (f"\tticket {view.ticket}" if view.ticket else ""))
     if not views:
         print("no incidents", file=sys.stderr)
+    else:  # the zone once, beside the table (stdout stays one incident a line)
+        print(f"times in {', '.join(sorted({view.timezone for view in views}))}", file=sys.stderr)
     return 0
 
 
@@ -173,44 +176,63 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 
 def incident_text(view: Any) -> str:
+    """``incident show``: every time in the school's zone, as the evidence pack and the
+    detector's sentences write them ("Tue 3 Mar 2026 10:15 (CET)"); the zone said once."""
+    from collector.incidents.sentences import say
+    from collector.incidents.text import duration
+
+    zone = view.timezone
+
+    def at(seconds: float) -> str:
+        return local_time(seconds, zone)
+
     where = (f"{view.board}/{view.school} ({view.school_name})" if view.school
              else f"{view.provider}: provider-wide")
     lines = [f"incident {view.id}: {view.kind} at {where}, {view.state}",
+             f"  times in {zone}",
              f"  responsible {view.responsible}" + (f" ({view.provider})" if view.provider else ""),
              f"  impact {view.impact}, urgency {view.urgency}",
-             f"  started {_utc(view.started_at)}, detected {_utc(view.detected_at)}, last evidence "
-             f"{_utc(view.last_evidence_at)}"]
+             f"  started {at(view.started_at)}, detected {at(view.detected_at)}, last evidence "
+             f"{at(view.last_evidence_at)}"]
     for reason in view.assessment.get("reasons", []):
         lines.append(f"  - {reason.get('text') if isinstance(reason, dict) else reason}")
     if view.ticket:
         lines.append(f"  provider's ticket {view.ticket}")
     restore = view.restore
     if restore["wall_seconds"] is not None:
-        sla = ("" if restore["sla_restore_seconds"] is None else
-               f" against {_hours(restore['sla_restore_seconds'])} allowed ({restore['sla_clock']}): "
-               + {True: "met", False: "missed", None: "not yet known"}[restore["met"]])
-        used = _hours(restore["sla_seconds"]) if restore["sla_seconds"] is not None else "?"
-        lines.append(f"  time to restore{' so far' if restore['ongoing'] else ''}: "
-                     f"{_hours(restore['wall_seconds'])} wall, {used} on the SLA clock{sla}")
+        so_far = " so far" if restore["ongoing"] else ""
+        taken = f"  time to restore{so_far}: {duration(restore['wall_seconds'], 'en')}"
+        if restore["sla_restore_seconds"] is not None:
+            # Only a contract's restore time has an SLA clock to count on.
+            used = duration(restore["sla_seconds"], "en") if restore["sla_seconds"] is not None else "?"
+            verdict = {True: "met", False: "missed", None: "not yet known"}[restore["met"]]
+            taken += (f" wall, {used} on the SLA clock ({restore['sla_clock']}) against "
+                      f"{duration(restore['sla_restore_seconds'], 'en')} allowed: {verdict}")
+        lines.append(taken)
     if view.closed_at:
-        lines.append(f"  closed {_utc(view.closed_at)} ({view.resolution}): {view.resolution_note or ''}")
+        lines.append(f"  closed {at(view.closed_at)} ({view.resolution}): {view.resolution_note or ''}")
     if view.parent_id:
         lines.append(f"  part of provider-wide incident {view.parent_id}")
     if view.children:
         lines.append(f"  schools' incidents: {', '.join(str(c) for c in view.children)}")
     for corroboration in view.findings.get("corroboration", []):
-        lines.append(f"  evidence: {corroboration}")
+        lines.append(f"  evidence: {say(corroboration, 'en')}")
     lines.append("  events:")
     for event in view.events:
-        move = f" {event.from_state}→{event.to_state}" if event.from_state != event.to_state else ""
-        lines.append(f"    {_utc(event.at)} {event.actor}: {event.action}{move}"
+        move = ""
+        if event.to_state is not None and event.from_state != event.to_state:
+            move = f" {event.from_state} → {event.to_state}" if event.from_state else f" → {event.to_state}"
+        lines.append(f"    {at(event.at)} {event.actor}: {event.action}{move}"
                      + (f": {event.note}" if event.note else ""))
     return "\n".join(lines)
 
 
-def _utc(seconds: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(seconds))
+def local_time(seconds: float, zone: str) -> str:
+    """A time in ``zone`` as the evidence pack writes it: "Tue 3 Mar 2026 10:15 (CET)"."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
 
+    from collector.incidents.text import when
 
-def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h"
+    local = datetime.fromtimestamp(seconds, ZoneInfo(zone)).isoformat(timespec="seconds")
+    return when({"seconds": seconds, "local": local}, "en", zone)

@@ -85,6 +85,7 @@ from collector.incidents.model import (
     Recovery,
     school_key,
 )
+from collector.incidents.sentences import Sentence, moment
 from collector.rooms import median_nearest_rank
 from collector.terms import DIRECTIONS, Direction, Terms, terms_on
 
@@ -236,10 +237,9 @@ def _bandwidth_line(history: SchoolHistory, policy: DetectionPolicy, line: Conne
     finding = any(isinstance(o, Finding) for o in out)
     if not finding and len(recovered) == n and not any(j.below for j in recovered):
         run = trailing_run(counted, lambda j: not j.below)
-        out.append(Recovery(key, run[0].test.measured_at, (
-            f"{len(recovered)} valid tests at "
-            + " and ".join(percent(j.ratio) for j in recovered)
-            + f" of the advertised {direction} speed (threshold {percent(policy.bandwidth_ratio)})")))
+        out.append(Recovery(key, run[0].test.measured_at, Sentence("bw_recovered", {
+            "direction": direction, "ratios": [j.ratio for j in recovered],
+            "threshold": policy.bandwidth_ratio})))
     return out
 
 
@@ -279,7 +279,7 @@ def _bandwidth_finding(history: SchoolHistory, policy: DetectionPolicy, line: Co
                        direction: Direction, key: str, school_hours: list[Judged],
                        newest: list[Judged]) -> Finding | Held:
     servers = sorted({j.test.server for j in newest})
-    corroboration: list[str] = []
+    corroboration: list[Sentence] = []
     for j in newest:
         t = j.test
         retest = _rate(t, direction, retest=True)
@@ -308,20 +308,19 @@ def _bandwidth_finding(history: SchoolHistory, policy: DetectionPolicy, line: Co
                 f"gateway not fine near the test of {when}: {percent(w.gateway_loss_ratio)} loss, "
                 f"median {_ms(w.gateway_latency_p50_seconds)} to the gateway at {clock(history, w.start)}; "
                 "the school's LAN is not ruled out"))
+        at = moment(t.measured_at, history.calendar)
         if second and retest is not None:
-            corroboration.append(
-                f"The test of {when} measured {mbit(j.rate)} on {t.server}; its retest on "
-                f"{t.retest_server} measured {mbit(retest)} ({percent(retest / j.advertised)}).")
+            corroboration.append(Sentence("bw_retest", {
+                "at": at, "rate": j.rate, "server": t.server, "retest_server": t.retest_server,
+                "retest_rate": retest, "retest_ratio": retest / j.advertised}))
         worst = max(with_gateway, key=lambda w: w.gateway_loss_ratio or 0.0)
-        corroboration.append(
-            f"Around the test of {when} the agent reached its gateway with at most "
-            f"{percent(worst.gateway_loss_ratio)} loss in {len(with_gateway)} window(s): the school's "
-            "LAN was fine.")
+        corroboration.append(Sentence("bw_gateway_fine", {
+            "at": at, "loss_max": worst.gateway_loss_ratio, "windows": len(with_gateway)}))
     if len(servers) >= 2:
-        corroboration.append(f"The tests below used {len(servers)} servers: {', '.join(servers)}.")
+        corroboration.append(Sentence("bw_servers", {"servers": servers}))
     if all(_is_wired(j.test, wired_agents(history)) for j in newest):
-        corroboration.append("Every test ran over a wired interface.")
-    corroboration.append("Every test counted was valid: none was limited by the agent itself.")
+        corroboration.append(Sentence("bw_wired"))
+    corroboration.append(Sentence("bw_valid"))
     run = trailing_run(school_hours, lambda j: j.below)
     current = newest[-1].terms
     figures: dict[str, Any] = {
@@ -436,11 +435,10 @@ def outage(history: SchoolHistory, policy: DetectionPolicy, now: float) -> list[
             f"an isp outage of {_duration(e.end - e.start)} from {clock(history, e.start)}, but "
             f"{', '.join(missed)} sent windows then and saw none: not corroborated by every agent")))
         return out
-    corroboration = ["Every internet target went unanswered while the gateway answered: the "
-                     "school's LAN was up, the line was not."]
+    corroboration = [Sentence("outage_lan_up")]
     slugs = sorted({s.agent_slug for s in e.spans})
     if len(slugs) > 1:
-        corroboration.append(f"Every agent of the school that was measuring saw it: {', '.join(slugs)}.")
+        corroboration.append(Sentence("outage_every_agent", {"agents": slugs}))
     figures: dict[str, Any] = {
         "kind": e.kind, "start": e.start, "end": e.end, "ongoing": e.ongoing,
         "duration_seconds": e.end - e.start, "threshold_seconds": policy.outage_min_seconds,
@@ -457,8 +455,8 @@ def outage(history: SchoolHistory, policy: DetectionPolicy, now: float) -> list[
         corroboration=tuple(corroboration),
         connection_pk=main[0].id if len(main) == 1 else None))
     if not e.ongoing and _latest_windows_up(history):
-        out.append(Recovery(key, e.end, f"the outage ended at {clock(history, e.end)} after "
-                                        f"{_duration(e.end - e.start)}; the latest windows are up"))
+        out.append(Recovery(key, e.end, Sentence("outage_ended", {
+            "end": moment(e.end, history.calendar), "seconds": e.end - e.start})))
     return out
 
 
@@ -562,9 +560,9 @@ def _quality_agent(history: SchoolHistory, policy: DetectionPolicy, kind: Incide
         return out
     if counted and all(_value(w, kind) < limit for w in newest):
         run = trailing_run(windows, lambda w: _value(w, kind) < limit)
-        out.append(Recovery(key, run[0].start, (
-            f"the last {n} windows of {agent.slug} had {what} below {shown(limit)} "
-            f"(at most {shown(max(_value(w, kind) for w in newest))})")))
+        out.append(Recovery(key, run[0].start, Sentence("quality_recovered", {
+            "kind": kind, "agent": agent.slug, "windows": n, "threshold": limit,
+            "max": max(_value(w, kind) for w in newest)})))
     return out
 
 
@@ -590,13 +588,11 @@ def _quality_finding(history: SchoolHistory, policy: DetectionPolicy, kind: Inci
         "gateway_latency_max_seconds": policy.gateway_latency_max_seconds,
         "access_hops": hops,
     }
-    corroboration = [
-        f"In each of the {len(run)} windows the agent reached its gateway with under "
-        f"{percent(policy.gateway_loss_max)} loss and a median under "
-        f"{_ms(policy.gateway_latency_max_seconds)}: the school's LAN was fine.",
-    ]
+    corroboration = [Sentence("quality_lan_fine", {
+        "windows": len(run), "gateway_loss_max": policy.gateway_loss_max,
+        "gateway_latency_max_seconds": policy.gateway_latency_max_seconds})]
     if agent.wired:
-        corroboration.append(f"{agent.slug} is wired: no Wi-Fi between it and the gateway.")
+        corroboration.append(Sentence("quality_wired", {"agent": agent.slug}))
     main = [line for line in history.lines if line.role == "main"]
     return Finding(
         kind=kind, key=key, school_pk=history.school_pk, responsible="provider",
@@ -638,8 +634,9 @@ def _wifi_room(history: SchoolHistory, policy: DetectionPolicy, readings: list[R
     if middle >= limit:
         run = trailing_run(readings, lambda r: r.signal_dbm is not None and r.signal_dbm >= limit)
         at = (run[0] if run else readings[-1]).measured_at
-        return [Recovery(key, at, f"{room.room_name}: median signal {middle:.0f} dBm from {len(signals)} "
-                                  f"readings in school hours, at or above {limit:.0f} dBm")]
+        return [Recovery(key, at, Sentence("wifi_recovered", {
+            "room_name": room.room_name, "median_dbm": middle, "readings": len(signals),
+            "threshold_dbm": limit}))]
     poor = [s for s in signals if s < limit]
     figures: dict[str, Any] = {
         "room": room.room_slug, "room_name": room.room_name,
@@ -654,8 +651,8 @@ def _wifi_room(history: SchoolHistory, policy: DetectionPolicy, readings: list[R
     return [Finding(
         kind="wifi", key=key, school_pk=history.school_pk, responsible="school",
         started_at=readings[0].measured_at, last_evidence_at=readings[-1].measured_at, figures=figures,
-        corroboration=(f"{len(signals)} readings in school hours, {len(poor)} of them below "
-                       f"{limit:.0f} dBm: the room's coverage, the school's own network.",),
+        corroboration=(Sentence("wifi_readings", {"readings": len(signals), "poor": len(poor),
+                                                  "threshold_dbm": limit}),),
         room_pk=room.room_pk)]
 
 
@@ -674,7 +671,8 @@ def silent(history: SchoolHistory, policy: DetectionPolicy, now: float) -> list[
         quiet = now - since
         if quiet < policy.silent_after_seconds:
             if last is not None:
-                out.append(Recovery(key, last, f"{agent.slug} reported at {clock(history, last)}"))
+                out.append(Recovery(key, last, Sentence("silent_reported", {
+                    "agent": agent.slug, "at": moment(last, history.calendar)})))
             continue
         said = (f"{agent.slug} has not reported since {clock(history, since)}" if last is not None
                 else f"{agent.slug} has never reported since it was enrolled at {clock(history, since)}")
@@ -689,7 +687,9 @@ def silent(history: SchoolHistory, policy: DetectionPolicy, now: float) -> list[
             figures={"agent": agent.slug, "agent_name": agent.name, "last_report_at": last,
                      "enrolled_at": agent.created_at, "silent_seconds": quiet,
                      "threshold_seconds": policy.silent_after_seconds, "in_session": True},
-            corroboration=(f"{said}, {_duration(quiet)} while the school is in session.",),
+            corroboration=(Sentence("silent_in_session", {
+                "agent": agent.slug, "since": moment(since, history.calendar), "never": last is None,
+                "seconds": quiet}),),
             agent_pk=agent.pk))
     return out
 
@@ -705,8 +705,7 @@ def revoked(history: SchoolHistory) -> list[Outcome]:
         if not agent.revoked:
             continue
         at = agent.revoked_at if agent.revoked_at is not None else history.end
-        reason = (f"{agent.slug} was revoked at {clock(history, at)}: it no longer measures, so what only "
-                  "it watched is no longer followed")
+        reason = Sentence("agent_revoked", {"agent": agent.slug, "at": moment(at, history.calendar)})
         for kind in ("silent", "loss", "latency"):
             out.append(Recovery(school_key(kind, history.school_pk, agent.slug), at, reason, restored=False))
     return out

@@ -134,7 +134,10 @@ def evidence_document(
         "line": _line_document(line, terms),
         "rule": _rule(row, figures, measurements, history, policy, now, len(children)),
         "figures": figures,
-        "corroboration": [str(c) for c in findings.get("corroboration") or ()],
+        # The English sentences (what the JSON's readers see), and each as its code with params
+        # for the pages and the PDF to say in their language (sentences.in_language).
+        "corroboration": [_english(c) for c in findings.get("corroboration") or ()],
+        "corroboration_coded": list(findings.get("corroboration") or ()),
         "measurements": measurements,
         "lan_evidence": _lan_evidence(history, calendar, policy, start, end),
         "outages": [_outage(o, calendar) for o in history.outages] if history else [],
@@ -143,7 +146,29 @@ def evidence_document(
         "events": _events(conn, incident_pk, calendar),
         "children": children,
     }
+    document["incident"]["resolution_data"] = _resolution_data(row, document["events"])
     return document
+
+
+def _english(sentence: Any) -> str:
+    """A stored sentence in English: its text beside the code, or (older rows) itself."""
+    if isinstance(sentence, Mapping):
+        from collector.incidents.sentences import say
+
+        return say(sentence, "en")
+    return str(sentence)
+
+
+def _resolution_data(row: Any, events: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The code of the resolution note, where the store wrote it: the closing event's data
+    (the note a person typed has none, and stays as typed)."""
+    if row.closed_at is None:
+        return None
+    for event in reversed(events):
+        if event["action"] == row.state and event["to_state"] == row.state:
+            data = event.get("data")
+            return dict(data) if isinstance(data, Mapping) and event["note"] == row.resolution_note else None
+    return None
 
 
 def _line_of(history: SchoolHistory, connection_pk: int | None) -> ConnectionInfo | None:
@@ -197,7 +222,8 @@ def _incident(
         "ticket": row.ticket,
         "impact": row.impact,
         "urgency": row.urgency,
-        "reasons": [_reason(r) for r in assessment.get("reasons") or ()],
+        # Each with the school's zone, so its times read "(CET)" as the pack's others do.
+        "reasons": [{**_reason(r), "zone": str(calendar.zone)} for r in assessment.get("reasons") or ()],
         "supplier": supplier if isinstance(supplier, (dict, str)) else None,
         "escalation_contact": contact,
         "sla": _sla(row, calendar, terms if row.responsible == "provider" else None, now),
@@ -675,6 +701,7 @@ def _events(conn: Connection, incident_pk: int, calendar: SchoolCalendar) -> lis
             "from_state": r.from_state,
             "to_state": r.to_state,
             "note": r.note,
+            "data": r.data if isinstance(r.data, dict) else None,
         }
         for r in rows
     ]

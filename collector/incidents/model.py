@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from collector.incidents.sentences import Sentence
+
 # The problems detection knows. "provider" is the provider-wide incident that links the
 # schools' own incidents when several schools on one provider degrade together.
 IncidentKind = Literal["bandwidth", "outage", "loss", "latency", "wifi", "silent", "provider"]
@@ -54,8 +56,9 @@ class Finding:
     # "threshold_ratio": 0.8, "ratio": 0.41, "advertised_bytes_per_second": 1.25e7,
     # "tests": [result ids]}. The evidence pack shows these.
     figures: Mapping[str, Any]
-    # Sentences that say why this is not the agent or the school's LAN (shown as is).
-    corroboration: tuple[str, ...]
+    # Why this is not the agent or the school's LAN: codes with params (sentences.py words
+    # them in English and Dutch).
+    corroboration: tuple[Sentence, ...]
     connection_pk: int | None = None
     agent_pk: int | None = None
     room_pk: int | None = None
@@ -77,7 +80,7 @@ class Recovery:
 
     key: str
     at: float
-    reason: str  # one sentence: "2 valid tests at 96 % and 101 % of the advertised speed"
+    reason: Sentence  # "2 valid tests at 96 % and 101 % of the advertised download speed (…)"
     # False when the problem is over because it can no longer be measured (its agent was
     # revoked): the incident closes, but ``at`` is no time of restore and none is recorded.
     restored: bool = True

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from collector.incidents import text
+from collector.incidents import sentences, text
 from collector.incidents.text import Lang
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -74,6 +74,8 @@ def links(incident_pk: int, lang: Lang, share: str | None) -> dict[str, str]:
 
 
 def evidence_html(document: Mapping[str, Any], lang: Lang, share: str | None = None) -> str:
+    # What detection and the lifecycle said, in the page's language (the JSON keeps both).
+    document = sentences.in_language(document, lang)
     zone = document.get("timezone")
     incident = document["incident"]
     return _env.get_template("evidence.html").render(

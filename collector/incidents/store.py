@@ -38,6 +38,7 @@ from collector.incidents.model import (
     provider_key,
 )
 from collector.incidents.notify import Channels, enqueue
+from collector.incidents.sentences import Sentence, moment
 from collector.registry import resolve_school
 from collector.terms import Terms, terms_on
 
@@ -94,10 +95,10 @@ def apply_detection(conn: Connection, detection: Detection, history: SchoolHisto
         row = _active_by_key(conn, key)
         if row is None:
             continue
-        note = f"resolved itself: {recovery.reason}"
+        note = Sentence("resolved_itself", {"reason": _data(recovery.reason)})
         _close(conn, row, now, DETECTOR, "resolved", "recovered", note, channels,
                restored_at=recovery.at if recovery.restored else None)
-        changes.append(Change(row.id, key, row.kind, "resolved", "resolved", row.school_id, note))
+        changes.append(Change(row.id, key, row.kind, "resolved", "resolved", row.school_id, note.english()))
     changes += _reassess_unheard(conn, detection, history, assess_fn, contact, now)
     return changes
 
@@ -125,9 +126,10 @@ def _reassess_unheard(conn: Connection, detection: Detection, history: SchoolHis
             values["updated_at"] = now
         conn.execute(update(incidents).where(incidents.c.id == row.id).values(**values))
         if assessment["urgency"] != row.urgency:
-            note = f"urgency {row.urgency} → {assessment['urgency']}"
+            note = Sentence("urgency_changed", {"from": row.urgency, "to": assessment["urgency"]})
             _event(conn, row.id, now, DETECTOR, "reassessed", row.state, row.state, note, None)
-            changes.append(Change(row.id, row.key, row.kind, "reassessed", row.state, row.school_id, note))
+            changes.append(Change(row.id, row.key, row.kind, "reassessed", row.state, row.school_id,
+                                  note.english()))
     return changes
 
 
@@ -162,9 +164,9 @@ def _open_or_refresh(conn: Connection, finding: Finding, history: SchoolHistory,
             raise
         return _refresh(conn, existing, finding, history, line, assess_fn, contact, now)
     savepoint.commit()
-    note = _opened_note(finding, history)
+    note = opened_note(finding, history)
     _event(conn, incident_id, now, DETECTOR, "opened", None, "open", note, channels)
-    return Change(incident_id, finding.key, finding.kind, "opened", "open", finding.school_pk, note)
+    return Change(incident_id, finding.key, finding.kind, "opened", "open", finding.school_pk, note.english())
 
 
 def _refresh(conn: Connection, row: Any, finding: Finding, history: SchoolHistory,
@@ -178,9 +180,9 @@ def _refresh(conn: Connection, row: Any, finding: Finding, history: SchoolHistor
         last_evidence_at=max(row.last_evidence_at, finding.last_evidence_at),
         findings=findings_document(finding), updated_at=now, **assessment))
     if assessment["urgency"] != row.urgency:
-        note = f"urgency {row.urgency} → {assessment['urgency']}"
+        note = Sentence("urgency_changed", {"from": row.urgency, "to": assessment["urgency"]})
         _event(conn, row.id, now, DETECTOR, "reassessed", row.state, row.state, note, None)
-        return Change(row.id, row.key, row.kind, "reassessed", row.state, row.school_id, note)
+        return Change(row.id, row.key, row.kind, "reassessed", row.state, row.school_id, note.english())
     return Change(row.id, row.key, row.kind, "refreshed", row.state, row.school_id)
 
 
@@ -203,13 +205,56 @@ def _closed_same_problem(conn: Connection, finding: Finding) -> bool:
 
 def findings_document(finding: Finding) -> dict[str, Any]:
     """incidents.findings of a school's incident: the detector's figures and its
-    corroboration sentences, as they were at the last run."""
-    return {"figures": jsonable(finding.figures), "corroboration": list(finding.corroboration)}
+    corroboration, as they were at the last run: each {"code", "params", "text"} (the
+    English beside the code; rows from before the codes hold the English alone)."""
+    return {"figures": jsonable(finding.figures),
+            "corroboration": [jsonable(c.as_document() if isinstance(c, Sentence) else c)
+                              for c in finding.corroboration]}
 
 
-def _opened_note(finding: Finding, history: SchoolHistory) -> str:
-    return f"{finding.kind} at {history.school_name}: " + (
-        "; ".join(finding.corroboration) if finding.corroboration else "detected")
+def opened_note(finding: Finding, history: SchoolHistory) -> Sentence:
+    """The "opened" event's note: one plain sentence of what broke and by how much (the
+    corroboration stays in the findings)."""
+    f = finding.figures
+    calendar = history.calendar
+    try:
+        if finding.kind == "bandwidth":
+            tests = [t for t in f.get("tests") or () if isinstance(t, Mapping)]
+            servers = {t.get("server") for t in tests} | {
+                t.get("retest_server") for t in tests if t.get("retest_rate_bytes_per_second") is not None}
+            return Sentence("opened_bandwidth", {
+                "direction": f["direction"], "ratio": f["median_ratio"],
+                "advertised_bytes_per_second": f["advertised_bytes_per_second"],
+                "threshold": f["threshold_ratio"], "tests": len(tests),
+                "servers": len(servers - {None})})
+        if finding.kind == "outage":
+            return Sentence("opened_outage", {
+                "start": moment(f["start"], calendar), "seconds": f["duration_seconds"],
+                "ongoing": bool(f["ongoing"]), "threshold_seconds": f["threshold_seconds"],
+                "agents": list(f["agents"])})
+        if finding.kind in ("loss", "latency"):
+            return Sentence(f"opened_{finding.kind}", {
+                "agent": f["agent"], "median": f["median"], "max": f["max"], "windows": f["windows"],
+                "threshold": f["threshold"]})
+        if finding.kind == "wifi":
+            return Sentence("opened_wifi", {
+                "room_name": f["room_name"], "median_dbm": f["median_signal_dbm"],
+                "readings": f["observations"], "threshold_dbm": f["threshold_dbm"]})
+        if finding.kind == "silent":
+            last = f.get("last_report_at")
+            return Sentence("opened_silent", {
+                "agent": f["agent"],
+                "since": moment(last if last is not None else f["enrolled_at"], calendar),
+                "never": last is None, "seconds": f["silent_seconds"],
+                "threshold_seconds": f["threshold_seconds"]})
+    except (KeyError, TypeError):
+        pass  # figures not as the detector writes them (a hand-made finding): say the kind
+    return Sentence("opened", {"kind": finding.kind})
+
+
+def _data(said: Sentence | str | None) -> Any:
+    """A sentence as a param of another (its {"code", "params"}), or a person's text as is."""
+    return said.as_data() if isinstance(said, Sentence) else said
 
 
 def _line_of(finding: Finding, lines: Sequence[ConnectionInfo]) -> ConnectionInfo | None:
@@ -417,9 +462,10 @@ def _follow_children(conn: Connection, now: float) -> list[Change]:
         conn.execute(update(incidents).where(incidents.c.id == parent.id).values(
             urgency=urgency, impact=impact, assessment=assessment, updated_at=now))
         if urgency != parent.urgency:
-            note = f"urgency {parent.urgency} → {urgency}, as its most urgent school's"
+            note = Sentence("urgency_followed", {"from": parent.urgency, "to": urgency})
             _event(conn, parent.id, now, DETECTOR, "reassessed", parent.state, parent.state, note, None)
-            changes.append(Change(parent.id, parent.key, parent.kind, "reassessed", parent.state, None, note))
+            changes.append(Change(parent.id, parent.key, parent.kind, "reassessed", parent.state, None,
+                                  note.english()))
     return changes
 
 
@@ -459,27 +505,22 @@ def _open_parent(conn: Connection, provider_id: str, kind: str, children: list[A
         savepoint.rollback()  # a concurrent run opened it; the next run adopts the rest
         return []
     savepoint.commit()
-    names = ", ".join(dict.fromkeys(entry["school_name"] for entry in document["schools"]))
-    note = f"{document['school_count']} schools on {provider} with {_a(kind)} incident: {names}"
-    suspected = _silent_parent_of(conn, provider_id, started, children)
-    if suspected is not None:
-        note += f" (suspected from their agents' silence in provider-wide incident {suspected})"
-    if over:
-        span = _local_span(conn, children[0].school_id, started, restored, default_timezone)
-        note += (f"; detected after it ended ({span}): the agents could report it only once the "
-                 "line was back")
+    names = list(dict.fromkeys(entry["school_name"] for entry in document["schools"]))
+    span = _span_params(conn, children[0].school_id, started, restored, default_timezone)
+    note = Sentence("provider_opened", {
+        "count": document["school_count"], "provider": provider, "kind": kind, "schools": names,
+        "suspected_parent": _silent_parent_of(conn, provider_id, started, children), "over": over, **span})
     # Over already: its one notification is the "resolved" below, not an "opened" too.
     _event(conn, parent_id, now, DETECTOR, "opened", None, "open", note, None if over else channels)
-    changes = [Change(parent_id, key, "provider", "opened", "open", None, note)]
+    changes = [Change(parent_id, key, "provider", "opened", "open", None, note.english())]
     parent = conn.execute(select(incidents).where(incidents.c.id == parent_id)).one()
     for child in children:
         changes.append(_link(conn, parent, child, now))
     if over:
-        span = _local_span(conn, children[0].school_id, started, restored, default_timezone)
-        closing = (f"resolved itself: over before it was detected: {provider} {kind} at "
-                   f"{document['school_count']} schools, {span}; restored when the last school was")
+        closing = Sentence("provider_over", {"provider": provider, "kind": kind,
+                                             "count": document["school_count"], **span})
         _close(conn, parent, now, DETECTOR, "resolved", "recovered", closing, channels, restored_at=restored)
-        changes.append(Change(parent_id, key, "provider", "resolved", "resolved", None, closing))
+        changes.append(Change(parent_id, key, "provider", "resolved", "resolved", None, closing.english()))
     return changes
 
 
@@ -487,16 +528,12 @@ def _a(kind: str) -> str:
     return ("an " if kind[:1] in "aeiou" else "a ") + kind
 
 
-def _local_span(conn: Connection, school_pk: int, start: float, end: float | None,
-                default_timezone: str) -> str:
-    """"2026-03-03 10:00 to 10:40" in the school's local time (the date again when it differs)."""
+def _span_params(conn: Connection, school_pk: int, start: float, end: float | None,
+                 default_timezone: str) -> dict[str, Any]:
+    """{"start", "end"}: a period as moments in the school's zone (sentences.py words it
+    "from Tue 3 Mar 2026 10:00 to 10:40 (CET)")."""
     calendar = load_calendar(conn, school_pk, default_timezone)
-    first = calendar.local_datetime(start)
-    if end is None:
-        return f"from {first:%Y-%m-%d %H:%M}"
-    last = calendar.local_datetime(end)
-    until = f"{last:%H:%M}" if last.date() == first.date() else f"{last:%Y-%m-%d %H:%M}"
-    return f"from {first:%Y-%m-%d %H:%M} to {until}"
+    return {"start": moment(start, calendar), "end": None if end is None else moment(end, calendar)}
 
 
 def _silent_parent_of(conn: Connection, provider_id: str, started: float,
@@ -527,8 +564,8 @@ def _adopt(conn: Connection, parent: Any, joining: list[Any], now: float) -> lis
         # Over already (closed incidents only join a closed one): restored when the last was.
         values["restored_at"] = max(row.restored_at or row.closed_at for row in children)
     conn.execute(update(incidents).where(incidents.c.id == parent.id).values(**values))
-    names = ", ".join(dict.fromkeys(_school_name(conn, row.school_id) for row in joining))
-    note = f"joined by {names}" + (" (reported after it ended)" if parent.closed_at is not None else "")
+    names = list(dict.fromkeys(_school_name(conn, row.school_id) for row in joining))
+    note = Sentence("joined", {"schools": names, "after_end": parent.closed_at is not None})
     _event(conn, parent.id, now, DETECTOR, "merged", parent.state, parent.state, note, None)
     return changes
 
@@ -546,9 +583,9 @@ def _link(conn: Connection, parent: Any, child: Any, now: float) -> Change:
         values["state"] = state
         values[f"{state}_at"] = now
     conn.execute(update(incidents).where(incidents.c.id == child.id).values(**values))
-    note = f"part of provider-wide incident {parent.id}"
+    note = Sentence("part_of_provider", {"parent": parent.id})
     _event(conn, child.id, now, DETECTOR, "merged", child.state, state, note, None)
-    return Change(child.id, child.key, child.kind, "merged", state, child.school_id, note)
+    return Change(child.id, child.key, child.kind, "merged", state, child.school_id, note.english())
 
 
 def _rank(state: str) -> int:
@@ -677,10 +714,11 @@ def _open_silent_parent(conn: Connection, provider_id: str, group: list[_SilentS
         savepoint.rollback()
         return []
     savepoint.commit()
-    names = ", ".join(_school_name(conn, s.school_pk) for s in group)
-    note = f"suspected provider-wide outage at {names}: {basis}"
+    note = Sentence("silence_opened", {
+        "schools": [_school_name(conn, s.school_pk) for s in group], "count": n, "provider": provider,
+        "window_seconds": policy.provider_merge_seconds})
     _event(conn, parent_id, now, DETECTOR, "opened", None, "open", note, channels)
-    changes = [Change(parent_id, key, "provider", "opened", "open", None, note)]
+    changes = [Change(parent_id, key, "provider", "opened", "open", None, note.english())]
     parent = conn.execute(select(incidents).where(incidents.c.id == parent_id)).one()
     for child in children:
         changes.append(_link(conn, parent, child, now))
@@ -711,7 +749,8 @@ def _close_finished_parents(conn: Connection, now: float, channels: Channels, *,
     return changes
 
 
-def _silence_over_note(conn: Connection, parent: Any, policy: DetectionPolicy, default_timezone: str) -> str:
+def _silence_over_note(conn: Connection, parent: Any, policy: DetectionPolicy,
+                       default_timezone: str) -> Sentence:
     """What the agents said once they could report again: the provider-wide outage their
     records make (the suspicion proven), the outages of only some schools, or none."""
     children = conn.execute(select(incidents.c.school_id, incidents.c.restored_at)
@@ -719,9 +758,7 @@ def _silence_over_note(conn: Connection, parent: Any, policy: DetectionPolicy, d
     schools_of = {row.school_id for row in children}
     n = len(schools_of)
     # A silent agent that was revoked closed without reporting again (no restore time).
-    again = "reported again" if all(row.restored_at is not None for row in children) else (
-        "reported again or were revoked")
-    said = f"resolved itself: the agents of all {n} schools {again}; "
+    said = {"count": n, "revoked": not all(row.restored_at is not None for row in children)}
     outages = conn.execute(select(incidents).where(
         incidents.c.kind == "outage", incidents.c.school_id.in_(schools_of),
         incidents.c.started_at >= parent.started_at - SILENCE_MATCH_SECONDS,
@@ -730,28 +767,26 @@ def _silence_over_note(conn: Connection, parent: Any, policy: DetectionPolicy, d
     if proven is not None:
         wide = conn.execute(select(incidents).where(incidents.c.id == proven)).one()
         count = (wide.findings or {}).get("school_count")
-        span = _local_span(conn, outages[0].school_id, wide.started_at, wide.restored_at, default_timezone)
-        return (said + f"their outage records prove it: the line of {wide.provider} was down at {count} "
-                f"schools {span} (provider-wide incident {wide.id})")
+        span = _span_params(conn, outages[0].school_id, wide.started_at, wide.restored_at, default_timezone)
+        return Sentence("silence_over_proven", {**said, "provider": wide.provider, "wide_count": count,
+                                                "wide_id": wide.id, **span})
     if outages:
-        names = ", ".join(dict.fromkeys(_school_name(conn, row.school_id) for row in outages))
-        return (said + f"their outage records show the line down at {names} only (incidents "
-                + ", ".join(str(row.id) for row in outages)
-                + "): not enough schools for a provider-wide outage")
-    return (said + "their records show no provider-side outage then: the simultaneous silence is not "
-            "proven to be the provider's")
+        return Sentence("silence_over_partial", {
+            **said, "schools": list(dict.fromkeys(_school_name(conn, row.school_id) for row in outages)),
+            "incidents": [row.id for row in outages]})
+    return Sentence("silence_over_unproven", said)
 
 
 def _close_parent_if_done(conn: Connection, parent: Any, now: float, channels: Channels, *,
-                          note: str | None = None) -> Change | None:
+                          note: Sentence | None = None) -> Change | None:
     children = conn.execute(select(incidents.c.closed_at, incidents.c.restored_at)
                             .where(incidents.c.parent_id == parent.id)).all()
     if not children or any(child.closed_at is None for child in children):
         return None
     restored = max(child.restored_at or child.closed_at for child in children)
-    note = note or f"resolved itself: the incidents of all {len(children)} schools are closed"
+    note = note or Sentence("children_closed", {"count": len(children)})
     _close(conn, parent, now, DETECTOR, "resolved", "recovered", note, channels, restored_at=restored)
-    return Change(parent.id, parent.key, parent.kind, "resolved", "resolved", None, note)
+    return Change(parent.id, parent.key, parent.kind, "resolved", "resolved", None, note.english())
 
 
 # --- lifecycle ------------------------------------------------------------------------------
@@ -767,36 +802,79 @@ PAST = {"acknowledge": "acknowledged", "escalate": "escalated", "resolve": "reso
         "dismiss": "dismissed"}
 
 
+class InvalidInput(IncidentError):
+    """What a person typed breaks action_input.py's limits (the API answers 422)."""
+
+
+# incident_events.actor holds this much: a name (action_input.MAX_BY) and where it came from.
+MAX_ACTOR = 200
+
+
+def _checked_actor(actor: str) -> str:
+    """Who did it: one line, not empty. The CLI and the API check what people type before
+    they call here; the store checks again, so no other caller slips past (action_input.py)."""
+    from collector.incidents.action_input import InputError, check_line
+
+    try:
+        checked = check_line("actor", actor, MAX_ACTOR)
+    except InputError as exc:
+        raise InvalidInput(str(exc)) from None
+    if checked is None:
+        raise InvalidInput("actor: say who does it")
+    return checked
+
+
+def _checked_text(what: str, value: str | None) -> str | None:
+    from collector.incidents.action_input import InputError, check_text
+
+    try:
+        return check_text(what, value)
+    except InputError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
 def acknowledge(conn: Connection, incident_id: int, actor: str, note: str | None, now: float, *,
                 channels: Channels | None = None) -> None:
-    _move(conn, incident_id, "acknowledge", actor, note, now, channels or Channels())
+    note = _checked_text("note", note)
+    _move(conn, incident_id, "acknowledge", _checked_actor(actor), _stripped(note), now,
+          channels or Channels())
 
 
 def escalate(conn: Connection, incident_id: int, actor: str, ticket: str | None, note: str | None,
              now: float, *, channels: Channels | None = None) -> None:
-    _move(conn, incident_id, "escalate", actor, note, now, channels or Channels(), ticket=ticket)
+    note, ticket = _checked_text("note", note), _check_ticket(ticket)
+    _move(conn, incident_id, "escalate", _checked_actor(actor), _stripped(note), now, channels or Channels(),
+          ticket=ticket)
 
 
 def resolve(conn: Connection, incident_id: int, actor: str, note: str | None, now: float, *,
             channels: Channels | None = None) -> None:
-    if not note or not note.strip():
+    note = _stripped(_checked_text("note", note))
+    if not note:
         raise IncidentError("resolving by hand needs a note: what was done, or what the provider said")
-    _move(conn, incident_id, "resolve", actor, note.strip(), now, channels or Channels())
+    _move(conn, incident_id, "resolve", _checked_actor(actor), note, now, channels or Channels())
 
 
 def dismiss(conn: Connection, incident_id: int, actor: str, reason: str | None, now: float, *,
             channels: Channels | None = None) -> None:
-    if not reason or not reason.strip():
+    reason = _stripped(_checked_text("reason", reason))
+    if not reason:
         raise IncidentError("dismissing needs a reason: why this is not an incident")
-    _move(conn, incident_id, "dismiss", actor, reason.strip(), now, channels or Channels())
+    _move(conn, incident_id, "dismiss", _checked_actor(actor), reason, now, channels or Channels())
 
 
 def add_note(conn: Connection, incident_id: int, actor: str, note: str | None, now: float) -> None:
-    if not note or not note.strip():
+    note = _stripped(_checked_text("note", note))
+    if not note:
         raise IncidentError("the note is empty")
+    actor = _checked_actor(actor)
     row = _row(conn, incident_id)
-    _event(conn, row.id, now, actor, "note", row.state, row.state, note.strip(), None)
+    _event(conn, row.id, now, actor, "note", row.state, row.state, note, None)
     conn.execute(update(incidents).where(incidents.c.id == row.id).values(updated_at=now))
+
+
+def _stripped(text: str | None) -> str | None:
+    return text.strip() or None if text is not None else None
 
 
 def set_ticket(conn: Connection, incident_id: int, actor: str, ticket: str | None, now: float,
@@ -804,11 +882,12 @@ def set_ticket(conn: Connection, incident_id: int, actor: str, ticket: str | Non
     ticket = _check_ticket(ticket)
     if ticket is None:
         raise IncidentError("give the provider's ticket number")
+    actor = _checked_actor(actor)
     row = _row(conn, incident_id)
     if row.closed_at is not None and via is None:
         raise NotAllowedNow(f"incident {row.id} is {row.state}: its ticket can no longer change")
     conn.execute(update(incidents).where(incidents.c.id == row.id).values(ticket=ticket, updated_at=now))
-    note = f"provider's ticket {ticket}" + (f" (was {row.ticket})" if row.ticket else "")
+    note = Sentence("ticket_set", {"ticket": ticket, "was": row.ticket})
     _event(conn, row.id, now, actor, "ticket", row.state, row.state, _via(note, via), None)
     if via is None:
         for child in _active_children(conn, row.id):
@@ -832,10 +911,10 @@ def _move(conn: Connection, incident_id: int, action: str, actor: str, note: str
         if ticket:
             values["ticket"] = ticket
         conn.execute(update(incidents).where(incidents.c.id == row.id).values(**values))
-        text = _via(note, via)
+        said = _via(note, via)
         if ticket:
-            text = f"provider's ticket {ticket}" + (f"; {text}" if text else "")
-        _event(conn, row.id, now, actor, PAST[action], row.state, target, text, None if via else channels)
+            said = Sentence("ticket_with_note", {"ticket": ticket, "note": _data(said)})
+        _event(conn, row.id, now, actor, PAST[action], row.state, target, said, None if via else channels)
     if via is None:
         # A provider-wide incident: the same for its active children (where the move fits).
         for child in _active_children(conn, row.id):
@@ -848,10 +927,11 @@ def _move(conn: Connection, incident_id: int, action: str, actor: str, note: str
 
 
 def _close(conn: Connection, row: Any, now: float, actor: str, state: str, resolution: str,
-           note: str | None, channels: Channels | None, *, restored_at: float | None = None,
+           note: Sentence | str | None, channels: Channels | None, *, restored_at: float | None = None,
            ticket: str | None = None) -> None:
     values: dict[str, Any] = {"state": state, "closed_at": now, "resolution": resolution,
-                              "resolution_note": note, "updated_at": now}
+                              "resolution_note": _said(note),
+                              "updated_at": now}
     if restored_at is not None:
         values["restored_at"] = restored_at
     if ticket:
@@ -860,27 +940,34 @@ def _close(conn: Connection, row: Any, now: float, actor: str, state: str, resol
     _event(conn, row.id, now, actor, state, row.state, state, note, channels)
 
 
-def _via(note: str | None, via: int | None) -> str | None:
+def _via(note: Sentence | str | None, via: int | None) -> Sentence | str | None:
     if via is None:
         return note
-    return f"via provider-wide incident {via}" + (f": {note}" if note else "")
+    return Sentence("via_provider", {"parent": via, "note": _data(note)})
+
+
+def _said(note: Sentence | str | None) -> str | None:
+    return note.english() if isinstance(note, Sentence) else note
 
 
 def _check_ticket(ticket: str | None) -> str | None:
-    if ticket is None or not ticket.strip():
-        return None
-    ticket = ticket.strip()
-    if len(ticket) > 100:
-        raise IncidentError("the ticket number is longer than 100 characters")
-    return ticket
+    from collector.incidents.action_input import MAX_TICKET, InputError, check_line
+
+    try:
+        return check_line("ticket", ticket, MAX_TICKET)
+    except InputError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def _event(conn: Connection, incident_id: int, now: float, actor: str, action: str,
-           from_state: str | None, to_state: str | None, note: str | None,
+           from_state: str | None, to_state: str | None, note: Sentence | str | None,
            channels: Channels | None) -> int:
+    """One event; a Sentence note is stored as its English (note) and its code (data)."""
+    data = note.as_data() if isinstance(note, Sentence) else None
     key = conn.execute(incident_events.insert().values(
         incident_id=incident_id, at=now, actor=actor, action=action, from_state=from_state,
-        to_state=to_state, note=note)).inserted_primary_key
+        to_state=to_state, note=_said(note),
+        data=data)).inserted_primary_key
     assert key is not None
     event_id = int(key[0])
     if channels is not None:
@@ -895,6 +982,11 @@ def _insert(conn: Connection, values: dict[str, Any]) -> int:
 
 
 def _row(conn: Connection, incident_id: int) -> Any:
+    from collector.incidents.action_input import MAX_ID
+
+    # An id beyond SQL's integers is no incident (SQLite would overflow, not answer).
+    if isinstance(incident_id, bool) or not isinstance(incident_id, int) or not 1 <= incident_id <= MAX_ID:
+        raise UnknownIncident(f"no incident {incident_id!r} (see: incident list)")
     row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
     if row is None:
         raise UnknownIncident(f"no incident {incident_id} (see: incident list)")
@@ -969,6 +1061,7 @@ class EventView:
     from_state: str | None
     to_state: str | None
     note: str | None
+    data: dict[str, Any] | None = None  # the note as a code with params (sentences.py), if the store wrote it
 
 
 @dataclass(frozen=True)
@@ -1008,6 +1101,7 @@ class IncidentView:
     findings: dict[str, Any]
     updated_at: float
     restore: dict[str, Any]
+    timezone: str  # the school's IANA zone (the collector's default for a provider-wide incident)
     children: list[int] = field(default_factory=list)
     events: list[EventView] = field(default_factory=list)
 
@@ -1033,13 +1127,13 @@ def get_incident(conn: Connection, incident_id: int, *, default_timezone: str = 
     row = conn.execute(_view_query().where(incidents.c.id == incident_id)).first()
     if row is None:
         raise UnknownIncident(f"no incident {incident_id} (see: incident list)")
-    events = [EventView(e.id, e.at, e.actor, e.action, e.from_state, e.to_state, e.note)
+    events = [EventView(e.id, e.at, e.actor, e.action, e.from_state, e.to_state, e.note, e.data)
               for e in conn.execute(select(incident_events).where(incident_events.c.incident_id == row.id)
                                     .order_by(incident_events.c.at, incident_events.c.id))]
     children = list(conn.scalars(select(incidents.c.id).where(incidents.c.parent_id == row.id)
                                  .order_by(incidents.c.id)))
     calendar = load_calendar(conn, row.school_id, default_timezone) if row.school_id else None
-    return _view(row, calendar, now, events, children)
+    return _view(row, calendar, now, events, children, default_timezone)
 
 
 def list_incidents(conn: Connection, board: str | None = None, school: str | None = None,
@@ -1068,12 +1162,12 @@ def list_incidents(conn: Connection, board: str | None = None, school: str | Non
             if row.school_id not in calendars:
                 calendars[row.school_id] = load_calendar(conn, row.school_id, default_timezone)
             calendar = calendars[row.school_id]
-        views.append(_view(row, calendar, now, [], []))
+        views.append(_view(row, calendar, now, [], [], default_timezone))
     return views
 
 
 def _view(row: Any, calendar: SchoolCalendar | None, now: float | None, events: list[EventView],
-          children: list[int]) -> IncidentView:
+          children: list[int], default_timezone: str) -> IncidentView:
     return IncidentView(
         id=row.id, key=row.key, kind=row.kind, state=row.state, board=row.board_slug,
         school=row.school_slug, school_name=row.school_display, board_id=row.board_id,
@@ -1087,7 +1181,9 @@ def _view(row: Any, calendar: SchoolCalendar | None, now: float | None, events: 
         urgency=row.urgency, sla_restore_seconds=row.sla_restore_seconds, sla_clock=row.sla_clock,
         sla_deadline_at=row.sla_deadline_at, assessment=row.assessment or {},
         findings=row.findings or {}, updated_at=row.updated_at,
-        restore=restore_figures(row, calendar, now), children=children, events=events)
+        restore=restore_figures(row, calendar, now),
+        timezone=str(calendar.zone) if calendar is not None else default_timezone,
+        children=children, events=events)
 
 
 # --- one action, as the CLI and the API do it -------------------------------------------------

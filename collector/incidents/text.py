@@ -535,7 +535,7 @@ def _local(stamp: Mapping[str, Any]) -> datetime:
     return datetime.fromisoformat(str(stamp["local"]))
 
 
-def _zone_name(when: datetime, zone: str | None) -> str:
+def zone_name(when: datetime, zone: str | None) -> str:
     """The zone's abbreviation (CET, CEST) where it has one, else the UTC offset."""
     if zone:
         from zoneinfo import ZoneInfo
@@ -547,13 +547,15 @@ def _zone_name(when: datetime, zone: str | None) -> str:
 
 
 def when(stamp: Mapping[str, Any] | None, lang: Lang, zone: str | None = None) -> str:
-    """'di 3 mrt 2026 10:15 (CET)' / 'Tue 3 Mar 2026 10:15 (CET)'."""
+    """'di 3 mrt 2026 10:15 (CET)' / 'Tue 3 Mar 2026 10:15 (CET)'. ``zone``: the school's
+    IANA zone (else the stamp's own "zone", else the offset: "UTC+0100")."""
     if not stamp:
         return "-"
     d = _local(stamp)
+    zone = zone or (str(stamp["zone"]) if stamp.get("zone") else None)
     return (
         f"{_WEEKDAYS[lang][d.weekday()]} {d.day} {_MONTHS[lang][d.month - 1]} {d.year} "
-        f"{d:%H:%M} ({_zone_name(d, zone)})"
+        f"{d:%H:%M} ({zone_name(d, zone)})"
     )
 
 
@@ -761,6 +763,23 @@ def _first_sentence(document: Mapping[str, Any], lang: Lang) -> str:
         )
     children = document.get("children") or []
     what = label(lang, "kind", rule.get("child_kind"))
+    if (document.get("figures") or {}).get("suspected"):
+        # Schools gone silent together: the line is suspected, not proven (the agents'
+        # outage records, once they can send them, will say).
+        schools = len({c.get("school") for c in children}) or len(children)
+        if nl:
+            return (
+                f"Vanaf {day} {start} zwegen alle agents van {schools} scholen op verbindingen van "
+                f"{provider} tegelijk, tijdens schooltijd. Een onderbreking van de verbinding wordt "
+                "vermoed uit dit gelijktijdige zwijgen, maar is niet bewezen: de agents melden hun eigen "
+                "onderbrekingsgegevens zodra ze weer verbinding hebben. Dit is één melding voor alle scholen."
+            )
+        return (
+            f"From {day} {start} every agent of {schools} schools on lines of {provider} went silent at "
+            "once, during school hours. An outage of the line is suspected from this simultaneous "
+            "silence, not proven: the agents send their own outage records once they are connected "
+            "again. This is one escalation for all of them."
+        )
     if nl:
         return (
             f"Vanaf {day} {start} hadden {len(children)} scholen op verbindingen van {provider} tegelijk "
@@ -812,8 +831,13 @@ def _state_sentence(document: Mapping[str, Any], lang: Lang) -> str:
     state = incident["state"]
     if state in ("resolved", "dismissed"):
         note = incident.get("resolution_note")
-        if nl and incident.get("resolution") == "recovered":
-            # The detector's note is an English sentence; in Dutch, say what it says.
+        if isinstance(incident.get("resolution_data"), Mapping):
+            # What the detector said, as a code: in this language.
+            from collector.incidents.sentences import say
+
+            note = say(incident["resolution_data"], lang)
+        elif nl and incident.get("resolution") == "recovered":
+            # An older row: the detector's note is English alone; in Dutch, say what it says.
             restored = incident.get("restored_at")
             note = "de metingen laten herstel zien" + (
                 f" vanaf {when(restored, lang, document.get('timezone'))}" if restored else ""
@@ -835,8 +859,9 @@ def _state_sentence(document: Mapping[str, Any], lang: Lang) -> str:
 
 
 def _local_text(params: Mapping[str, Any], name: str, lang: Lang) -> str:
+    # "_zone": the school's zone, which reason_text adds (the pack's "(CET)", not "(UTC+0100)").
     value = params.get(name)
-    return when({"local": value}, lang) if isinstance(value, str) else t(lang, "unknown")
+    return when({"local": value}, lang, params.get("_zone")) if isinstance(value, str) else t(lang, "unknown")
 
 
 def _sla_words(params: Mapping[str, Any], lang: Lang) -> str:
@@ -893,6 +918,11 @@ _DUTCH_REASONS: dict[str, Any] = {
         f"{p.get('schools')} scholen op verbindingen van dezelfde provider hebben een storing "
         "die in dezelfde periode begon."
     ),
+    "provider_silence": lambda p: (
+        f"Alle agents van {p.get('schools')} scholen op verbindingen van dezelfde provider zwegen binnen "
+        f"{duration(p.get('window_seconds'), 'nl')} van elkaar, tijdens schooltijd: een onderbreking van de "
+        "verbinding wordt vermoed uit dit gelijktijdige zwijgen, maar is nog niet bewezen."
+    ),
     "no_contact": lambda p: "Er is geen contactpersoon voor escalatie bekend.",
 }
 
@@ -903,6 +933,7 @@ def reason_text(reason: Mapping[str, Any], lang: Lang) -> str:
     code = reason.get("code")
     params = reason.get("params") or {}
     if lang == "nl" and code in _DUTCH_REASONS:
+        params = {**params, "_zone": reason.get("zone")}
         try:
             return str(_DUTCH_REASONS[code](params))
         except (KeyError, TypeError, ValueError):

@@ -83,7 +83,7 @@ def test_a_slow_line_opens_on_corroborated_valid_tests(site: Site, tmp_path: Pat
     assert first["concurrent_devices"] == 212 and first["interface_wireless"] is False
     [(id_10,), (id_13,)] = site.sql("SELECT id FROM bandwidth_results ORDER BY measured_at")
     assert [t["result_id"] for t in figures["tests"]] == [id_10, id_13]
-    text = " ".join(finding.corroboration)
+    text = " ".join(c.english() for c in finding.corroboration)
     assert SECOND_SERVER in text and "gateway" in text and "wired" in text
     # Upload delivered as contracted (2.4 of 2.5): that direction has recovered, if it ever broke.
     up_key = school_key("bandwidth", school_pk(site), "vdsl", "upload")
@@ -97,7 +97,7 @@ def test_two_servers_corroborate_without_a_retest(site: Site, tmp_path: Path) ->
              pi.bandwidth(local(10, 0), 5.1), pi.bandwidth(local(13, 0), 4.8, server=SECOND_SERVER)])
     finding = only_finding(detect(site, local(14, 0)), "bandwidth")
     assert finding.figures["servers"] == [SERVER, SECOND_SERVER]
-    assert "2 servers" in " ".join(finding.corroboration)
+    assert "2 servers" in " ".join(c.english() for c in finding.corroboration)
 
 
 def test_agent_limited_results_are_held(site: Site, tmp_path: Path) -> None:
@@ -173,7 +173,7 @@ def test_a_wireless_agents_low_tests_do_not_count_beside_a_fine_wired_agent(site
     [reason] = held_reasons(detection, "bandwidth")
     assert "Wi-Fi" in reason and "laptop" in reason and "wired" in reason
     # The wired Pi's tests are the line's: 94 % and 92 %, recovered.
-    assert "94 %" in detection.recoveries[down_key(site)].reason
+    assert "94 %" in detection.recoveries[down_key(site)].reason.english()
 
 
 def test_a_slow_line_recovers_on_valid_tests_at_the_contract(site: Site, tmp_path: Path) -> None:
@@ -193,7 +193,7 @@ def test_a_slow_line_recovers_on_valid_tests_at_the_contract(site: Site, tmp_pat
     recovery = detection.recoveries[down_key(site)]
     # Since the first of the run of tests at the contract: the evening's.
     assert recovery.at == local(19, 0)
-    assert "96 %" in recovery.reason and "101 %" in recovery.reason
+    assert "96 %" in recovery.reason.english() and "101 %" in recovery.reason.english()
 
 
 # --- outage ---------------------------------------------------------------------------------------
@@ -254,7 +254,7 @@ def test_an_outage_every_agent_saw_is_corroborated(site: Site) -> None:
                  *laptop.windows(local(10, 25), local(10, 40))])
     finding = only_finding(detect(site, local(11, 0)), "outage")
     assert finding.figures["agents"] == ["laptop", "pi"] and len(finding.figures["spans"]) == 2
-    assert "laptop, pi" in " ".join(finding.corroboration)
+    assert "laptop, pi" in " ".join(c.english() for c in finding.corroboration)
 
 
 # --- loss and latency --------------------------------------------------------------------------
@@ -407,4 +407,4 @@ def test_a_revoked_agents_last_window_down_does_not_keep_an_outage_open(site: Si
     assert detection.recoveries[key].at == local(10, 25)
     # What only the laptop watched closes, with no time of restore.
     gone = detection.recoveries[school_key("silent", school_pk(site), "laptop")]
-    assert gone.restored is False and "laptop was revoked at" in gone.reason
+    assert gone.restored is False and "laptop was revoked at" in gone.reason.english()
