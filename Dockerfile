@@ -16,6 +16,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/schoolnet/venv/bin:$PATH \
     SCHOOLNET_DB=sqlite:////var/lib/schoolnet/collector.db
 
+# DejaVu Sans for the evidence PDF (collector/incidents/pdf.py): names of schools and
+# contacts with ł, ş or Ő print as letters, not as the boxes of the PDF's standard Helvetica.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 # A system user of its own; its home is the state directory, owned by it (a named volume
 # mounted there starts with this ownership).
 RUN groupadd --system --gid 10001 schoolnet \

@@ -1,5 +1,6 @@
 """``schoolnet-collector evidence ID``: an incident's evidence pack as HTML, PDF, CSV or JSON,
-or (``--link``) a share link to it for the provider's helpdesk."""
+or (``--link``) a share link to it for the provider's helpdesk, or (``--revoke-links``) the
+end of every such link (the CLI twin of DELETE /api/v1/admin/incidents/ID/share)."""
 
 from __future__ import annotations
 
@@ -35,10 +36,16 @@ def register(commands: Subcommands, imports: Subcommands, exports: Subcommands) 
     evidence.add_argument(
         "-o", "--output", type=Path, help="write to this file (pdf needs it unless stdout is not a terminal)"
     )
-    evidence.add_argument(
+    links = evidence.add_mutually_exclusive_group()
+    links.add_argument(
         "--link",
         action="store_true",
-        help="print a share link instead (no token needed to open it; revoke with the admin API)",
+        help="print a share link instead (no token needed to open it; end it with --revoke-links)",
+    )
+    links.add_argument(
+        "--revoke-links",
+        action="store_true",
+        help="revoke every share link of the incident instead, and print how many were",
     )
     evidence.add_argument("--valid-for", default="14d", help="with --link: how long it works (default 14d)")
     evidence.set_defaults(run=cmd_evidence)
@@ -68,6 +75,8 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     engine = open_store(args)
     now = time.time()
+    if args.revoke_links:
+        return _revoke_links(engine, args.incident, now)
     if args.link:
         valid_for = duration_option(args.valid_for, "--valid-for")
         try:
@@ -109,4 +118,22 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
+    return 0
+
+
+def _revoke_links(engine: Any, incident_pk: int, now: float) -> int:
+    from sqlalchemy import select
+
+    from collector.cli import PROG
+    from collector.db.engine import writer
+    from collector.db.schema import incidents
+    from collector.incidents.shares import revoke_shares
+
+    with writer(engine) as conn, conn.begin():
+        # A mistyped number says so, rather than "revoked 0" as if the links were gone.
+        if conn.execute(select(incidents.c.id).where(incidents.c.id == incident_pk)).first() is None:
+            print(f"{PROG}: error: no incident {incident_pk}", file=sys.stderr)
+            return 1
+        count = revoke_shares(conn, incident_pk, now)
+    print(f"revoked {count} share link{'' if count == 1 else 's'} of incident {incident_pk}")
     return 0

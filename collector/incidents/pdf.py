@@ -1,30 +1,109 @@
 """The evidence pack as an A4 PDF (reportlab): the summary first, then the same sections as
 the web page, measurements as tables, a page number on every page.
 
-Helvetica is one of the PDF standard fonts (no font file to ship); its WinAnsi encoding has
-€, ë, é and the other letters Dutch needs. Arrows and symbols it lacks are written as words.
+The text is set in DejaVu Sans, embedded from the system's font files (Debian's
+fonts-dejavu-core, which the Dockerfile installs): names of schools and contacts can hold
+any Latin letter (ł, ş, Ő), and Helvetica's WinAnsi encoding, the PDF standard font that
+needs no file, prints those as black boxes. Where none of FONT_CANDIDATES is installed the
+PDF is still made, in Helvetica at the same sizes: € and the letters Dutch needs are in
+WinAnsi, other letters are lost, which beats no evidence pack at all. Arrows are written
+as words or ">" either way, so both fonts print the same text.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import os
+import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import LongTable, Paragraph, SimpleDocTemplate, Spacer, TableStyle
 
-from collector.incidents import text
+from collector.incidents import sentences, text
 from collector.incidents.text import Lang
 
+# (regular, bold) TrueType files; the first pair present wins. Debian and Ubuntu
+# (fonts-dejavu-core: the container image, this project's CI), Fedora, Alpine and Arch.
+# No setting: a school's name prints right wherever one of these is installed.
+_DEJAVU_DIRS = (
+    "/usr/share/fonts/truetype/dejavu",
+    "/usr/share/fonts/dejavu-sans-fonts",
+    "/usr/share/fonts/dejavu",
+    "/usr/share/fonts/TTF",
+)
+FONT_CANDIDATES: tuple[tuple[str, str], ...] = tuple(
+    (f"{folder}/DejaVuSans.ttf", f"{folder}/DejaVuSans-Bold.ttf") for folder in _DEJAVU_DIRS
+)
+# The names the styles below use; pdf_fonts() registers them as DejaVu Sans or as Helvetica.
+_REGULAR, _BOLD = "EvidenceSans", "EvidenceSans-Bold"
+
+
+class PdfFonts(NamedTuple):
+    """The faces behind _REGULAR and _BOLD: ("DejaVuSans", "DejaVuSans-Bold") or Helvetica's."""
+
+    regular: str
+    bold: str
+
+
+def find_font_files(candidates: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
+    """The first (regular, bold) pair whose files both exist."""
+    for regular, bold in candidates:
+        if os.path.isfile(regular) and os.path.isfile(bold):
+            return regular, bold
+    return None
+
+
+def _truetype(files: tuple[str, str] | None) -> tuple[TTFont, TTFont] | None:
+    if files is None:
+        return None
+    try:
+        return TTFont(_REGULAR, files[0]), TTFont(_BOLD, files[1])
+    except Exception:  # a damaged or unreadable file: reportlab raises TTFError, OSError, struct.error
+        return None
+
+
+_font_lock = threading.Lock()
+
+
+@functools.cache
+def pdf_fonts() -> PdfFonts:
+    """Registers _REGULAR and _BOLD, once a process (reportlab's font registry is global):
+    the TrueType pair of FONT_CANDIDATES, else Helvetica; a file reportlab cannot read
+    counts as missing."""
+    with _font_lock:
+        faces = _truetype(find_font_files(FONT_CANDIDATES))
+        if faces is not None:
+            for face in faces:
+                pdfmetrics.registerFont(face)
+            chosen = PdfFonts(*(face.face.name.decode() for face in faces))
+            # DejaVu Sans runs about 13 % wider than Helvetica: table cells a size smaller
+            # keep the tables' line breaks ("3 Mar 09:12" on one line), and its tall
+            # lower case reads as large as Helvetica's 7.5 pt.
+            for style in (_CELL, _CELL_HEAD):
+                style.fontSize, style.leading = TRUETYPE_CELL_SIZE, TRUETYPE_CELL_SIZE + 1.5
+        else:
+            pdfmetrics.registerFont(pdfmetrics.Font(_REGULAR, "Helvetica", "WinAnsiEncoding"))
+            pdfmetrics.registerFont(pdfmetrics.Font(_BOLD, "Helvetica-Bold", "WinAnsiEncoding"))
+            chosen = PdfFonts("Helvetica", "Helvetica-Bold")
+        pdfmetrics.registerFontFamily(
+            _REGULAR, normal=_REGULAR, bold=_BOLD, italic=_REGULAR, boldItalic=_BOLD
+        )
+        return chosen
+
+
 _styles = getSampleStyleSheet()
-_BODY = ParagraphStyle("body", parent=_styles["BodyText"], fontName="Helvetica", fontSize=9, leading=11.5)
+_BODY = ParagraphStyle("body", parent=_styles["BodyText"], fontName=_REGULAR, fontSize=9, leading=11.5)
 _SUMMARY = ParagraphStyle(
     "summary",
     parent=_BODY,
@@ -35,11 +114,11 @@ _SUMMARY = ParagraphStyle(
     spaceBefore=4,
     spaceAfter=10,
 )
-_H1 = ParagraphStyle("h1", parent=_styles["Heading1"], fontName="Helvetica-Bold", fontSize=16, leading=19)
+_H1 = ParagraphStyle("h1", parent=_styles["Heading1"], fontName=_BOLD, fontSize=16, leading=19)
 _H2 = ParagraphStyle(
     "h2",
     parent=_styles["Heading2"],
-    fontName="Helvetica-Bold",
+    fontName=_BOLD,
     fontSize=12,
     leading=15,
     spaceBefore=10,
@@ -47,7 +126,8 @@ _H2 = ParagraphStyle(
     textColor=colors.HexColor("#1f5fa8"),
 )
 _CELL = ParagraphStyle("cell", parent=_BODY, fontSize=7.5, leading=9)
-_CELL_HEAD = ParagraphStyle("cellhead", parent=_CELL, fontName="Helvetica-Bold")
+TRUETYPE_CELL_SIZE = 6.6
+_CELL_HEAD = ParagraphStyle("cellhead", parent=_CELL, fontName=_BOLD)
 _MUTED = ParagraphStyle("muted", parent=_BODY, fontSize=8, textColor=colors.HexColor("#555555"))
 
 _TABLE_STYLE = TableStyle(
@@ -137,7 +217,7 @@ class _NumberedCanvas(Canvas):
     def save(self) -> None:
         for state in self._pages:
             self.__dict__.update(state)
-            self.setFont("Helvetica", 7.5)
+            self.setFont(_REGULAR, 7.5)
             self.setFillColor(colors.HexColor("#555555"))
             self.drawString(12 * mm, 8 * mm, _footer(self.title))
             self.drawRightString(
@@ -152,15 +232,18 @@ def _footer(title: str) -> str:
     or hold line breaks)."""
     line = " ".join(title.split())
     room = A4[0] - 24 * mm - 30 * mm
-    if stringWidth(line, "Helvetica", 7.5) <= room:
+    if stringWidth(line, _REGULAR, 7.5) <= room:
         return line
-    while line and stringWidth(line + "...", "Helvetica", 7.5) > room:
+    while line and stringWidth(line + "...", _REGULAR, 7.5) > room:
         line = line[:-1]
     return line + "..."
 
 
 def evidence_pdf(document: Mapping[str, Any], lang: Lang) -> bytes:
     """The pack of ``document`` (collector/incidents/evidence.py) as PDF bytes."""
+    pdf_fonts()
+    # What detection and the lifecycle said, in the pack's language (the JSON keeps both).
+    document = sentences.in_language(document, lang)
 
     def tr(key: str, **params: Any) -> str:
         return text.t(lang, key, **params)
@@ -515,7 +598,7 @@ def _measurement_section(document: Mapping[str, Any], lang: Lang) -> list[Any]:
                 tr("col_gateway"),
             ],
             rows,
-            [2.2, 1.2, 1.1, 3.0, 1.1, 2.4, 2.0, 2.0, 3.2, 1.3, 1.8, 1.8],
+            [2.2, 1.3, 1.1, 3.0, 1.1, 2.4, 2.0, 2.0, 3.1, 1.3, 1.8, 1.8],
         )
     )
     out.append(_p(f"* {tr('tests_counted')}", _MUTED))

@@ -19,10 +19,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from agent.units import parse_duration
 from collector.db.engine import writer
+from collector.db.schema import incidents
 from collector.deps import Admin, EngineDep, bearer_token, require_admin
 from collector.incidents.evidence import IncidentNotFound, evidence_document, incident_list
 from collector.incidents.export import TABLES, UnknownTable, evidence_csv, evidence_json
@@ -304,6 +305,10 @@ def share_link(
 )
 def revoke_links(incident_id: IncidentId, engine: EngineDep) -> dict[str, int]:
     with writer(engine) as conn, conn.begin():
+        # As the POST beside it and the CLI: revoking the links of no incident is a 404,
+        # not "revoked 0", so a typo in the number does not look like success.
+        if conn.scalar(select(incidents.c.id).where(incidents.c.id == incident_id)) is None:
+            raise HTTPException(404, f"no incident {incident_id}")
         return {"revoked": revoke_shares(conn, incident_id, time.time())}
 
 

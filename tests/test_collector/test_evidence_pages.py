@@ -163,6 +163,9 @@ def test_an_incident_number_beyond_sql_integers_is_a_422_not_a_500(pages: Any) -
     share = site.client.post(f"/api/v1/admin/incidents/{huge}/share", json={}, headers=admin)
     assert share.status_code == 422
     assert site.client.delete(f"/api/v1/admin/incidents/{huge}/share", headers=admin).status_code == 422
+    # Revoking the links of an incident that does not exist is a 404, like making one.
+    missing = site.client.delete("/api/v1/admin/incidents/9999/share", headers=admin)
+    assert missing.status_code == 404 and missing.json()["detail"] == "no incident 9999"
 
 
 def test_the_cli_refuses_an_incident_number_beyond_sql_integers(pages: Any, capsys: Any) -> None:
@@ -173,3 +176,50 @@ def test_the_cli_refuses_an_incident_number_beyond_sql_integers(pages: Any, caps
         main(["evidence", "99999999999999999999", "--db", site.db_url])
     assert exit_.value.code == 2
     assert "is not an incident number" in capsys.readouterr().err
+
+
+def test_the_cli_makes_a_share_link_and_revokes_every_link(pages: Any, capsys: Any) -> None:
+    from collector.cli import main
+
+    site, admin, slow, other = pages
+    assert main(["evidence", str(slow), "--link", "--valid-for", "1d", "--db", site.db_url]) == 0
+    url = capsys.readouterr().out.strip()
+    assert f"/incidents/{slow}?share=" in url
+    from_cli = url.split("share=")[1]
+    from_api = share(site, admin, slow)
+    kept = share(site, admin, other)
+    for secret in (from_cli, from_api):
+        assert site.client.get(f"/incidents/{slow}", params={"share": secret}).status_code == 200
+
+    assert main(["evidence", str(slow), "--revoke-links", "--db", site.db_url]) == 0
+    assert capsys.readouterr().out.strip() == f"revoked 2 share links of incident {slow}"
+    for secret in (from_cli, from_api):
+        assert site.client.get(f"/incidents/{slow}", params={"share": secret}).status_code == 404
+    # Another incident's link is not touched; revoking again finds none left.
+    assert site.client.get(f"/incidents/{other}", params={"share": kept}).status_code == 200
+    assert main(["evidence", str(slow), "--revoke-links", "--db", site.db_url]) == 0
+    assert capsys.readouterr().out.strip() == f"revoked 0 share links of incident {slow}"
+    assert main(["evidence", str(other), "--revoke-links", "--db", site.db_url]) == 0
+    assert capsys.readouterr().out.strip() == f"revoked 1 share link of incident {other}"
+
+
+def test_the_cli_refuses_to_revoke_links_of_no_incident_or_with_link(pages: Any, capsys: Any) -> None:
+    from collector.cli import main
+
+    site, _, slow, _ = pages
+    assert main(["evidence", "999", "--revoke-links", "--db", site.db_url]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip().endswith("error: no incident 999")
+    with pytest.raises(SystemExit) as exit_:
+        main(["evidence", str(slow), "--link", "--revoke-links", "--db", site.db_url])
+    assert exit_.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_the_cli_help_says_how_to_revoke_a_link(capsys: Any) -> None:
+    from collector.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["evidence", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--revoke-links" in help_text and "admin API" not in help_text
