@@ -1047,7 +1047,10 @@ def restore_figures(row: Any, calendar: SchoolCalendar | None, now: float | None
     if allowed is not None and used is not None:
         if not ongoing:
             figures["met"] = used <= allowed
-        elif used > allowed:
+        elif used >= allowed:
+            # Still not restored when all the allowed time is used: missed. On a business
+            # clock the time used stops at 18:00, exactly at the allowance when the deadline
+            # was then; it will not be met later.
             figures["met"] = False
     return figures
 

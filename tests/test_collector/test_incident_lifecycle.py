@@ -143,6 +143,9 @@ def test_restore_missed_when_over_the_sla_and_open_ones_count_so_far(site: Site)
     assert so_far["ongoing"] is True and so_far["wall_seconds"] == 6 * 3600 and so_far["met"] is None
     late = get_incident_view(site, incident_id, now=local(18, 12)).restore
     assert late["met"] is False  # 9 h so far of 8 allowed: missed already
+    # At the deadline itself (8 h of 8 used, still down) it is missed too.
+    at_deadline = get_incident_view(site, incident_id, now=local(17, 12)).restore
+    assert at_deadline["sla_seconds"] == 8 * 3600 and at_deadline["met"] is False
     recovered(site, row(site, incident_id)["key"], at=local(18, 0), now=local(18, 5))
     restore = get_incident_view(site, incident_id).restore
     assert restore["wall_seconds"] == 8 * 3600 + 48 * 60 and restore["met"] is False
