@@ -30,7 +30,7 @@ Run:  .venv-test/bin/python tests/bench/bench_incidents.py [--quick] [--json FIL
    (reportlab; size, pages), ``evidence_json`` and the CSV of its windows (``evidence_csv``
    "windows", which reads them again). The anchor: headless Chromium printing the same
    HTML, written to a file, to PDF (own --user-data-dir, the flags of
-   /work/shared/COMPONENTS.md); left out, and said so, only when chromium is missing.
+   the Chromium notes of the test setup); left out, and said so, only when chromium is missing.
 
 It prints a table and writes JSON (default bench-results/incidents.json); it asserts nothing.
 Targets printed beside the figures: detection of 200 schools within 30 s (a tenth of the
