@@ -92,7 +92,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from collector.cli import PROG, load_settings, open_store
     from collector.incidents.action_input import check_board
     from collector.incidents.model import ACTIVE_STATES
-    from collector.incidents.store import list_incidents
+    from collector.incidents.views import list_incidents
     from collector.registry import RegistryError
 
     settings = load_settings(args)
@@ -124,7 +124,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from collector.cli import PROG, load_settings, open_store
-    from collector.incidents.store import UnknownIncident, get_incident
+    from collector.incidents.errors import UnknownIncident
+    from collector.incidents.views import get_incident
 
     settings = load_settings(args)
     try:
@@ -140,8 +141,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_action(args: argparse.Namespace) -> int:
     from collector.cli import PROG, UsageError, load_settings, open_store
     from collector.incidents.action_input import MAX_BY, MAX_TICKET, InputError, check_line, check_text
+    from collector.incidents.errors import IncidentError
+    from collector.incidents.lifecycle import perform
     from collector.incidents.notify import Channels
-    from collector.incidents.store import IncidentError, perform
 
     settings = load_settings(args)
     try:  # the API's limits: what one front end refuses, the other does too

@@ -18,8 +18,11 @@ readable): the gateway's loss and round trip next to the internet targets'. The 
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from copy import deepcopy
+from math import isfinite
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,7 +34,8 @@ from collector.db.schema import agents, boards, incident_events, incidents, scho
 from collector.incidents.contacts import board_escalation, escalation_contact
 from collector.incidents.history import BandwidthTest, SchoolHistory, Window, load_history
 from collector.incidents.model import DetectionPolicy
-from collector.incidents.store import restore_figures
+from collector.incidents.sentences import say
+from collector.incidents.views import restore_figures
 from collector.terms import DIRECTIONS, LEVELS, Terms, terms_on
 
 DOCUMENT_VERSION = 1
@@ -114,15 +118,14 @@ def evidence_document(
     line = _line_of(history, row.connection_id) if history is not None else None
     terms = terms_on(line.terms, calendar.local_date(row.started_at)) if line else None
     counted = _counted_ids(figures)
-    measurements = (
-        [
-            _measurement(t, history, calendar, counted)
+    measurements: list[dict[str, Any]] = []
+    if history is not None:
+        nearby = WindowsByAgent(history.windows)
+        measurements = [
+            _measurement(t, history, calendar, counted, nearby)
             for t in history.tests
             if line is None or t.connection_pk in (line.id, None)
         ]
-        if history is not None
-        else []
-    )
     children = _children(conn, incident_pk, calendar) if row.kind == "provider" else []
     document: dict[str, Any] = {
         "version": DOCUMENT_VERSION,
@@ -147,14 +150,30 @@ def evidence_document(
         "children": children,
     }
     document["incident"]["resolution_data"] = _resolution_data(row, document["events"])
-    return document
+    return EvidenceDocument(document, history, default_timezone)
+
+
+class EvidenceDocument(dict[str, Any]):
+    """The document, a plain dict to all its readers (the JSON, the pages, the PDF), that
+    also keeps the history it was built from: the CSV of every window (export.py) then does
+    not read a week of windows from the store a second time. The history is not part of
+    the document's content, and is read, never changed."""
+
+    def __init__(
+        self, content: Mapping[str, Any], history: SchoolHistory | None, default_timezone: str
+    ) -> None:
+        super().__init__(content)
+        self.history = history
+        self.default_timezone = default_timezone
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> EvidenceDocument:
+        # A copy of the content to change (the language tests do); the history is shared.
+        return EvidenceDocument(deepcopy(dict(self), memo), self.history, self.default_timezone)
 
 
 def _english(sentence: Any) -> str:
     """A stored sentence in English: its text beside the code, or (older rows) itself."""
     if isinstance(sentence, Mapping):
-        from collector.incidents.sentences import say
-
         return say(sentence, "en")
     return str(sentence)
 
@@ -265,7 +284,7 @@ def _contact(
 
 def _sla(row: Any, calendar: SchoolCalendar, terms: Terms | None, now: float) -> dict[str, Any]:
     """The time to restore allowed and taken, wall seconds and on the SLA's clock, as the
-    lifecycle computes it (collector/incidents/store.py restore_figures)."""
+    lifecycle computes it (collector/incidents/views.py restore_figures)."""
     figures = restore_figures(row, calendar, now)
     allowed = row.sla_restore_seconds
     if allowed is None and terms is not None:
@@ -343,7 +362,11 @@ def _terms(terms: Terms | None) -> dict[str, Any] | None:
 
 
 def _measurement(
-    test: BandwidthTest, history: SchoolHistory, calendar: SchoolCalendar, counted: set[int]
+    test: BandwidthTest,
+    history: SchoolHistory,
+    calendar: SchoolCalendar,
+    counted: set[int],
+    nearby: WindowsByAgent,
 ) -> dict[str, Any]:
     line = next((line for line in history.lines if line.id == test.connection_pk), None)
     terms = terms_on(line.terms, calendar.local_date(test.measured_at)) if line else None
@@ -352,7 +375,7 @@ def _measurement(
         advertised = terms.speed(direction, "advertised") if terms else None  # type: ignore[arg-type]
         return rate / advertised if rate is not None and advertised else None
 
-    gateway = _window_near(history.windows, test.agent_pk, test.measured_at)
+    gateway = _window_near(nearby, test.agent_pk, test.measured_at)
     return {
         "result_id": test.result_id,
         "measured_at": stamp(test.measured_at, calendar),
@@ -390,13 +413,54 @@ def _measurement(
     }
 
 
-def _window_near(windows: Sequence[Window], agent_pk: int | None, t: float) -> Window | None:
+class WindowsByAgent:
+    """The period's windows of each agent sorted by start, so that matching a test with
+    its agent's window bisects to the few that can be near it instead of scanning every
+    window of the period (a week is 10,080 of them an agent) for each test."""
+
+    # Room for rounding at the edges of the range bisected: a window just inside it is
+    # then judged by _window_near's own arithmetic, the same as before.
+    SLACK_SECONDS = 1.0
+
+    def __init__(self, windows: Sequence[Window]) -> None:
+        by_agent: dict[int, list[tuple[float, int, Window]]] = defaultdict(list)
+        for order, w in enumerate(windows):
+            # A window whose start is not a finite number is near no time (its distance is
+            # never a number within the match); left out, it cannot upset the sort.
+            if isfinite(w.start):
+                by_agent[w.agent_pk].append((w.start, order, w))
+        self._entries: dict[int, list[tuple[float, int, Window]]] = {}
+        self._starts: dict[int, list[float]] = {}
+        # How far an agent's windows reach after their start (and before it, for a
+        # negative length, which the store does not forbid): the range to bisect.
+        self._reach: dict[int, tuple[float, float]] = {}
+        for agent_pk, entries in by_agent.items():
+            entries.sort(key=lambda e: (e[0], e[1]))
+            self._entries[agent_pk] = entries
+            self._starts[agent_pk] = [e[0] for e in entries]
+            self._reach[agent_pk] = (
+                max((e[2].seconds for e in entries if e[2].seconds > 0), default=0.0),
+                max((-e[2].seconds for e in entries if e[2].seconds < 0), default=0.0),
+            )
+
+    def around(self, agent_pk: int | None, t: float) -> list[Window]:
+        """The agent's windows that can be within GATEWAY_MATCH_SECONDS of ``t``, in the
+        order of the history (which decides between two equally near)."""
+        if agent_pk is None or agent_pk not in self._starts:
+            return []
+        starts = self._starts[agent_pk]
+        after, before = self._reach[agent_pk]
+        margin = GATEWAY_MATCH_SECONDS + self.SLACK_SECONDS
+        low = bisect_left(starts, t - margin - after)
+        high = bisect_right(starts, t + margin + before)
+        return [e[2] for e in sorted(self._entries[agent_pk][low:high], key=lambda e: e[1])]
+
+
+def _window_near(nearby: WindowsByAgent, agent_pk: int | None, t: float) -> Window | None:
     """The testing agent's window nearest ``t`` within GATEWAY_MATCH_SECONDS (the one
-    covering it when there is one)."""
+    covering it when there is one; of two as near, the earlier in the history)."""
     best: tuple[float, Window] | None = None
-    for w in windows:
-        if w.agent_pk != agent_pk:
-            continue
+    for w in nearby.around(agent_pk, t):
         distance = (
             0.0 if w.start <= t < w.start + w.seconds else min(abs(t - w.start), abs(t - w.start - w.seconds))
         )

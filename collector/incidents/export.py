@@ -22,11 +22,13 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
-from collector.calendar import load_calendar
-from collector.incidents.evidence import stamp
-from collector.incidents.history import load_history
+from collector.calendar import SchoolCalendar, load_calendar
+from collector.db.schema import agents
+from collector.incidents.evidence import EvidenceDocument, stamp
+from collector.incidents.history import Window, load_windows
+from collector.registry import resolve_school
 
 TABLES = ("measurements", "windows", "outages", "devices", "readings", "events")
 
@@ -138,18 +140,14 @@ def _measurement_rows(
 
 
 def _window_rows(document: Mapping[str, Any], conn: Connection | None, tz: str) -> Iterable[dict[str, Any]]:
-    """Every window, read again from the store for the document's school and period (the
-    document itself keeps only the buckets)."""
+    """Every window of the document's school and period (the document itself keeps only
+    the buckets): the ones its build read, or, for a document without them (one read back
+    from its JSON), those windows alone read again from the store."""
     school = document.get("school") or {}
     if conn is None or not school.get("id"):
         return
-    from collector.registry import resolve_school
-
-    school_pk, _, _ = resolve_school(conn, f"{school['board']}/{school['id']}")
-    calendar = load_calendar(conn, school_pk, tz)
-    period = document["period"]
-    history = load_history(conn, school_pk, period["start"]["seconds"], period["end"]["seconds"], tz)
-    for w in history.windows:
+    windows, calendar = _windows_and_calendar(document, school, conn, tz)
+    for w in windows:
         yield {
             "agent": w.agent_slug,
             **_time("start", stamp(w.start, calendar)),
@@ -168,6 +166,32 @@ def _window_rows(document: Mapping[str, Any], conn: Connection | None, tz: str) 
             "targets_latency_p50_seconds": w.targets_latency_p50_seconds,
             "access_hop_address": w.access_hop_address,
         }
+
+
+def _windows_and_calendar(
+    document: Mapping[str, Any], school: Mapping[str, Any], conn: Connection, tz: str
+) -> tuple[Sequence[Window], SchoolCalendar]:
+    """The period's windows, and the calendar whose local times the table shows."""
+    start, end = document["period"]["start"]["seconds"], document["period"]["end"]["seconds"]
+    if isinstance(document, EvidenceDocument) and document.history is not None:
+        history = document.history
+        if (history.board, history.school, history.start, history.end) == (
+            school["board"],
+            school["id"],
+            start,
+            end,
+        ):
+            # The zone given matters only to a school without its own, as in load_history.
+            calendar = (
+                history.calendar
+                if tz == document.default_timezone
+                else load_calendar(conn, history.school_pk, tz)
+            )
+            return history.windows, calendar
+    school_pk, _, _ = resolve_school(conn, f"{school['board']}/{school['id']}")
+    of_school = select(agents.c.id, agents.c.slug).where(agents.c.school_id == school_pk)
+    slugs: dict[int, str] = {row.id: row.slug for row in conn.execute(of_school)}
+    return load_windows(conn, sorted(slugs), start, end, slugs), load_calendar(conn, school_pk, tz)
 
 
 def _outage_rows(document: Mapping[str, Any], conn: Connection | None, tz: str) -> Iterable[dict[str, Any]]:

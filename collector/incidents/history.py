@@ -178,7 +178,7 @@ def load_history(conn: Connection, school_pk: int, start: float, end: float,
         school_name=school.name, start=start, end=end, calendar=calendar,
         lines=school_connections(conn, school_pk), agents=agent_list,
         tests=_tests(conn, school_pk, start, end, slugs, sessions),
-        windows=_windows(conn, pks, start, end, slugs),
+        windows=load_windows(conn, pks, start, end, slugs),
         outages=_outages(conn, pks, start, end, slugs),
         devices=_devices(conn, pks, start, end),
         readings=_readings(conn, school_pk, start, end, sessions))
@@ -269,8 +269,10 @@ def _kind_records(pks: Sequence[int], kind: str, start: float, end: float) -> An
             .order_by(records.c.measured_at, records.c.id))
 
 
-def _windows(conn: Connection, pks: Sequence[int], start: float, end: float,
-             slugs: Mapping[int, str]) -> list[Window]:
+def load_windows(conn: Connection, pks: Sequence[int], start: float, end: float,
+                 slugs: Mapping[int, str]) -> list[Window]:
+    """The connectivity windows of these agents (pk → slug) in [start, end), reduced, oldest
+    first: what load_history reads, for a reader that needs only them."""
     if not pks:
         return []
     windows = []

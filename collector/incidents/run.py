@@ -20,9 +20,11 @@ from sqlalchemy import Engine, select
 
 from collector.db.engine import writer
 from collector.db.schema import boards, schools
+from collector.incidents.changes import Change
 from collector.incidents.model import DetectionPolicy, Held
 from collector.incidents.notify import Channels, DeliveryReport, deliver_due
-from collector.incidents.store import Change, apply_detection, merge_provider_wide
+from collector.incidents.provider_wide import merge_provider_wide
+from collector.incidents.store import apply_detection
 from collector.settings import CollectorSettings
 
 log = logging.getLogger("schoolnet.collector.incidents")

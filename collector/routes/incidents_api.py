@@ -29,16 +29,11 @@ from collector.incidents.action_input import (
     check_line,
     check_text,
 )
+from collector.incidents.errors import IncidentError, NotAllowedNow, UnknownIncident
+from collector.incidents.lifecycle import perform
 from collector.incidents.model import ACTIVE_STATES, STATES
 from collector.incidents.notify import Channels
-from collector.incidents.store import (
-    IncidentError,
-    NotAllowedNow,
-    UnknownIncident,
-    get_incident,
-    list_incidents,
-    perform,
-)
+from collector.incidents.views import get_incident, list_incidents
 from collector.registry import RegistryError
 from collector.tokens import hash_secret
 

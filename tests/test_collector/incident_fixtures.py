@@ -12,10 +12,12 @@ from test_collector.incident_histories import HEADER, local
 
 from collector.cli import main
 from collector.db.engine import writer
+from collector.incidents.changes import Change
 from collector.incidents.history import SchoolHistory, load_history
 from collector.incidents.model import Detection, DetectionPolicy, Finding, Recovery, school_key
 from collector.incidents.notify import Channels
-from collector.incidents.store import Change, apply_detection, merge_provider_wide
+from collector.incidents.provider_wide import merge_provider_wide
+from collector.incidents.store import apply_detection
 
 ZONE = "Europe/Amsterdam"
 # Four schools of one board on the same provider (Telcom Zakelijk), one on another; an 8 h

@@ -3,23 +3,36 @@ ingest route and an incident row as detection writes it (tests/support/incidents
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
-from collections.abc import Iterator
+import random
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pypdf import PdfReader
+from sqlalchemy import Connection, event
 from support import incidents as si
 from test_collector.conftest import Site, make_site
 
-from collector.incidents.evidence import IncidentNotFound, evidence_document
+from collector.calendar import load_calendar
+from collector.incidents.evidence import (
+    GATEWAY_MATCH_SECONDS,
+    IncidentNotFound,
+    WindowsByAgent,
+    _window_near,
+    evidence_document,
+    stamp,
+)
 from collector.incidents.export import UnknownTable, evidence_csv, evidence_json
+from collector.incidents.history import Window, load_history
 from collector.incidents.pdf import evidence_pdf
 from collector.incidents.render import evidence_html
 from collector.incidents.text import duration, percent, rate, summary_paragraph, when
+from collector.registry import resolve_school
 
 TZ = "Europe/Amsterdam"
 
@@ -330,3 +343,150 @@ def test_the_provider_wide_pack_names_the_boards_central_contact(tmp_path: Path)
     contact = packs["provider"]["doc"]["incident"]["escalation_contact"]
     assert contact == {"name": "Jan Smit", "email": "ict@bestuur.test", "phone": None, "role": "central"}
     assert "Jan Smit" in packs["provider"]["html_nl"] and "Jan Smit" in packs["provider"]["pdf_nl"]
+
+
+# --- the two shortcuts of the pack's build: same results as the scans they replaced ----------
+
+
+def _window_near_by_scan(windows: Sequence[Window], agent_pk: int | None, t: float) -> Window | None:
+    """The reference: every window looked at, as the pack matched a test before it bisected."""
+    best: tuple[float, Window] | None = None
+    for w in windows:
+        if w.agent_pk != agent_pk:
+            continue
+        distance = (
+            0.0 if w.start <= t < w.start + w.seconds else min(abs(t - w.start), abs(t - w.start - w.seconds))
+        )
+        if distance <= GATEWAY_MATCH_SECONDS and (best is None or distance < best[0]):
+            best = (distance, w)
+    return best[1] if best else None
+
+
+def _window(agent_pk: int, start: float, seconds: float, n: int) -> Window:
+    return Window(
+        agent_pk=agent_pk, agent_slug=f"pi-{agent_pk}", start=start, seconds=seconds, up=True,
+        down_seconds=None, outage_kind=None, segment=None, segment_reason=None, gateway_address=None,
+        gateway_loss_ratio=n / 1000, gateway_latency_p50_seconds=None, targets_sent=0, targets_received=0,
+        targets_loss_ratio=None, targets_latency_p50_seconds=None, access_hop_address=None,
+    )
+
+
+def test_a_test_is_matched_with_the_window_a_scan_of_every_window_finds() -> None:
+    """Windows of three agents with gaps, equal starts, overlaps, a long window and lengths of
+    zero and below: for times all over the period and on every edge of a match, the bisected
+    match is the very window (identity) the scan of every window picks, ties included."""
+    rng = random.Random(9)
+    t0 = si.local(8)
+    windows: list[Window] = []
+    for agent_pk in (1, 2, 3):
+        t = t0 + agent_pk * 7.0
+        for n in range(400):
+            seconds = rng.choice((60.0, 60.0, 60.0, 300.0, 1800.0, 0.0, -30.0))
+            windows.append(_window(agent_pk, t, seconds, len(windows)))
+            if n % 37 == 0:  # a second window with the same start
+                windows.append(_window(agent_pk, t, 60.0, len(windows)))
+            t += rng.choice((60.0, 60.0, 45.0, 120.0, 900.0))
+    windows.sort(key=lambda w: w.start)  # the history's order: oldest first
+    edges = {
+        edge + offset
+        for w in windows
+        for edge in (w.start, w.start + w.seconds)
+        for offset in (-GATEWAY_MATCH_SECONDS - 0.5, -GATEWAY_MATCH_SECONDS, 0.0, GATEWAY_MATCH_SECONDS,
+                       GATEWAY_MATCH_SECONDS + 0.5)
+    }
+    last = windows[-1].start
+    times = sorted(edges | {t0 - 3600 + 61.25 * k for k in range(int((last - t0 + 7200) / 61.25))})
+    shuffled = windows[:]
+    rng.shuffle(shuffled)
+    for order in (windows, shuffled):
+        nearby = WindowsByAgent(order)
+        found = 0
+        for tester in (1, 2, 3, 4, None):  # 4 has no windows, None is an imported test
+            for t in times:
+                expected = _window_near_by_scan(order, tester, t)
+                assert _window_near(nearby, tester, t) is expected, (tester, t)
+                found += expected is not None
+        assert found > len(times)  # most times are near a window of some agent
+
+
+def test_each_measurement_carries_the_gateway_of_its_window(slow: Any) -> None:
+    site, doc = slow
+    period = doc["period"]
+    with site.engine.connect() as conn:
+        school_pk, _, _ = resolve_school(conn, "test-board/test-school")
+        history = load_history(conn, school_pk, period["start"]["seconds"], period["end"]["seconds"], TZ)
+    by_id = {t.result_id: t for t in history.tests}
+    for m in doc["measurements"]:
+        test = by_id[m["result_id"]]
+        window = _window_near_by_scan(history.windows, test.agent_pk, test.measured_at)
+        assert window is not None
+        assert m["gateway_loss_ratio"] == window.gateway_loss_ratio
+        assert m["gateway_latency_p50_seconds"] == window.gateway_latency_p50_seconds
+
+
+def _windows_csv_as_before(conn: Connection, doc: dict[str, Any]) -> str:
+    """The reference: the windows table as the export wrote it when it read the school's whole
+    history again for the document's period."""
+    school = doc["school"]
+    school_pk, _, _ = resolve_school(conn, f"{school['board']}/{school['id']}")
+    calendar = load_calendar(conn, school_pk, TZ)
+    period = doc["period"]
+    history = load_history(conn, school_pk, period["start"]["seconds"], period["end"]["seconds"], TZ)
+
+    def cell(value: Any) -> Any:
+        return "" if value is None else ("true" if value else "false") if isinstance(value, bool) else value
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([
+        "agent", "start_unix_seconds", "start_local", "window_seconds", "up", "down_seconds", "outage_kind",
+        "segment", "segment_reason", "gateway_address", "gateway_loss_ratio", "gateway_latency_p50_seconds",
+        "targets_sent", "targets_received", "targets_loss_ratio", "targets_latency_p50_seconds",
+        "access_hop_address",
+    ])
+    for w in history.windows:
+        local = stamp(w.start, calendar)
+        assert local is not None
+        writer.writerow([cell(v) for v in (
+            w.agent_slug, local["seconds"], local["local"], w.seconds, w.up, w.down_seconds, w.outage_kind,
+            w.segment, w.segment_reason, w.gateway_address, w.gateway_loss_ratio,
+            w.gateway_latency_p50_seconds, w.targets_sent, w.targets_received, w.targets_loss_ratio,
+            w.targets_latency_p50_seconds, w.access_hop_address,
+        )])
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fixture", ["slow", "outage"])
+def test_the_windows_csv_is_the_same_from_the_documents_read_and_read_again(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    """The windows CSV of a document just built reuses the windows its build read (no second
+    read of the records); a document without them (read back from its JSON) reads those
+    windows alone again. Both are byte for byte the table of the whole history read again."""
+    site, doc = request.getfixturevalue(fixture)
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        statements.append(statement)
+
+    def record_reads() -> list[str]:
+        return [s for s in statements if "FROM records" in s]
+
+    with site.engine.connect() as conn:
+        before = _windows_csv_as_before(conn, doc)
+        event.listen(site.engine, "before_cursor_execute", seen)
+        try:
+            reused = evidence_csv(doc, "windows", conn, TZ)
+            reused_reads = record_reads()
+            statements.clear()
+            copied = evidence_csv(copy.deepcopy(doc), "windows", conn, TZ)
+            copied_reads = record_reads()
+            statements.clear()
+            from_json = evidence_csv(json.loads(evidence_json(doc)), "windows", conn, TZ)
+            json_reads = record_reads()
+        finally:
+            event.remove(site.engine, "before_cursor_execute", seen)
+    assert before.count("\n") == 1 + doc["lan_evidence"]["summary"]["windows"] > 100
+    assert reused == before and copied == before and from_json == before
+    assert reused_reads == [] and copied_reads == []
+    assert len(json_reads) == 1 and "connectivity" in json_reads[0]

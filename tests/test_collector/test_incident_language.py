@@ -18,7 +18,8 @@ from test_collector.incident_histories import ZONE, first_agent, local, slow_lin
 
 from collector.cli import main
 from collector.db.engine import writer
-from collector.incidents import store
+from collector.incidents import lifecycle
+from collector.incidents.errors import IncidentError, UnknownIncident
 from collector.incidents.evidence import evidence_document
 from collector.incidents.impact import REASON_CODES
 from collector.incidents.render import evidence_html
@@ -228,20 +229,20 @@ def opened_incident(tmp_path: Path) -> Any:
 
 
 @pytest.mark.parametrize(("call", "message"), [
-    (lambda c, i: store.add_note(c, i, "Anne", "clear\x1b[2Jscreen", local(11)), "U+001B"),
-    (lambda c, i: store.add_note(c, i, "Anne", "x" * 4001, local(11)), "at most 4000"),
-    (lambda c, i: store.add_note(c, i, "Eve\r\nMallory", "ok", local(11)), "one line"),
-    (lambda c, i: store.acknowledge(c, i, "Anne", "nul\x00", local(11)), "U+0000"),
-    (lambda c, i: store.escalate(c, i, "Anne", "TZ\n1", None, local(11)), "one line"),
-    (lambda c, i: store.set_ticket(c, i, "Anne", "T" * 101, local(11)), "at most 100"),
-    (lambda c, i: store.dismiss(c, i, "Anne", "why\x07", local(11)), "U+0007"),
-    (lambda c, i: store.resolve(c, i, "", "fixed", local(11)), "who does it"),
+    (lambda c, i: lifecycle.add_note(c, i, "Anne", "clear\x1b[2Jscreen", local(11)), "U+001B"),
+    (lambda c, i: lifecycle.add_note(c, i, "Anne", "x" * 4001, local(11)), "at most 4000"),
+    (lambda c, i: lifecycle.add_note(c, i, "Eve\r\nMallory", "ok", local(11)), "one line"),
+    (lambda c, i: lifecycle.acknowledge(c, i, "Anne", "nul\x00", local(11)), "U+0000"),
+    (lambda c, i: lifecycle.escalate(c, i, "Anne", "TZ\n1", None, local(11)), "one line"),
+    (lambda c, i: lifecycle.set_ticket(c, i, "Anne", "T" * 101, local(11)), "at most 100"),
+    (lambda c, i: lifecycle.dismiss(c, i, "Anne", "why\x07", local(11)), "U+0007"),
+    (lambda c, i: lifecycle.resolve(c, i, "", "fixed", local(11)), "who does it"),
 ])
 def test_the_store_checks_what_people_type_on_every_path(opened_incident: Any, call: Any,
                                                          message: str) -> None:
     site, incident_id = opened_incident
     before = events(site, incident_id)
-    refused = pytest.raises(store.IncidentError, match=re.escape(message))
+    refused = pytest.raises(IncidentError, match=re.escape(message))
     with writer(site.engine) as conn, conn.begin(), refused:
         call(conn, incident_id)
     assert events(site, incident_id) == before
@@ -250,5 +251,5 @@ def test_the_store_checks_what_people_type_on_every_path(opened_incident: Any, c
 
 def test_an_id_beyond_sql_integers_is_no_incident(opened_incident: Any) -> None:
     site, _ = opened_incident
-    with writer(site.engine) as conn, conn.begin(), pytest.raises(store.UnknownIncident):
-        store.add_note(conn, 2**63, "Anne", "hello", local(11))
+    with writer(site.engine) as conn, conn.begin(), pytest.raises(UnknownIncident):
+        lifecycle.add_note(conn, 2**63, "Anne", "hello", local(11))

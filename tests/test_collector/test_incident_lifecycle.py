@@ -21,14 +21,9 @@ from test_collector.incident_histories import local
 
 from collector.db.engine import writer
 from collector.incidents import store
-from collector.incidents.store import (
-    IncidentError,
-    NotAllowedNow,
-    UnknownIncident,
-    get_incident,
-    list_incidents,
-    perform,
-)
+from collector.incidents.errors import IncidentError, NotAllowedNow, UnknownIncident
+from collector.incidents.lifecycle import perform, set_ticket
+from collector.incidents.views import IncidentView, get_incident, list_incidents
 
 
 @pytest.fixture
@@ -64,7 +59,7 @@ def test_a_finding_opens_an_incident_with_its_figures_and_assessment(site: Site)
     assert [(e.actor, e.action, e.to_state) for e in view.events] == [("detector", "opened", "open")]
 
 
-def get_incident_view(site: Site, incident_id: int, now: float | None = None) -> store.IncidentView:
+def get_incident_view(site: Site, incident_id: int, now: float | None = None) -> IncidentView:
     with site.engine.connect() as conn:
         return get_incident(conn, incident_id, default_timezone="Europe/Amsterdam", now=now)
 
@@ -169,7 +164,7 @@ def test_a_dismissed_problem_reopens_only_when_a_new_one_begins(site: Site) -> N
 
 def test_a_concurrent_open_is_refreshed_not_doubled(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     incident_id = opened(site)
-    real = store._active_by_key
+    real = store.active_by_key
     calls = {"n": 0}
 
     def missed_once(conn: Any, key: str) -> Any:
@@ -177,7 +172,7 @@ def test_a_concurrent_open_is_refreshed_not_doubled(site: Site, monkeypatch: pyt
         calls["n"] += 1
         return None if calls["n"] == 1 else real(conn, key)
 
-    monkeypatch.setattr(store, "_active_by_key", missed_once)
+    monkeypatch.setattr(store, "active_by_key", missed_once)
     [change] = found(site, bandwidth_finding(site, ratio=0.3), local(11))
     assert (change.incident_id, change.action) == (incident_id, "refreshed")
     assert site.sql("SELECT count(*) FROM incidents")[0][0] == 1
@@ -201,4 +196,4 @@ def test_ticket_on_a_closed_incident_is_refused(site: Site) -> None:
     perform(site.engine, incident_id, "ticket", "Anne", ticket="T-1", now=local(10, 31))
     perform(site.engine, incident_id, "resolve", "Anne", note="ok", now=local(10, 32))
     with pytest.raises(NotAllowedNow), writer(site.engine) as conn, conn.begin():
-        store.set_ticket(conn, incident_id, "Anne", "T-2", local(10, 33))
+        set_ticket(conn, incident_id, "Anne", "T-2", local(10, 33))

@@ -186,7 +186,7 @@ def test_backoff_doubles_up_to_an_hour() -> None:
 
 
 def test_notes_notify_no_one(tmp_path: Path) -> None:
-    from collector.incidents.store import perform
+    from collector.incidents.lifecycle import perform
 
     with make_site(tmp_path) as site:
         set_up_schools(site, tmp_path)
@@ -311,7 +311,7 @@ def silent_server() -> Iterator[int]:
 def test_a_hung_receiver_costs_one_timeout_per_pass(tmp_path: Path, silent_server: int, channel: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from collector.incidents import notify
-    from collector.incidents.store import perform
+    from collector.incidents.lifecycle import perform
 
     monkeypatch.setattr(notify, "TIMEOUT_SECONDS", 1.0)
     with make_site(tmp_path) as site:
@@ -362,7 +362,7 @@ def test_two_workers_send_each_notification_once(tmp_path: Path, hook: tuple[str
     from concurrent.futures import ThreadPoolExecutor
 
     from collector.db.engine import open_engine
-    from collector.incidents.store import perform
+    from collector.incidents.lifecycle import perform
 
     url, handler = hook
     handler.delay = 0.2  # slow enough that both workers see the rows due

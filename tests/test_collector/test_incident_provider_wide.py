@@ -20,9 +20,10 @@ from test_collector.incident_fixtures import (
 )
 from test_collector.incident_histories import local
 
+from collector.incidents.errors import NotAllowedNow
+from collector.incidents.lifecycle import perform
 from collector.incidents.model import DetectionPolicy, provider_key
 from collector.incidents.notify import Channels
-from collector.incidents.store import NotAllowedNow, perform
 
 WEBHOOK = Channels(webhook_url="http://127.0.0.1:9/hook")
 

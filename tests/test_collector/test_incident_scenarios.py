@@ -28,7 +28,7 @@ from test_collector.incident_histories import (
 from collector.cli import main
 from collector.incident_metrics import incident_families
 from collector.incidents.run import run_detection
-from collector.incidents.store import get_incident
+from collector.incidents.views import get_incident
 from collector.settings import CollectorSettings
 
 
