@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from collector.incidents.action_input import MAX_ID
+
 Subcommands: TypeAlias = "argparse._SubParsersAction[Any]"
 
 
@@ -53,14 +55,12 @@ def register(commands: Subcommands, imports: Subcommands, exports: Subcommands) 
 
 def incident_number(text: str) -> int:
     """An incident's number: a positive SQL integer (a larger one would overflow SQLite)."""
-    from collector.routes.incidents_pages import MAX_INCIDENT_ID
-
     try:
         number = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an incident number") from None
-    if not 1 <= number <= MAX_INCIDENT_ID:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an incident number (1 to {MAX_INCIDENT_ID})")
+    if not 1 <= number <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an incident number (1 to {MAX_ID})")
     return number
 
 
@@ -69,8 +69,7 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     from collector.db.engine import writer
     from collector.incidents.evidence import IncidentNotFound, evidence_document
     from collector.incidents.export import evidence_csv, evidence_json
-    from collector.incidents.shares import create_share
-    from collector.routes.incidents_pages import share_url
+    from collector.incidents.shares import create_share, incident_url
 
     settings = load_settings(args)
     engine = open_store(args)
@@ -87,7 +86,7 @@ def cmd_evidence(args: argparse.Namespace) -> int:
             return 1
         except ValueError as exc:
             raise UsageError(f"--valid-for: {exc}") from None
-        print(share_url(settings, args.incident, secret))
+        print(incident_url(settings.public_url, args.incident, secret))
         return 0
     if args.format == "pdf" and args.output is None and sys.stdout.isatty():
         raise UsageError("a PDF is binary: write it with -o FILE (or redirect stdout)")

@@ -76,6 +76,7 @@ from collector.incidents.history import (
     SchoolHistory,
     Window,
 )
+from collector.incidents.impact import duration_english
 from collector.incidents.model import (
     Detection,
     DetectionPolicy,
@@ -422,7 +423,7 @@ def outage(history: SchoolHistory, policy: DetectionPolicy, now: float) -> list[
     for e in long_enough:
         if e.kind != "isp":
             out.append(Held("outage", key, history.school_pk, (
-                f"a {e.kind} outage of {_duration(e.end - e.start)} from {clock(history, e.start)}"
+                f"a {e.kind} outage of {duration_english(e.end - e.start)} from {clock(history, e.start)}"
                 f"{' (under way)' if e.ongoing else ''}: {_LAN_NOT_RULED_OUT.get(e.kind, '')}")))
     provider = [e for e in long_enough if e.kind == "isp"]
     if not provider:
@@ -432,7 +433,7 @@ def outage(history: SchoolHistory, policy: DetectionPolicy, now: float) -> list[
     missed = _agents_that_missed(history, e, saw)
     if missed:
         out.append(Held("outage", key, history.school_pk, (
-            f"an isp outage of {_duration(e.end - e.start)} from {clock(history, e.start)}, but "
+            f"an isp outage of {duration_english(e.end - e.start)} from {clock(history, e.start)}, but "
             f"{', '.join(missed)} sent windows then and saw none: not corroborated by every agent")))
         return out
     corroboration = [Sentence("outage_lan_up")]
@@ -494,11 +495,6 @@ def _latest_windows_up(history: SchoolHistory) -> bool:
         if w.agent_pk not in gone:
             newest[w.agent_pk] = w
     return all(w.up is True for w in newest.values())
-
-
-def _duration(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 120 else f"{seconds / 3600:.1f} h"
 
 
 # --- loss and latency ------------------------------------------------------------------------
@@ -678,7 +674,7 @@ def silent(history: SchoolHistory, policy: DetectionPolicy, now: float) -> list[
                 else f"{agent.slug} has never reported since it was enrolled at {clock(history, since)}")
         if not in_session:
             out.append(Held("silent", key, history.school_pk, (
-                f"{said} ({_duration(quiet)}), but the school is not in session now: an agent "
+                f"{said} ({duration_english(quiet)}), but the school is not in session now: an agent "
                 "silent out of school hours is not an incident")))
             continue
         out.append(Finding(

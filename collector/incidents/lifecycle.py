@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from collector.db.schema import incidents
+from collector.incidents.action_input import MAX_ID, MAX_TICKET, InputError, check_line, check_text
 from collector.incidents.changes import active_children, close_incident, note_param, write_event
 from collector.incidents.errors import IncidentError, InvalidInput, NotAllowedNow, UnknownIncident
 from collector.incidents.model import ACTIVE_STATES
@@ -40,8 +41,6 @@ MAX_ACTOR = 200
 def _checked_actor(actor: str) -> str:
     """Who did it: one line, not empty. The CLI and the API check what people type before
     they call here; this module checks again, so no other caller slips past (action_input.py)."""
-    from collector.incidents.action_input import InputError, check_line
-
     try:
         checked = check_line("actor", actor, MAX_ACTOR)
     except InputError as exc:
@@ -52,8 +51,6 @@ def _checked_actor(actor: str) -> str:
 
 
 def _checked_text(what: str, value: str | None) -> str | None:
-    from collector.incidents.action_input import InputError, check_text
-
     try:
         return check_text(what, value)
     except InputError as exc:
@@ -161,8 +158,6 @@ def _via(note: Sentence | str | None, via: int | None) -> Sentence | str | None:
 
 
 def _check_ticket(ticket: str | None) -> str | None:
-    from collector.incidents.action_input import MAX_TICKET, InputError, check_line
-
     try:
         return check_line("ticket", ticket, MAX_TICKET)
     except InputError as exc:
@@ -170,8 +165,6 @@ def _check_ticket(ticket: str | None) -> str | None:
 
 
 def _row(conn: Connection, incident_id: int) -> Any:
-    from collector.incidents.action_input import MAX_ID
-
     # An id beyond SQL's integers is no incident (SQLite would overflow, not answer).
     if isinstance(incident_id, bool) or not isinstance(incident_id, int) or not 1 <= incident_id <= MAX_ID:
         raise UnknownIncident(f"no incident {incident_id!r} (see: incident list)")

@@ -45,6 +45,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from collector.db.engine import writer
 from collector.db.schema import boards, incident_events, incident_notifications, incidents, schools
+from collector.incidents.shares import incident_url
 
 log = logging.getLogger("schoolnet.collector.incidents")
 
@@ -266,7 +267,7 @@ def notification_message(conn: Connection, incident_id: int, event_id: int, publ
         .where(incidents.c.id == incident_id)).one()
     event = conn.execute(select(incident_events).where(incident_events.c.id == event_id)).one()
     incident = {
-        "id": row.id, "url": f"{public_url.rstrip('/')}/incidents/{row.id}", "kind": row.kind,
+        "id": row.id, "url": incident_url(public_url, row.id), "kind": row.kind,
         "state": event.to_state or row.state, "board": row.board_slug, "school": row.school_slug,
         "school_name": row.school_display, "provider": row.provider, "impact": row.impact,
         "urgency": row.urgency, "started_at": iso(row.started_at), "ticket": row.ticket,

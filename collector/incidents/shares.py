@@ -17,6 +17,13 @@ from collector.db.schema import incident_shares, incidents
 MAX_VALID_FOR_SECONDS = 366 * 86400.0
 
 
+def incident_url(public_url: str, incident_pk: int, share: str | None = None) -> str:
+    """The incident's page as people reach it (SCHOOLNET_PUBLIC_URL), with a share secret
+    when the link is for someone without a token."""
+    url = f"{public_url.rstrip('/')}/incidents/{incident_pk}"
+    return f"{url}?share={share}" if share else url
+
+
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 

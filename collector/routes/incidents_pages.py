@@ -25,12 +25,13 @@ from agent.units import parse_duration
 from collector.db.engine import writer
 from collector.db.schema import incidents
 from collector.deps import Admin, EngineDep, bearer_token, require_admin
+from collector.incidents.action_input import MAX_ID
 from collector.incidents.evidence import IncidentNotFound, evidence_document, incident_list
 from collector.incidents.export import TABLES, UnknownTable, evidence_csv, evidence_json
 from collector.incidents.model import ACTIVE_STATES, STATES
 from collector.incidents.pdf import evidence_pdf
 from collector.incidents.render import evidence_html, list_html
-from collector.incidents.shares import create_share, revoke_shares, share_allows
+from collector.incidents.shares import create_share, incident_url, revoke_shares, share_allows
 from collector.incidents.text import Lang, t
 from collector.registry import RegistryError, resolve_school
 
@@ -110,8 +111,7 @@ def _document(request: Request, engine: Engine, incident_id: int) -> dict[str, A
 
 # Incident ids are SQL integers: a larger number is no incident, and SQLite would overflow
 # on it (a 500); FastAPI answers 422 before the store is asked.
-MAX_INCIDENT_ID = 2**63 - 1
-IncidentId = Annotated[int, Path(ge=1, le=MAX_INCIDENT_ID, description="the incident's number")]
+IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="the incident's number")]
 LangQuery = Annotated[Literal["nl", "en"] | None, Query(description="nl or en (default: Accept-Language)")]
 ShareQuery = Annotated[str | None, Query(description="the secret of a share link")]
 
@@ -293,7 +293,8 @@ def share_link(
         raise HTTPException(422, f"valid_for: {exc}") from None
     return _private(
         JSONResponse(
-            {"url": share_url(request.app.state.settings, incident_id, secret), "expires_at": now + seconds}
+            {"url": incident_url(request.app.state.settings.public_url, incident_id, secret),
+             "expires_at": now + seconds}
         )
     )  # type: ignore[return-value]
 
@@ -312,7 +313,3 @@ def revoke_links(incident_id: IncidentId, engine: EngineDep) -> dict[str, int]:
         return {"revoked": revoke_shares(conn, incident_id, time.time())}
 
 
-def share_url(settings: Any, incident_id: int, secret: str) -> str:
-    """The absolute link (the collector's public URL, as people reach it)."""
-    base = str(getattr(settings, "public_url", "") or "http://127.0.0.1:8470").rstrip("/")
-    return f"{base}/incidents/{incident_id}?share={secret}"
