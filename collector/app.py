@@ -9,12 +9,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent import __version__
 from agent.wire import INGEST_PATH
+from collector.accounts.web import SignInRequired, login_redirect
 from collector.db.engine import open_engine
 from collector.db.migrate import upgrade
 from collector.deps import Admin
@@ -80,6 +81,11 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
         return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, 422)
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in_first(request: Request, exc: SignInRequired) -> RedirectResponse:
+        return RedirectResponse(login_redirect(exc.next_path), 303,
+                                headers={"Cache-Control": "no-store"})
 
     @app.exception_handler(SQLAlchemyError)
     async def store_unavailable(request: Request, exc: SQLAlchemyError) -> JSONResponse:

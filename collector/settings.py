@@ -66,9 +66,14 @@ class CollectorSettings(BaseSettings):
     # The collector's address as people reach it (behind a proxy: the proxy's), for the
     # links in notifications.
     public_url: str = "http://127.0.0.1:8470"
+    # Signed-in sessions (collector/accounts/sessions.py): one lasts at most session_lifetime,
+    # and ends sooner after session_idle without a request.
+    session_lifetime: float = Field(default=12 * 3600, gt=0)
+    session_idle: float = Field(default=2 * 3600, gt=0)
 
     @field_validator("agent_expiry", "room_expiry", "retention", "verdict_window",
-                     "verdict_refresh", "incident_interval", mode="before")
+                     "verdict_refresh", "incident_interval", "session_lifetime", "session_idle",
+                     mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value

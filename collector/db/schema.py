@@ -39,6 +39,9 @@ boards = Table(
     # Who in the board contacts a provider about an incident (migration 0007 on): an
     # Escalation document (collector/incidents/contacts.py); null = each school itself.
     Column("escalation", JSON),
+    # When the board agreed that the cooperative's analysts may see its schools one by one
+    # (migration 0008 on); null = they see its schools only inside aggregates of >= 5 schools.
+    Column("shared_at", Float),
 )
 
 schools = Table(
@@ -475,4 +478,47 @@ incident_shares = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("revoked_at", Float),
+)
+
+
+# --- accounts (issue 10) ----------------------------------------------------------------------
+# People who sign in to the collector's pages. `role` is one of collector/accounts/roles.py:
+# "admin" (the whole collector), "board_admin" and "board_viewer" (their board: `board_id`),
+# "analyst" (a cooperative's analyst: every board, other boards' schools only in aggregates;
+# `board_id` an optional home board seen in full). `username` is stored lowercased.
+# `password_hash` is an argon2id hash (null for an account that signs in by OpenID Connect
+# only). Failed sign-ins are counted per account and lock it for a while (`locked_until`).
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("email", String(320)),
+    Column("role", String(16), nullable=False),
+    Column("board_id", ForeignKey("boards.id")),
+    Column("password_hash", String(200)),
+    Column("oidc_issuer", String(500)),
+    Column("oidc_subject", String(255)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("disabled_at", Float),
+    Column("last_login_at", Float),
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    Column("locked_until", Float),
+    UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_users_oidc_identity"),
+)
+
+# A signed-in browser: the session secret is in an HttpOnly cookie, only its hash is stored.
+# A session ends at `expires_at` (absolute), after `idle` without use (see sessions.py), when
+# its user signs out, or when the account is disabled or its password changes (`revoked_at`).
+user_sessions = Table(
+    "user_sessions", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float),
+    Index("ix_user_sessions_user", "user_id"),
 )
