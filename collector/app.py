@@ -25,6 +25,7 @@ from collector.metrics import CollectorMetrics
 from collector.retention import retention_loop
 from collector.rooms import Thresholds
 from collector.routes import (
+    accounts_pages,
     admin,
     enrol,
     health,
@@ -32,6 +33,7 @@ from collector.routes import (
     incidents_pages,
     ingest,
     registry,
+    report_pages,
     speed,
     verdicts,
 )
@@ -68,7 +70,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     app.state.committer = GroupCommitter(engine)
 
     for module in (ingest, enrol, speed, admin, registry, verdicts, incidents_api, incidents_pages,
-                   health):
+                   accounts_pages, report_pages, health):
         app.include_router(module.router)
     if not development:
         @app.get("/openapi.json", include_in_schema=False, dependencies=[Admin])
