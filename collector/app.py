@@ -32,6 +32,7 @@ from collector.routes import (
     incidents_api,
     incidents_pages,
     ingest,
+    oidc_pages,
     registry,
     report_pages,
     speed,
@@ -70,7 +71,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     app.state.committer = GroupCommitter(engine)
 
     for module in (ingest, enrol, speed, admin, registry, verdicts, incidents_api, incidents_pages,
-                   accounts_pages, report_pages, health):
+                   accounts_pages, oidc_pages, report_pages, health):
         app.include_router(module.router)
     if not development:
         @app.get("/openapi.json", include_in_schema=False, dependencies=[Admin])

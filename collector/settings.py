@@ -70,6 +70,15 @@ class CollectorSettings(BaseSettings):
     # and ends sooner after session_idle without a request.
     session_lifetime: float = Field(default=12 * 3600, gt=0)
     session_idle: float = Field(default=2 * 3600, gt=0)
+    # Sign-in through OpenID Connect (collector/accounts/oidc.py), e.g. a federation of the
+    # education sector, beside local passwords: the issuer's URL (https; http only on
+    # loopback, for tests), this collector's client id and a file with its client secret.
+    # The page's button says "Sign in with <oidc_label>".
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret_file: Path | None = None
+    oidc_label: str = "OpenID Connect"
+    oidc_scopes: str = "openid email profile"
 
     @field_validator("agent_expiry", "room_expiry", "retention", "verdict_window",
                      "verdict_refresh", "incident_interval", "session_lifetime", "session_idle",
@@ -138,7 +147,20 @@ class CollectorSettings(BaseSettings):
             return None
         return ",".join(check_address(part.strip()) for part in value.split(",") if part.strip())
 
-    @field_validator("incident_webhook_secret_file", "smtp_password_file")
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+            raise PydanticCustomError(
+                "url", f"{_redacted(value)!r} is not an https:// issuer URL (an ID token's "
+                "keys must come over TLS)")
+        return value.strip().rstrip("/")
+
+    @field_validator("incident_webhook_secret_file", "smtp_password_file", "oidc_client_secret_file")
     @classmethod
     def _readable_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is not None and not value.is_file():
@@ -168,6 +190,10 @@ class CollectorSettings(BaseSettings):
         if self.smtp_password_file and not self.smtp_username:
             raise PydanticCustomError(
                 "mail", "SCHOOLNET_SMTP_PASSWORD_FILE needs SCHOOLNET_SMTP_USERNAME too")
+        if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret_file):
+            raise PydanticCustomError(
+                "oidc", "SCHOOLNET_OIDC_ISSUER needs SCHOOLNET_OIDC_CLIENT_ID and "
+                "SCHOOLNET_OIDC_CLIENT_SECRET_FILE too")
         return self
 
     @property

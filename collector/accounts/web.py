@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
 from sqlalchemy import Engine, select
 
 from collector.accounts.csrf import FIELD, HEADER, csrf_ok, csrf_token
@@ -111,3 +111,22 @@ def csrf_for(request: Request) -> str:
 OptionalViewer = Annotated[Viewer | None, Depends(optional_viewer)]
 ApiViewer = Annotated[Viewer, Depends(api_viewer)]
 PageViewer = Annotated[Viewer, Depends(page_viewer)]
+
+
+def local_path(target: str | None) -> str:
+    """Where to send a browser after signing in: ``target`` only when it is a path on this
+    collector ("/report?…"), never another site ("//evil.example", "/\\evil.example",
+    "https://…"): an open redirect would lend our name to phishing."""
+    if (not target or not target.startswith("/") or target.startswith(("//", "/\\"))
+            or any(c in target for c in "\r\n\t\\")):
+        return "/"
+    return target
+
+
+def set_session_cookie(response: Response, request: Request, secret: str) -> None:
+    """The session cookie: HttpOnly, Secure where the browser can send it back (see
+    sessions.cookie_is_secure), SameSite=Lax, for the whole site, as long as the session."""
+    settings = request.app.state.settings
+    response.set_cookie(session_cookie_name(request), secret, max_age=int(settings.session_lifetime),
+                        httponly=True, secure=cookie_is_secure(settings.public_url), samesite="lax",
+                        path="/")
