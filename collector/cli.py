@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 # verdicts, retention and backup, incidents and their evidence packs.
 COMMAND_MODULES = ("collector.cli_registry", "collector.cli_rooms", "collector.cli_measurements",
                    "collector.cli_calendar", "collector.cli_verdicts", "collector.cli_retention",
-                   "collector.cli_incidents", "collector.cli_evidence")
+                   "collector.cli_incidents", "collector.cli_evidence", "collector.cli_users")
 
 DB_HELP = ("database URL: sqlite:///FILE (default: $SCHOOLNET_DB, else "
            "sqlite:///schoolnet-collector.db) or postgresql://USER@HOST/DB")

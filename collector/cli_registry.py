@@ -1,6 +1,6 @@
 """`schoolnet-collector` commands for the registry: the contracts CSV (import, export),
-a school's connections, school details (with its own incident contact) and a board's
-policy (with its escalation contact)."""
+a school's connections, school details (with its own incident contact), a board's
+policy (with its escalation contact) and its consent to share its schools with analysts."""
 
 from __future__ import annotations
 
@@ -55,6 +55,15 @@ def register(commands: Subcommands, imports: Subcommands, exports: Subcommands) 
                                            "contact as JSON (speeds in bytes per second)")
     board_show.add_argument("board", help="the board's id")
     board_show.set_defaults(run=cmd_board_show)
+    board_share = board_commands.add_parser(
+        "share", help="record the board's consent that the cooperative's analysts see its schools "
+        "one by one in the comparison report (unshared: only inside aggregates of at least 5 schools)")
+    board_share.add_argument("board", help="the board's id")
+    board_share.set_defaults(run=cmd_board_share, shared=True)
+    board_unshare = board_commands.add_parser(
+        "unshare", help="withdraw that consent: analysts see the board's schools only inside aggregates")
+    board_unshare.add_argument("board", help="the board's id")
+    board_unshare.set_defaults(run=cmd_board_share, shared=False)
 
     school_commands = _actions_of(commands, "school")
     school_set = school_commands.add_parser(
@@ -162,6 +171,22 @@ def _board_document(engine: Any, board: str, policy: Any) -> dict[str, Any]:
     from collector.contracts import policy_document, show_board_escalation
 
     return {**policy_document(policy), "escalation": show_board_escalation(engine, board).as_document()}
+
+
+def cmd_board_share(args: argparse.Namespace) -> int:
+    from collector.accounts.sharing import set_board_shared
+    from collector.cli import open_store
+
+    board = set_board_shared(open_store(args), args.board, args.shared)
+    state = f"shared since {_utc(board.shared_at)}" if board.shared_at is not None else "not shared"
+    print(f"{board.slug}: {state}", file=sys.stderr)
+    return 0
+
+
+def _utc(seconds: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def cmd_school_set(args: argparse.Namespace) -> int:

@@ -9,7 +9,9 @@ Re-running reuses the board, school, enrolled agent and metrics token kept in .d
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -119,6 +121,7 @@ def main() -> int:
             run([BIN / "schoolnet-agent", "enroll", "--collector", url, "--code", code,
                  "--name", "demo-agent"], agent_env)
         token_file = ensure_metrics_token(url, env)
+        password_file = ensure_demo_account(env)
         agent = subprocess.Popen([BIN / "schoolnet-agent", "run"], env=agent_env)
         database = DEMO / "collector.db"
         print(f"""
@@ -126,6 +129,9 @@ schoolnet demo is running (Ctrl-C stops it). Look here:
   metrics for Prometheus:  {url}/metrics   (values appear after the first upload, ~15 s;
     it needs the metrics token in {token_file.relative_to(ROOT)}):
     curl -H "Authorization: Bearer $(cat {token_file.relative_to(ROOT)})" {url}/metrics
+  the web pages:           {url}/   (sign in as "demo", the password is in
+    {password_file.relative_to(ROOT)}): the provider comparison at {url}/report, the school's
+    benchmark at {url}/schools/demo-board/demo-school/benchmark
   collector health:        {url}/healthz
   API documentation:       {url}/docs
   the agent's outbox:      .venv/bin/schoolnet-agent --config {agent_config} status
@@ -179,6 +185,25 @@ def ensure_metrics_token(url: str, env: dict[str, str]) -> Path:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as file:
         file.write(token + "\n")
+    return path
+
+
+def ensure_demo_account(env: dict[str, str]) -> Path:
+    """A collector admin "demo" for the web pages, its password (random, made once) in
+    .demo/password (mode 0600); set again when the database was reset without the file."""
+    path = DEMO / "password"
+    collector = BIN / "schoolnet-collector"
+    new_password = not path.exists()
+    if new_password:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(12) + "\n")
+    users = json.loads(run([collector, "user", "list", "--json"], env))
+    if not any(user["username"] == "demo" for user in users):
+        run([collector, "user", "add", "demo", "--role", "admin", "--name", "Demo admin",
+             "--password-file", path], env)
+    elif new_password:
+        run([collector, "user", "passwd", "demo", "--password-file", path], env)
     return path
 
 
