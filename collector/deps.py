@@ -1,4 +1,9 @@
-"""Request dependencies: the store, and who is calling (an agent, an admin, or Prometheus)."""
+"""Request dependencies: the store, and who is calling (an agent, an admin, or Prometheus).
+
+People and automation with an admin token are ``Viewer``s (collector/accounts/web.py); the
+routes ask the Viewer what it may see. ``Admin`` is for what only the collector's admin may
+do (an admin user or an admin token); agents and Prometheus keep their own credentials.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from collector.registry import AgentIdentity, NotAllowed, authenticate_agent, is_admin, may_read_metrics
+from collector.accounts.roles import Viewer
+from collector.accounts.web import ApiViewer
+from collector.registry import AgentIdentity, NotAllowed, authenticate_agent, may_read_metrics
 
 
 def get_engine(request: Request) -> Engine:
@@ -38,15 +45,12 @@ def current_agent(engine: EngineDep, token: Annotated[str, Depends(bearer_token)
                             headers={"Retry-After": "5"}) from None
 
 
-def require_admin(engine: EngineDep, token: Annotated[str, Depends(bearer_token)]) -> None:
-    try:
-        allowed = is_admin(engine, token)
-    except SQLAlchemyError:
-        raise HTTPException(503, "the store is not available; retry later",
-                            headers={"Retry-After": "5"}) from None
-    if not allowed:
-        raise HTTPException(401, "unknown or revoked admin token",
-                            headers={"WWW-Authenticate": "Bearer"})
+def require_admin(viewer: ApiViewer) -> Viewer:
+    """The collector's admin (a user or an admin token): 401 without credentials, 403 for
+    any other signed-in role."""
+    if not viewer.is_admin:
+        raise HTTPException(403, "only the collector's admin may do this")
+    return viewer
 
 
 def require_metrics_reader(engine: EngineDep, token: Annotated[str, Depends(bearer_token)]) -> None:
@@ -66,4 +70,5 @@ def require_metrics_reader(engine: EngineDep, token: Annotated[str, Depends(bear
 
 CurrentAgent = Annotated[AgentIdentity, Depends(current_agent)]
 Admin = Depends(require_admin)
+AdminViewer = Annotated[Viewer, Admin]
 MetricsReader = Depends(require_metrics_reader)

@@ -4,11 +4,11 @@ restore against the SLA, as every reader (CLI, API, evidence pack) shows it."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, or_, select
 
 from collector.calendar import SchoolCalendar, load_calendar
 from collector.db.schema import boards, incident_events, incidents, schools
@@ -140,10 +140,18 @@ def get_incident(conn: Connection, incident_id: int, *, default_timezone: str = 
 
 def list_incidents(conn: Connection, board: str | None = None, school: str | None = None,
                    states: Iterable[str] | None = None, *, default_timezone: str = "UTC",
-                   now: float | None = None) -> list[IncidentView]:
+                   now: float | None = None, board_ids: Collection[int] | None = None,
+                   provider_wide: bool = True) -> list[IncidentView]:
     """Incidents, newest first; ``school`` is SCHOOL or BOARD/SCHOOL (RegistryError when
-    unknown); ``states`` None = every state."""
+    unknown); ``states`` None = every state. ``board_ids`` (None: every board) and
+    ``provider_wide`` (incidents of no board) are the viewer's scope, applied in the query
+    so a board's user never has another board's rows in memory."""
     query = _view_query().order_by(incidents.c.started_at.desc(), incidents.c.id.desc())
+    if board_ids is not None:
+        allowed = incidents.c.board_id.in_(list(board_ids))
+        query = query.where(or_(allowed, incidents.c.board_id.is_(None)) if provider_wide else allowed)
+    elif not provider_wide:
+        query = query.where(incidents.c.board_id.is_not(None))
     if board:
         query = query.where(boards.c.slug == board)
     if school:

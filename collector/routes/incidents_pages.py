@@ -1,10 +1,12 @@
 """The incident pages for people: the lists, and each incident's evidence pack (web page,
-PDF, CSV, JSON), plus the admin call that makes a share link.
+PDF, CSV, JSON), plus the calls that make and revoke share links.
 
-Who may look: the admin bearer token (collector/deps.py), or a share link's secret
-(``?share=``) for that one incident only. Without either: 401. An incident that does not
-exist and a share that does not open this incident (another incident's, expired, revoked)
-answer alike, 404, so a link cannot be used to find out which incidents exist.
+Who may look: a signed-in person or an admin token, within the viewer's scope
+(collector/routes/scope.py), or a share link's secret (``?share=``) for that one incident
+only. Without either, a browser is sent to sign in (303 to /login). An incident that does
+not exist, one of a board the viewer may not see, and a share that does not open this
+incident (another incident's, expired, revoked) answer alike, 404, so neither a link nor an
+account can be used to find out which incidents exist. The lists show the viewer's scope.
 
 Every answer here is private: not cached (Cache-Control no-store), no Referer to wherever a
 link on it leads, not indexed, and a Content-Security-Policy that lets the page load
@@ -16,15 +18,16 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine
 
 from agent.units import parse_duration
+from collector.accounts.roles import Viewer
+from collector.accounts.web import ApiViewer, PageViewer, SignInRequired, optional_viewer
 from collector.db.engine import writer
-from collector.db.schema import incidents
-from collector.deps import Admin, EngineDep, bearer_token, require_admin
+from collector.deps import EngineDep
 from collector.incidents.action_input import MAX_ID
 from collector.incidents.evidence import IncidentNotFound, evidence_document, incident_list
 from collector.incidents.export import TABLES, UnknownTable, evidence_csv, evidence_json
@@ -34,6 +37,12 @@ from collector.incidents.render import evidence_html, list_html
 from collector.incidents.shares import create_share, incident_url, revoke_shares, share_allows
 from collector.incidents.text import Lang, t
 from collector.registry import RegistryError, resolve_school
+from collector.routes.scope import (
+    board_scope,
+    manageable_incident,
+    may_read_incident,
+    readable_school,
+)
 
 router = APIRouter(tags=["incident pages"])
 
@@ -80,24 +89,32 @@ def preferred_lang(request: Request, asked: str | None) -> Lang:
     return "nl" if ranked and min(ranked)[2] == "nl" else "en"
 
 
-def _access(request: Request, engine: Engine, incident_id: int, share: str | None) -> str | None:
-    """The share secret the page was opened with (None: with the admin token); raises 401/404."""
-    if request.headers.get("authorization"):
-        try:
-            require_admin(engine, bearer_token(request))
-        except HTTPException as exc:
-            raise _fail(exc.status_code, str(exc.detail), **(exc.headers or {})) from None
-        return None
-    if share:
-        with engine.connect() as conn:
-            if not share_allows(conn, incident_id, share, time.time()):
+async def _pack_viewer(request: Request) -> Viewer | None:
+    """The viewer, if any; a bad bearer token's 401 carries the private headers too."""
+    try:
+        return await optional_viewer(request)
+    except HTTPException as exc:
+        raise _fail(exc.status_code, str(exc.detail), **(exc.headers or {})) from None
+
+
+PackViewer = Annotated[Viewer | None, Depends(_pack_viewer)]
+
+
+def _access(request: Request, engine: Engine, viewer: Viewer | None, incident_id: int, share: str | None
+            ) -> str | None:
+    """The share secret the page was opened with (None: by a viewer who may see it); raises
+    404, or SignInRequired for a browser with neither."""
+    with engine.connect() as conn:
+        if share and share_allows(conn, incident_id, share, time.time()):
+            return share
+        if viewer is not None:
+            if not may_read_incident(conn, viewer, incident_id):
                 raise _fail(404, NOT_FOUND)
-        return share
-    raise _fail(
-        401,
-        "send the admin token as 'Authorization: Bearer …', or open the share link",
-        **{"WWW-Authenticate": "Bearer"},
-    )
+            return None
+    if share:
+        raise _fail(404, NOT_FOUND)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    raise SignInRequired(target)
 
 
 def _document(request: Request, engine: Engine, incident_id: int) -> dict[str, Any]:
@@ -121,10 +138,11 @@ def pack_pdf(
     incident_id: IncidentId,
     request: Request,
     engine: EngineDep,
+    viewer: PackViewer,
     lang: LangQuery = None,
     share: ShareQuery = None,
 ) -> Response:
-    _access(request, engine, incident_id, share)
+    _access(request, engine, viewer, incident_id, share)
     language = preferred_lang(request, lang)
     body = evidence_pdf(_document(request, engine, incident_id), language)
     return _private(
@@ -138,9 +156,9 @@ def pack_pdf(
 
 @router.get("/incidents/{incident_id}/evidence.json", summary="The evidence pack's whole document")
 def pack_json(
-    incident_id: IncidentId, request: Request, engine: EngineDep, share: ShareQuery = None
+    incident_id: IncidentId, request: Request, engine: EngineDep, viewer: PackViewer, share: ShareQuery = None
 ) -> Response:
-    _access(request, engine, incident_id, share)
+    _access(request, engine, viewer, incident_id, share)
     body = evidence_json(_document(request, engine, incident_id))
     return _private(
         Response(
@@ -159,10 +177,11 @@ def pack_csv(
     incident_id: IncidentId,
     request: Request,
     engine: EngineDep,
+    viewer: PackViewer,
     table: Annotated[str, Query(description=", ".join(TABLES))] = "measurements",
     share: ShareQuery = None,
 ) -> Response:
-    _access(request, engine, incident_id, share)
+    _access(request, engine, viewer, incident_id, share)
     if table not in TABLES:
         raise _fail(422, str(UnknownTable(table)))
     document = _document(request, engine, incident_id)
@@ -182,13 +201,24 @@ def pack_page(
     incident_id: IncidentId,
     request: Request,
     engine: EngineDep,
+    viewer: PackViewer,
     lang: LangQuery = None,
     share: ShareQuery = None,
 ) -> Response:
-    secret = _access(request, engine, incident_id, share)
+    secret = _access(request, engine, viewer, incident_id, share)
     language = preferred_lang(request, lang)
     html = evidence_html(_document(request, engine, incident_id), language, share=secret)
     return _private(HTMLResponse(html, headers={"Content-Language": language}))
+
+
+def _in_scope(conn: Connection, viewer: Viewer, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The list's rows the viewer may see (by the board's id, which every row names; none
+    for a provider-wide incident)."""
+    if viewer.is_admin:
+        return items
+    scope = board_scope(conn, viewer)
+    return [item for item in items
+            if (item["board"] in scope.slugs if item["board"] is not None else scope.provider_wide)]
 
 
 def _states(state: StateFilter | None) -> tuple[str, ...] | None:
@@ -202,12 +232,12 @@ def _states(state: StateFilter | None) -> tuple[str, ...] | None:
 @router.get(
     "/incidents",
     response_class=HTMLResponse,
-    dependencies=[Admin],
     summary="Incidents (default: active ones), active first, newest first",
 )
 def incidents_page(
     request: Request,
     engine: EngineDep,
+    viewer: PageViewer,
     board: str | None = None,
     school: str | None = None,
     state: StateFilter | None = None,
@@ -216,7 +246,8 @@ def incidents_page(
     language = preferred_lang(request, lang)
     settings = request.app.state.settings
     with engine.connect() as conn:
-        items = incident_list(conn, settings.timezone, board=board, school=school, states=_states(state))
+        items = _in_scope(conn, viewer, incident_list(conn, settings.timezone, board=board, school=school,
+                                                      states=_states(state)))
     html = list_html(
         items,
         language,
@@ -230,7 +261,6 @@ def incidents_page(
 @router.get(
     "/incidents/{board}/{school}",
     response_class=HTMLResponse,
-    dependencies=[Admin],
     summary="One school's incidents, active first, newest first (the link alerts carry)",
 )
 def school_incidents_page(
@@ -238,12 +268,17 @@ def school_incidents_page(
     school: str,
     request: Request,
     engine: EngineDep,
+    viewer: PageViewer,
     state: StateFilter = "all",
     lang: LangQuery = None,
 ) -> Response:
     language = preferred_lang(request, lang)
     settings = request.app.state.settings
     with engine.connect() as conn:
+        try:
+            readable_school(conn, viewer, board, school)
+        except HTTPException as exc:
+            raise _fail(404, str(exc.detail)) from None
         try:
             _, board_id, school_id = resolve_school(conn, f"{board}/{school}")
         except RegistryError as exc:
@@ -269,13 +304,13 @@ class ShareBody(BaseModel):
 
 @router.post(
     "/api/v1/admin/incidents/{incident_id}/share",
-    dependencies=[Admin],
     summary="A link to the incident's evidence pack that needs no token",
 )
 def share_link(
     incident_id: IncidentId,
     request: Request,
     engine: EngineDep,
+    viewer: ApiViewer,
     body: Annotated[ShareBody | None, Body()] = None,
 ) -> JSONResponse:
     body = body or ShareBody()
@@ -283,6 +318,8 @@ def share_link(
         seconds = parse_duration(body.valid_for)
     except ValueError as exc:
         raise HTTPException(422, f"valid_for: {exc}") from None
+    with engine.connect() as conn:
+        manageable_incident(conn, viewer, incident_id, f"no incident {incident_id}")
     now = time.time()
     try:
         with writer(engine) as conn, conn.begin():
@@ -301,15 +338,14 @@ def share_link(
 
 @router.delete(
     "/api/v1/admin/incidents/{incident_id}/share",
-    dependencies=[Admin],
     summary="Revoke every share link of the incident",
 )
-def revoke_links(incident_id: IncidentId, engine: EngineDep) -> dict[str, int]:
+def revoke_links(incident_id: IncidentId, engine: EngineDep, viewer: ApiViewer) -> dict[str, int]:
+    # As the POST beside it and the CLI: revoking the links of no incident is a 404, not
+    # "revoked 0", so a typo in the number does not look like success.
+    with engine.connect() as conn:
+        manageable_incident(conn, viewer, incident_id, f"no incident {incident_id}")
     with writer(engine) as conn, conn.begin():
-        # As the POST beside it and the CLI: revoking the links of no incident is a 404,
-        # not "revoked 0", so a typo in the number does not look like success.
-        if conn.scalar(select(incidents.c.id).where(incidents.c.id == incident_id)) is None:
-            raise HTTPException(404, f"no incident {incident_id}")
         return {"revoked": revoke_shares(conn, incident_id, time.time())}
 
 

@@ -1,4 +1,5 @@
-"""The verdicts API (admin token): a school's lines judged against their contracts."""
+"""The verdicts API: a school's lines judged against their contracts, for whoever sees the
+school's board (collector/routes/scope.py; another board's school is a 404)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,24 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from agent.units import parse_duration
-from collector.deps import Admin, EngineDep
+from collector.accounts.web import ApiViewer
+from collector.deps import EngineDep
 from collector.registry import RegistryError
+from collector.routes.scope import readable_school
 from collector.school_verdicts import school_verdicts
 
-router = APIRouter(prefix="/api/v1/admin", dependencies=[Admin], tags=["verdicts"])
+router = APIRouter(prefix="/api/v1/admin", tags=["verdicts"])
 
 
 @router.get("/schools/{board}/{school}/verdicts",
             summary="The school's verdicts: medians, 80/80, rule sets, capacity, availability")
-def verdicts(board: str, school: str, request: Request, engine: EngineDep,
+def verdicts(board: str, school: str, request: Request, engine: EngineDep, viewer: ApiViewer,
              rule_set: Annotated[Literal["acm", "bnetza", "fcc", "giga", "all"] | None,
                                  Query(alias="rule-set")] = None,
              window: Annotated[str | None, Query(description="e.g. 7d, 30d")] = None,
              hours: Literal["school", "outside", "all"] = "all") -> dict[str, Any]:
+    with engine.connect() as conn:
+        readable_school(conn, viewer, board, school)
     settings = request.app.state.settings
     try:
         seconds = parse_duration(window) if window else settings.verdict_window

@@ -40,9 +40,14 @@ def share(site: Site, admin: dict[str, str], pk: int, valid_for: str = "14d") ->
     return str(url.split("share=")[1])
 
 
-def test_admin_token_or_share_link_or_401(pages: Any) -> None:
+def signs_in_first(answer: Any, path: str) -> bool:
+    """A browser without a session is sent to the sign-in page, and back here after it."""
+    return answer.status_code == 303 and answer.headers["location"].startswith(f"/login?next={path}")
+
+
+def test_admin_token_or_share_link_or_sign_in(pages: Any) -> None:
     site, admin, slow, other = pages
-    assert site.client.get(f"/incidents/{slow}").status_code == 401
+    assert signs_in_first(site.client.get(f"/incidents/{slow}", follow_redirects=False), f"/incidents/{slow}")
     assert site.client.get(f"/incidents/{slow}", headers={"Authorization": "Bearer nope"}).status_code == 401
     # An agent's credential is not an admin token.
     assert site.client.get(f"/incidents/{slow}", headers=site.auth).status_code == 401
@@ -55,8 +60,9 @@ def test_admin_token_or_share_link_or_401(pages: Any) -> None:
     assert site.client.get(f"/incidents/{other}", params={"share": secret}).status_code == 404
     assert site.client.get("/incidents/999", params={"share": secret}).status_code == 404
     assert site.client.get(f"/incidents/{slow}", params={"share": "guess"}).status_code == 404
-    # Lists are for the admin token only.
-    assert site.client.get("/incidents", params={"share": secret}).status_code == 401
+    # A share opens no list: without a session a browser is sent to sign in.
+    assert signs_in_first(site.client.get("/incidents", params={"share": secret}, follow_redirects=False),
+                          "/incidents")
 
 
 def test_share_links_carry_the_secret_and_the_downloads_work_with_it(pages: Any) -> None:
@@ -151,7 +157,8 @@ def test_lists(pages: Any) -> None:
     school = site.client.get("/incidents/test-board/test-school", headers=admin)
     assert school.status_code == 200 and f">{other}</a>" in school.text and "De Regenboog" in school.text
     assert site.client.get("/incidents/test-board/nowhere", headers=admin).status_code == 404
-    assert site.client.get("/incidents/test-board/test-school").status_code == 401
+    assert signs_in_first(site.client.get("/incidents/test-board/test-school", follow_redirects=False),
+                          "/incidents/test-board/test-school")
 
 
 def test_an_incident_number_beyond_sql_integers_is_a_422_not_a_500(pages: Any) -> None:
