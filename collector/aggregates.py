@@ -14,7 +14,15 @@ holiday, within school hours) and ``outside`` (the rest), each with the same fie
   ``unattributed_tests``. A test belongs to the hours it was measured in.
 - ``connectivity``, scope ``agent/<slug>``: ``windows`` (measured), ``failed_windows``,
   ``window_seconds`` and ``down_seconds`` (summed; a window, a minute or so, belongs to the
-  hours it started in), ``outages`` and ``outage_seconds`` by outage kind. An outage counts
+  hours it started in); the line's quality over the windows the school's own network did
+  not spoil: ``lan_windows`` (measured windows left out because the agent put the trouble
+  in the LAN: ``segment`` or ``outage_kind`` "lan", or a probed gateway that answered
+  nothing), ``targets_sent`` and ``targets_received`` (echo probes to the internet-role
+  targets, summed as collector/incidents/history.reduce_window counts them, so loss is
+  1 - received / sent), ``latency_windows`` (windows with a round trip to a target) and
+  ``latency_p50_seconds`` (nearest-rank median over those windows of each window's
+  median of its targets' median round trips; null without one); ``outages`` and
+  ``outage_seconds`` by outage kind. An outage counts
   on the day it ended (its record's clock is its end); its seconds, from its start to its
   end, are split by the school's sessions, and it is counted in each part it has time in
   (so ``school`` + ``outside`` seconds make ``all``, while an outage over 08:30 counts once
@@ -60,6 +68,7 @@ from collector.db.schema import (
     schools,
 )
 from collector.exposition import stored_number
+from collector.incidents.history import Window, reduce_window
 
 KINDS = ("bandwidth", "connectivity", "users", "wifi")
 # The parts of every document: what ``--hours`` offers elsewhere (verdicts, rooms).
@@ -158,13 +167,48 @@ def bandwidth_document(rows: Sequence[Any], sessions: Sequence[Interval],
     return by_hours(rows, sessions, figures)
 
 
-def window_figures(windows: Sequence[Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class WindowRow:
+    """A connectivity record with its payload reduced once (a window counts in two parts)."""
+
+    measured_at: float
+    ok: bool
+    payload: Any
+    window: Window | None
+
+
+def window_rows(rows: Sequence[Any]) -> list[WindowRow]:
+    """Connectivity records (measured_at, ok, payload) as WindowRows."""
+    return [WindowRow(float(row.measured_at), bool(row.ok), row.payload,
+                      reduce_window(0, "", float(row.measured_at), row.payload)
+                      if row.ok and row.payload else None) for row in rows]
+
+
+def window_figures(windows: Sequence[WindowRow]) -> dict[str, Any]:
     measured = [row for row in windows if row.ok and row.payload]
+    # The line is judged only where the school's own network was fine: a window with
+    # the trouble in the LAN says nothing about the provider (as in the evidence pack).
+    windows_left = [row.window for row in measured if row.window is not None]
+    judged = [window for window in windows_left if not lan_fault(window)]
+    latencies = [window.targets_latency_p50_seconds for window in judged
+                 if window.targets_latency_p50_seconds is not None]
     return {
         "windows": len(measured), "failed_windows": len(windows) - len(measured),
         "window_seconds": sum(float(row.payload["window_seconds"]) for row in measured),
         "down_seconds": sum(float(row.payload.get("down_seconds") or 0.0) for row in measured),
+        "lan_windows": len(windows_left) - len(judged),
+        "targets_sent": sum(window.targets_sent for window in judged),
+        "targets_received": sum(window.targets_received for window in judged),
+        "latency_windows": len(latencies),
+        "latency_p50_seconds": nearest_rank(latencies, 50),
     }
+
+
+def lan_fault(window: Window) -> bool:
+    """Whether the agent put this window's trouble in the school's own network: its
+    segment or its outage is "lan", or the gateway it probed answered none of its probes."""
+    return (window.segment == "lan" or window.outage_kind == "lan"
+            or (window.gateway_loss_ratio is not None and window.gateway_loss_ratio >= 1.0))
 
 
 def outage_interval(row: Any) -> tuple[str, Interval] | None:
@@ -208,7 +252,7 @@ def outage_figures(outages: Sequence[Any], calendar: SchoolCalendar) -> dict[str
 def connectivity_document(windows: Sequence[Any], outages: Sequence[Any], sessions: Sequence[Interval],
                           calendar: SchoolCalendar) -> dict[str, Any]:
     """``windows``: connectivity records; ``outages``: outage records (ok ones)."""
-    document = by_hours(windows, sessions, window_figures)
+    document = by_hours(window_rows(windows), sessions, window_figures)
     for part, figures in outage_figures(outages, calendar).items():
         document[part].update(figures)
     return dict(document)
@@ -343,12 +387,22 @@ def aggregate_days(engine: Engine, school_pk: int | None, first_day: date, last_
     for pk in pks:
         with engine.connect() as conn:
             calendar = load_calendar(conn, pk, default_timezone)
-        days = [day_bounds(day, calendar.zone) for day in each_day(first_day, last_day)]
-        for index in range(0, len(days), DAYS_PER_READ):
-            chunk = days[index:index + DAYS_PER_READ]
-            with engine.connect() as conn:
-                rows = day_documents(conn, pk, chunk, calendar)
-            written += replace_days(engine, pk, [bounds.day for bounds in chunk], rows, stamp)
+        written += aggregate_school_days(engine, pk, calendar, list(each_day(first_day, last_day)), stamp)
+    return written
+
+
+def aggregate_school_days(engine: Engine, school_pk: int, calendar: SchoolCalendar, days: Sequence[date],
+                          stamp: float) -> int:
+    """Recompute and replace the aggregates of ``days`` (consecutive, in order) of one
+    school whose calendar is known, ``stamp`` as their ``updated_at``. Returns the rows
+    written."""
+    written = 0
+    bounds = [day_bounds(day, calendar.zone) for day in days]
+    for index in range(0, len(bounds), DAYS_PER_READ):
+        chunk = bounds[index:index + DAYS_PER_READ]
+        with engine.connect() as conn:
+            rows = day_documents(conn, school_pk, chunk, calendar)
+        written += replace_days(engine, school_pk, [day.day for day in chunk], rows, stamp)
     return written
 
 

@@ -201,7 +201,9 @@ def test_aggregates_of_a_dst_day_in_two_zones(store: Store) -> None:
 
     by_hours = store.aggregates(store.ams, "2026-03-29", "connectivity")["agent/pi"]
     assert by_hours["school"] == {"windows": 0, "failed_windows": 0, "window_seconds": 0.0,
-                                  "down_seconds": 0.0, "outages": {}, "outage_seconds": {}}
+                                  "down_seconds": 0.0, "lan_windows": 0, "targets_sent": 0,
+                                  "targets_received": 0, "latency_windows": 0, "latency_p50_seconds": None,
+                                  "outages": {}, "outage_seconds": {}}
     connectivity = by_hours["all"]
     assert by_hours["outside"] == connectivity
     assert connectivity["windows"] == 3 and connectivity["failed_windows"] == 1

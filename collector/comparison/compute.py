@@ -1,0 +1,329 @@
+"""The provider comparison: every figure of the report, from the store, for one viewer.
+
+Which lines
+    Every school of the boards the viewer may count (``Viewer.aggregate_boards``: every
+    board for an admin or an analyst, its own for a board role), narrowed to the boards,
+    regions (``schools.region``, any case), technologies and providers asked for. Of each
+    school its *main* lines only: a backup line is not what a board buys the school for. A
+    line counts for the period when it has terms in force on some day of it. The period is
+    whole local days, each school's in its own time zone.
+
+A line's figures (LineFigures)
+    Tests: the judged bandwidth tests in school hours (valid, under the terms in force on
+    the test's own local date, download measured): an upgrade mid-period judges each test
+    by the speed promised at the time. Median ratio (measured / advertised): the
+    nearest-rank median (the lower middle value when n is even), with a distribution-free
+    95 % interval from n >= 6 tests; the 80/80 ratio: the 20th nearest-rank percentile (the
+    ratio reached in 80 % of the tests); upload and the median delivered download speed
+    likewise. A line with fewer than MIN_TESTS_PER_LINE (5) tests is "too few tests" and
+    adds nothing to a group's test-based figures. The tier (TIER_BOUNDS_MBPS), the
+    advertised speeds and the monthly cost come from the terms in force on the last day of
+    the period on which the line has terms. Availability: the school-hours share without an
+    outage on the provider's side, from when the school began observing (n: observed
+    school seconds). Latency and loss: the school-hours connectivity windows
+    (collector/comparison/connectivity.py). Incidents: provider-responsible incidents of
+    kinds bandwidth, outage, loss, latency that started in the period (on this line or on
+    the school as a whole); time to restore = restored - started. Cost per delivered
+    Mbit/s = monthly cost / median delivered download (Mbit/s, school hours; measured, not
+    advertised); cost per pupil = monthly cost / pupils. Normalised ratio: the line's
+    median ratio over the median of the median ratios of every measured line of the same
+    technology and tier in the report (1 = typical for its kind; needs 5 such lines).
+
+Groups (GroupFigures: per provider, per technology, per provider x technology x tier, and
+overall)
+    Medians over lines of the lines' figures (median ratio with a distribution-free
+    interval over the line medians, 80/80 as the 20th percentile of the lines' 80/80
+    ratios, upload, normalised ratio, latency, monthly cost, cost per Mbit/s and per
+    pupil), each needing MIN_LINES_PER_GROUP (5) lines that have it, else "too few lines";
+    the share of measured lines whose median ratio is below 80 % with a Wilson score
+    interval; availability and loss pooled over the group's schools (seconds and probes
+    summed); incidents summed and the median time to restore over the group's restored
+    incidents. Costs in more than one currency are not put together ("mixed currency").
+
+Privacy
+    See collector/comparison/privacy.py: a figure resting on 1 to 4 schools the viewer may
+    not see one by one is "hidden" (a hidden group shows its counts only; its incident
+    count reads 0); ``Report.lines`` lists only the schools the viewer may see, and
+    ``hidden_schools`` says how many more are counted. Hour profiles (per provider, the
+    school-hours tests pooled by local hour) and distributions (per provider, the measured
+    lines' median ratios) follow the same rule.
+
+Benchmark
+    collector/comparison/benchmark.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from collector.accounts.roles import NotPermitted, Viewer
+from collector.calendar import SchoolCalendar, load_calendars, local_instant
+from collector.comparison.groups import distribution, group_figures, hour_profile, normalise
+from collector.comparison.lines import LineData, Period, counts_in, line_data
+from collector.comparison.model import (
+    Benchmark,
+    FilterChoices,
+    Filters,
+    GroupFigures,
+    Report,
+)
+from collector.comparison.privacy import hidden_schools
+from collector.comparison.store import (
+    BoardRow,
+    SchoolRow,
+    load_boards,
+    load_incidents,
+    load_main_lines,
+    load_observations,
+    load_results,
+    load_schools,
+)
+from collector.contracts import ConnectionInfo
+from collector.contracts_csv import TECHNOLOGIES
+
+MAX_PERIOD_DAYS = 400
+DEFAULT_PERIOD_DAYS = 91
+CONNECTIVITY_MODULE = "collector.comparison.connectivity"
+
+
+class ReportError(ValueError):
+    """Filters that cannot make a report; the message is one line for the reader."""
+
+
+def default_filters(today: dt.date) -> Filters:
+    """The last 91 local days through today."""
+    return Filters(start=today - dt.timedelta(days=DEFAULT_PERIOD_DAYS - 1), end=today)
+
+
+def check_period(filters: Filters) -> None:
+    if filters.start > filters.end:
+        raise ReportError(f"the period starts ({filters.start}) after it ends ({filters.end})")
+    days = (filters.end - filters.start).days + 1
+    if days > MAX_PERIOD_DAYS:
+        raise ReportError(f"the period is {days} days; a report covers at most {MAX_PERIOD_DAYS}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    board: BoardRow
+    school: SchoolRow
+    line: ConnectionInfo
+
+
+@dataclass
+class Scope:
+    """The boards, schools and main lines a viewer may count, read once."""
+
+    boards: dict[int, BoardRow]
+    counted: set[int]
+    schools: dict[int, SchoolRow]
+    lines: dict[int, list[ConnectionInfo]]
+
+
+def read_scope(conn: Connection, viewer: Viewer | None) -> Scope:
+    """What ``viewer`` may count (None: every board, for the anonymised benchmark)."""
+    boards = load_boards(conn)
+    counted = viewer.aggregate_boards(boards) if viewer is not None else set(boards)
+    schools = load_schools(conn, sorted(counted))
+    return Scope(boards, counted, schools, load_main_lines(conn, sorted(schools)))
+
+
+def choices_of(scope: Scope) -> FilterChoices:
+    # One region however its schools spell it ("Zuid", "zuid"): the first spelling in order.
+    spellings: dict[str, str] = {}
+    for region in sorted(s.region.strip() for s in scope.schools.values() if s.region and s.region.strip()):
+        spellings.setdefault(region.lower(), region)
+    regions = [spellings[key] for key in sorted(spellings)]
+    lines = [line for school_lines in scope.lines.values() for line in school_lines]
+    providers: dict[str, str] = {}
+    for line in lines:
+        providers.setdefault(line.provider_id, line.provider)
+    return FilterChoices(
+        regions=tuple(regions), technologies=tuple(sorted({line.technology for line in lines})),
+        boards=tuple(sorted((scope.boards[pk].slug, scope.boards[pk].name) for pk in scope.counted)),
+        providers=tuple(sorted(providers.items())))
+
+
+def selected_boards(scope: Scope, viewer: Viewer, wanted: Sequence[str]) -> set[int]:
+    if not wanted:
+        return set(scope.counted)
+    by_slug = {board.slug: board.pk for board in scope.boards.values()}
+    chosen = set()
+    for slug in wanted:
+        if slug not in by_slug:
+            raise ReportError(f"no board with id {slug!r}")
+        if by_slug[slug] not in scope.counted:
+            raise NotPermitted(f"you may not see the schools of board {slug!r}")
+        chosen.add(by_slug[slug])
+    return chosen
+
+
+def check_choices(filters: Filters, choices: FilterChoices) -> None:
+    regions = {region.lower() for region in choices.regions}
+    for region in filters.regions:
+        if region.strip().lower() not in regions:
+            raise ReportError(f"no school in region {region!r}")
+    for technology in filters.technologies:
+        if technology not in TECHNOLOGIES and technology not in choices.technologies:
+            raise ReportError(f"unknown technology {technology!r}: one of {', '.join(TECHNOLOGIES)}")
+    providers = {provider_id for provider_id, _ in choices.providers}
+    for provider in filters.providers:
+        if provider not in providers:
+            raise ReportError(f"no line of a provider with id {provider!r}")
+
+
+def candidates(scope: Scope, filters: Filters, board_pks: set[int]) -> list[Candidate]:
+    regions = {region.strip().lower() for region in filters.regions}
+    found = []
+    for school in sorted(scope.schools.values(), key=lambda s: (scope.boards[s.board_pk].slug, s.slug)):
+        if school.board_pk not in board_pks:
+            continue
+        if regions and (school.region or "").strip().lower() not in regions:
+            continue
+        for line in scope.lines.get(school.pk, []):
+            if filters.technologies and line.technology not in filters.technologies:
+                continue
+            if filters.providers and line.provider_id not in filters.providers:
+                continue
+            if counts_in(line, filters.start, filters.end):
+                found.append(Candidate(scope.boards[school.board_pk], school, line))
+    return found
+
+
+def period_of(calendar: SchoolCalendar, filters: Filters) -> Period:
+    midnight = dt.time(0, 0)
+    return Period(filters.start, filters.end, local_instant(filters.start, midnight, calendar.zone),
+                  local_instant(filters.end + dt.timedelta(days=1), midnight, calendar.zone))
+
+
+def link_quality(engine: Engine, school_pk: int, calendar: SchoolCalendar, period: Period,
+                 now: float) -> Any:
+    """a4's latency and loss of the school over the period; None where that part is not
+    installed (its figures are then "no data")."""
+    try:
+        from collector.comparison import connectivity
+    except ImportError as exc:
+        if exc.name not in (CONNECTIVITY_MODULE, None):
+            raise
+        return None
+    return connectivity.school_link_quality(engine, school_pk, calendar, period.first_day,
+                                            period.last_day, now)
+
+
+def lines_data(engine: Engine, chosen: Sequence[Candidate], filters: Filters, *, now: float,
+               default_timezone: str, visible: Callable[[BoardRow], bool]) -> list[LineData]:
+    """Every chosen line's figures: a few queries for all of them, then arithmetic. (a4's
+    connectivity part is asked per school after the reads, as it may write its cache.)"""
+    if not chosen:
+        return []
+    school_pks = sorted({c.school.pk for c in chosen})
+    with engine.connect() as conn:
+        calendars = load_calendars(conn, default_timezone)
+        periods = {pk: period_of(calendars[pk], filters) for pk in school_pks}
+        since = min(p.start for p in periods.values())
+        until = max(p.end for p in periods.values())
+        results = load_results(conn, [c.line.id for c in chosen], since, until)
+        observations = load_observations(conn, school_pks, since, until)
+        incidents = load_incidents(conn, school_pks, since, until)
+    qualities = {pk: link_quality(engine, pk, calendars[pk], periods[pk], now) for pk in school_pks}
+    return [line_data(board=c.board, school=c.school, line=c.line, calendar=calendars[c.school.pk],
+                      period=periods[c.school.pk], results=results.get(c.line.id, []),
+                      observation=observations.get(c.school.pk), incidents=incidents.get(c.school.pk, []),
+                      quality=qualities[c.school.pk], now=now, visible=visible(c.board))
+            for c in chosen]
+
+
+def build_report(engine: Engine, viewer: Viewer, filters: Filters, *, now: float,
+                 default_timezone: str) -> Report:
+    check_period(filters)
+    with engine.connect() as conn:
+        scope = read_scope(conn, viewer)
+        board_pks = selected_boards(scope, viewer, filters.boards)
+        choices = choices_of(scope)
+        check_choices(filters, choices)
+        chosen = candidates(scope, filters, board_pks)
+    datas = normalise(lines_data(engine, chosen, filters, now=now, default_timezone=default_timezone,
+                                 visible=lambda board: viewer.may_read_board(board.pk, board.shared)))
+    return assemble(datas, filters, viewer, choices, now=now, default_timezone=default_timezone,
+                    connectivity=_connectivity_installed())
+
+
+def _connectivity_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(CONNECTIVITY_MODULE) is not None
+
+
+def assemble(datas: list[LineData], filters: Filters, viewer: Viewer, choices: FilterChoices, *,
+             now: float, default_timezone: str, connectivity: bool) -> Report:
+    by_provider: dict[str, list[LineData]] = defaultdict(list)
+    by_technology: dict[str, list[LineData]] = defaultdict(list)
+    by_cell: dict[tuple[str, str, int], list[LineData]] = defaultdict(list)
+    names: dict[str, str] = {}
+    for data in datas:
+        f = data.figures
+        names.setdefault(f.provider_id, f.provider)
+        by_provider[f.provider_id].append(data)
+        by_technology[f.technology].append(data)
+        by_cell[(f.provider_id, f.technology, f.tier)].append(data)
+    providers = sorted(by_provider, key=lambda p: (names[p].lower(), p))
+
+    def group(members: list[LineData], provider_id: str | None, technology: str | None,
+              tier: int | None) -> GroupFigures:
+        return group_figures(members, provider_id=provider_id,
+                             provider=names[provider_id] if provider_id else None,
+                             technology=technology, tier=tier)
+
+    notes = []
+    if not datas:
+        notes.append("no_lines")
+    elif not any(d.measured for d in datas):
+        notes.append("no_measured_lines")
+    hidden = hidden_schools(datas)
+    if hidden:
+        notes.append("hidden_schools")
+    if not connectivity:
+        notes.append("no_connectivity")
+    return Report(
+        filters=filters, generated_at=now, timezone=default_timezone, viewer_role=viewer.role,
+        viewer_board=viewer.board,
+        by_provider=tuple(group(by_provider[p], p, None, None) for p in providers),
+        by_technology=tuple(group(by_technology[t], None, t, None) for t in sorted(by_technology)),
+        by_provider_technology_tier=tuple(
+            group(by_cell[key], key[0], key[1], key[2])
+            for key in sorted(by_cell, key=lambda k: (names[k[0]].lower(), k[0], k[1], k[2]))),
+        overall=group(datas, None, None, None),
+        lines=tuple(d.figures for d in datas if d.visible),
+        hidden_schools=hidden,
+        hour_profiles=tuple(hour_profile(by_provider[p], p, names[p]) for p in providers),
+        distributions=tuple(distribution(by_provider[p], p, names[p]) for p in providers),
+        choices=choices, notes=tuple(notes))
+
+
+def build_benchmark(engine: Engine, viewer: Viewer, board: str, school: str, filters: Filters, *,
+                    now: float, default_timezone: str) -> Benchmark:
+    from collector.comparison.benchmark import benchmark
+
+    check_period(filters)
+    with engine.connect() as conn:
+        scope = read_scope(conn, None)
+        found = next((b for b in scope.boards.values() if b.slug == board), None)
+        if found is not None and not viewer.may_read_board(found.pk, found.shared):
+            raise NotPermitted("you may not see this board's schools")
+        target = next((s for s in scope.schools.values()
+                       if found is not None and s.board_pk == found.pk and s.slug == school), None)
+        if found is None or target is None:
+            raise ReportError(f"no school {board}/{school}")
+        # Peers are every board's: the benchmark is anonymised, only quartiles of at least
+        # AGGREGATE_MINIMUM lines leave it. The period is all it takes from the filters.
+        period_only = Filters(start=filters.start, end=filters.end)
+        chosen = candidates(scope, period_only, set(scope.boards))
+    datas = lines_data(engine, chosen, period_only, now=now, default_timezone=default_timezone,
+                       visible=lambda _: True)
+    return benchmark(datas, target, board, filters, now=now)
