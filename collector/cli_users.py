@@ -51,7 +51,7 @@ def register(commands: Any, imports: Any, exports: Any) -> None:
     disable = actions.add_parser("disable", help="disable an account; its sessions end at once")
     disable.add_argument("username")
     disable.set_defaults(run=cmd_user_disable)
-    enable = actions.add_parser("enable", help="enable a disabled account again (and lift a lockout)")
+    enable = actions.add_parser("enable", help="enable a disabled account again (and lift its throttling)")
     enable.add_argument("username")
     enable.set_defaults(run=cmd_user_enable)
 

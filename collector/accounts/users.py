@@ -4,11 +4,11 @@ Every change that takes access away ends the account's sessions at once: a new p
 (someone else may know the old one), disabling the account. A role change needs no such
 step, since a session reads its account's role and board at every request.
 
-Sign-in failures are counted per account: ``LOCK_AFTER`` wrong passwords in a row lock it
-for ``LOCK_FOR`` seconds, during which even the right password is refused; when the lock
-has run out the count starts again. A success resets the count. Whatever the refusal
-(unknown name, wrong password, locked, disabled), the same argon2 work is done, so the
-time taken does not tell which it was, and the pages say the same for each.
+Refused sign-ins are throttled per username and client address (collector/accounts/
+throttle.py), not by locking the account, which anyone who knows a username could do.
+Whatever the refusal (unknown name, wrong password, throttled, disabled), the same argon2
+work and the same statements run, so the time taken does not tell which it was, and the
+pages say the same for each.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Row, case, select, update
+from sqlalchemy import Connection, Engine, Row, select, update
 
 from collector.accounts.passwords import (
     WeakPassword,
@@ -29,16 +29,21 @@ from collector.accounts.passwords import (
 )
 from collector.accounts.roles import check_role
 from collector.accounts.sessions import revoke_user_sessions
+from collector.accounts.throttle import (
+    blocked_for_everyone_until,
+    clear_pair,
+    clear_username,
+    is_blocked,
+    record_failure,
+)
 from collector.db.engine import writer
 from collector.db.schema import boards, users
 
 USERNAME = re.compile(r"[a-z0-9._@-]{1,100}")
-LOCK_AFTER = 5
-LOCK_FOR = 15 * 60.0
 MAX_NAME = 200
 MAX_EMAIL = 320
 
-Refusal = Literal["unknown", "wrong_password", "locked", "disabled"]
+Refusal = Literal["unknown", "wrong_password", "throttled", "disabled"]
 
 
 class UserError(ValueError):
@@ -57,8 +62,9 @@ class User:
     created_at: float
     disabled_at: float | None
     last_login_at: float | None
-    failed_logins: int
-    locked_until: float | None
+    # When the username stops being refused to every client (a guess spread over many
+    # addresses, see throttle.py); one client's throttle is no state of the account.
+    locked_until: float | None = None
 
     def locked(self, now: float) -> bool:
         return self.locked_until is not None and now < self.locked_until
@@ -68,7 +74,7 @@ class User:
         return {"username": self.username, "display_name": self.display_name, "email": self.email,
                 "role": self.role, "board": self.board, "created_at": self.created_at,
                 "disabled_at": self.disabled_at, "last_login_at": self.last_login_at,
-                "failed_logins": self.failed_logins, "locked_until": self.locked_until}
+                "locked_until": self.locked_until}
 
 
 @dataclass(frozen=True)
@@ -104,29 +110,34 @@ def add_user(engine: Engine, username: str, role: str, board: str | None, displa
             raise UserError(f"an account {name!r} exists already")
         conn.execute(users.insert().values(
             username=name, display_name=display, email=mail, role=checked_role, board_id=board_id,
-            password_hash=password_hash, created_at=now, updated_at=now, failed_logins=0))
+            password_hash=password_hash, created_at=now, updated_at=now))
     return get_user(engine, name)
 
 
-def list_users(engine: Engine) -> list[User]:
+def list_users(engine: Engine, now: float | None = None) -> list[User]:
+    now = time.time() if now is None else now
     with engine.connect() as conn:
-        return [_user(row) for row in conn.execute(_select().order_by(users.c.username))]
+        rows = conn.execute(_select().order_by(users.c.username)).all()
+        blocked = blocked_for_everyone_until(conn, [row.username for row in rows], now)
+    return [_user(row, blocked.get(row.username)) for row in rows]
 
 
-def get_user(engine: Engine, username: str) -> User:
+def get_user(engine: Engine, username: str, now: float | None = None) -> User:
     with engine.connect() as conn:
-        return _existing(conn, username)
+        return _existing(conn, username, now)
 
 
 def set_password(engine: Engine, username: str, password: str, now: float | None = None) -> int:
-    """Sets a new password and ends every session of the account; returns how many ended."""
+    """Sets a new password, ends every session of the account and lifts every throttle of
+    its username; returns how many sessions ended."""
     now = time.time() if now is None else now
     user = get_user(engine, username)
     _password(password, user.username)
     password_hash = hash_password(password)
     with writer(engine) as conn, conn.begin():
         conn.execute(update(users).where(users.c.id == user.id).values(
-            password_hash=password_hash, updated_at=now, failed_logins=0, locked_until=None))
+            password_hash=password_hash, updated_at=now))
+        clear_username(conn, user.username)
         return revoke_user_sessions(conn, user.id, now)
 
 
@@ -142,11 +153,13 @@ def disable_user(engine: Engine, username: str, now: float | None = None) -> int
 
 
 def enable_user(engine: Engine, username: str, now: float | None = None) -> None:
+    """Enables the account and lifts every throttle of its username (its owner may have
+    been kept out by someone else's guessing)."""
     now = time.time() if now is None else now
     with writer(engine) as conn, conn.begin():
         user = _existing(conn, username)
-        conn.execute(update(users).where(users.c.id == user.id).values(
-            disabled_at=None, updated_at=now, failed_logins=0, locked_until=None))
+        conn.execute(update(users).where(users.c.id == user.id).values(disabled_at=None, updated_at=now))
+        clear_username(conn, user.username)
 
 
 def set_role(engine: Engine, username: str, role: str, board: str | None,
@@ -161,63 +174,51 @@ def set_role(engine: Engine, username: str, role: str, board: str | None,
     return get_user(engine, username)
 
 
-def authenticate(engine: Engine, username: str, password: str, now: float | None = None
+def authenticate(engine: Engine, username: str, password: str, client: str, now: float | None = None
                  ) -> User | Refused:
-    """Signs in: the account when the password is right and it may sign in, else why not."""
-    return _check_password(engine, username, password, time.time() if now is None else now,
+    """Signs in from address ``client``: the account when the password is right, it may sign
+    in and neither this client nor every client is throttled for the name; else why not."""
+    return _check_password(engine, username, password, client, time.time() if now is None else now,
                            sign_in=True)
 
 
-def confirm_password(engine: Engine, username: str, password: str, now: float | None = None
-                     ) -> User | Refused:
+def confirm_password(engine: Engine, username: str, password: str, client: str,
+                     now: float | None = None) -> User | Refused:
     """Checks the current password of a signed-in person (the password page) under the same
-    lockout as a sign-in, so a borrowed session cannot be used to guess the password."""
-    return _check_password(engine, username, password, time.time() if now is None else now,
+    throttle as a sign-in, so a borrowed session cannot be used to guess the password."""
+    return _check_password(engine, username, password, client, time.time() if now is None else now,
                            sign_in=False)
 
 
-def _check_password(engine: Engine, username: str, password: str, now: float, sign_in: bool
-                    ) -> User | Refused:
+def _check_password(engine: Engine, username: str, password: str, client: str, now: float,
+                    sign_in: bool) -> User | Refused:
     name = normal_username(username)
     with engine.connect() as conn:
-        row = conn.execute(select(users.c.id, users.c.password_hash, users.c.disabled_at,
-                                  users.c.locked_until)
-                           .where(users.c.username == name)).first() if USERNAME.fullmatch(name) else None
+        # Both reads run for every name, valid or not, known or not.
+        row = conn.execute(select(users.c.id, users.c.password_hash, users.c.disabled_at)
+                           .where(users.c.username == name)).first()
+        throttled = is_blocked(conn, name, client, now)
     # The argon2 work is done before any answer, for every kind of refusal alike.
     matches = verify_password(row.password_hash if row is not None else None, password)
-    if row is None:
-        return Refused("unknown")
-    if row.disabled_at is not None:
-        return Refused("disabled")
-    if row.locked_until is not None and now < row.locked_until:
-        return Refused("locked")
-    if not matches:
-        return Refused(_count_failure(engine, row.id, now))
-    changes: dict[str, Any] = {"failed_logins": 0, "locked_until": None}
+    refusal: Refusal | None = ("throttled" if throttled else "unknown" if row is None
+                               else "disabled" if row.disabled_at is not None
+                               else None if matches else "wrong_password")
+    if refusal is not None or row is None:
+        # One write for every refusal, of a name that exists or not (equal work, equal time).
+        with writer(engine) as conn, conn.begin():
+            record_failure(conn, name, client, now)
+        return Refused(refusal or "unknown")
+    changes: dict[str, Any] = {}
     if sign_in:
         changes["last_login_at"] = now
     if row.password_hash and needs_rehash(row.password_hash):
         changes["password_hash"] = hash_password(password)
         changes["updated_at"] = now
     with writer(engine) as conn, conn.begin():
-        conn.execute(update(users).where(users.c.id == row.id).values(**changes))
-    return get_user(engine, name)
-
-
-def _count_failure(engine: Engine, user_id: int, now: float) -> Refusal:
-    """One more wrong password (a lock that has run out starts the count again)."""
-    lapsed = users.c.locked_until.is_not(None) & (users.c.locked_until <= now)
-    with writer(engine) as conn, conn.begin():
-        # One UPDATE, so two wrong passwords at once both count (the row is locked meanwhile).
-        conn.execute(update(users).where(users.c.id == user_id).values(
-            failed_logins=case((lapsed, 1), else_=users.c.failed_logins + 1),
-            locked_until=case((lapsed, None), else_=users.c.locked_until)))
-        count = conn.scalar(select(users.c.failed_logins).where(users.c.id == user_id)) or 0
-        if count >= LOCK_AFTER:
-            conn.execute(update(users).where(users.c.id == user_id)
-                         .values(locked_until=now + LOCK_FOR))
-            return "locked"
-    return "wrong_password"
+        if changes:
+            conn.execute(update(users).where(users.c.id == row.id).values(**changes))
+        clear_pair(conn, name, client)
+    return get_user(engine, name, now)
 
 
 # --- checks and rows -------------------------------------------------------------------------
@@ -270,15 +271,15 @@ def _select() -> Any:
             .outerjoin(boards, boards.c.id == users.c.board_id))
 
 
-def _existing(conn: Connection, username: str) -> User:
+def _existing(conn: Connection, username: str, now: float | None = None) -> User:
     row = conn.execute(_select().where(users.c.username == normal_username(username))).first()
     if row is None:
         raise UserError(f"no account {username!r} (see: user list)")
-    return _user(row)
+    blocked = blocked_for_everyone_until(conn, [row.username], time.time() if now is None else now)
+    return _user(row, blocked.get(row.username))
 
 
-def _user(row: Row[Any]) -> User:
+def _user(row: Row[Any], locked_until: float | None) -> User:
     return User(id=row.id, username=row.username, display_name=row.display_name, email=row.email,
                 role=row.role, board_id=row.board_id, board=row.board, created_at=row.created_at,
-                disabled_at=row.disabled_at, last_login_at=row.last_login_at,
-                failed_logins=row.failed_logins or 0, locked_until=row.locked_until)
+                disabled_at=row.disabled_at, last_login_at=row.last_login_at, locked_until=locked_until)

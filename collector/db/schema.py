@@ -487,7 +487,7 @@ incident_shares = Table(
 # "analyst" (a cooperative's analyst: every board, other boards' schools only in aggregates;
 # `board_id` an optional home board seen in full). `username` is stored lowercased.
 # `password_hash` is an argon2id hash (null for an account that signs in by OpenID Connect
-# only). Failed sign-ins are counted per account and lock it for a while (`locked_until`).
+# only). Failed sign-ins are counted in `login_failures`, not here.
 users = Table(
     "users", metadata,
     Column("id", Integer, primary_key=True),
@@ -503,8 +503,6 @@ users = Table(
     Column("updated_at", Float, nullable=False),
     Column("disabled_at", Float),
     Column("last_login_at", Float),
-    Column("failed_logins", Integer, nullable=False, server_default="0"),
-    Column("locked_until", Float),
     UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_users_oidc_identity"),
 )
 
@@ -521,4 +519,21 @@ user_sessions = Table(
     Column("expires_at", Float, nullable=False),
     Column("revoked_at", Float),
     Index("ix_user_sessions_user", "user_id"),
+)
+
+# Refused sign-ins, per username as typed (lowercased, whether or not such an account exists)
+# and client address: collector/accounts/throttle.py. `key_hash` is the SHA-256 of the pair
+# (or of the username alone for the row that refuses the username to every client),
+# `username_hash` that of the username: no name or address is stored in the clear. A row
+# ages out 15 minutes after its last failure; a successful sign-in deletes its pair's row.
+login_failures = Table(
+    "login_failures", metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("username_hash", String(64), nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("first_at", Float, nullable=False),
+    Column("last_at", Float, nullable=False),
+    Column("blocked_until", Float),
+    Index("ix_login_failures_username", "username_hash", "last_at"),
+    Index("ix_login_failures_last_at", "last_at"),
 )

@@ -80,8 +80,8 @@ def test_user_add_from_a_file_and_from_stdin_then_list(db: str, password_file: P
     documents = json.loads(out)
     assert [d["username"] for d in documents] == ["ana", "anne"] and "password_hash" not in out
     engine = open_engine(db)
-    assert isinstance(authenticate(engine, "anne", PASSWORD), User)
-    assert isinstance(authenticate(engine, "ana", "another long secret"), User)
+    assert isinstance(authenticate(engine, "anne", PASSWORD, "127.0.0.1"), User)
+    assert isinstance(authenticate(engine, "ana", "another long secret", "127.0.0.1"), User)
     engine.dispose()
 
 
@@ -93,16 +93,16 @@ def test_passwd_disable_enable_and_role(db: str, password_file: Path) -> None:
     code, _, err = run(db, "user", "passwd", "anne", stdin="a newer long secret\n")
     assert code == 0 and "1 session(s) ended" in err
     assert viewer_for_session(engine, secret, 3600) is None
-    assert authenticate(engine, "anne", PASSWORD) == Refused("wrong_password")
-    assert isinstance(authenticate(engine, "anne", "a newer long secret"), User)
+    assert authenticate(engine, "anne", PASSWORD, "127.0.0.1") == Refused("wrong_password")
+    assert isinstance(authenticate(engine, "anne", "a newer long secret", "127.0.0.1"), User)
 
     secret = create_session(engine, users_of(db)[0].id, 3600)
     code, _, err = run(db, "user", "disable", "anne")
     assert code == 0 and "1 session(s) ended" in err and viewer_for_session(engine, secret, 3600) is None
-    assert authenticate(engine, "anne", "a newer long secret") == Refused("disabled")
+    assert authenticate(engine, "anne", "a newer long secret", "127.0.0.1") == Refused("disabled")
     assert "disabled" in run(db, "user", "list")[1]
     assert run(db, "user", "enable", "anne")[0] == 0
-    assert isinstance(authenticate(engine, "anne", "a newer long secret"), User)
+    assert isinstance(authenticate(engine, "anne", "a newer long secret", "127.0.0.1"), User)
 
     code, _, err = run(db, "user", "role", "anne", "analyst")
     assert code == 0 and "anne is now analyst" in err
@@ -207,5 +207,5 @@ def test_on_a_terminal_the_password_is_asked_twice(tmp_path: Path) -> None:
     code, shown = on_a_terminal(tmp_path, ["user", "add", "root", "--role", "admin"], [PASSWORD, PASSWORD])
     assert code == 0 and "New password:" in shown and "Again:" in shown and "root" in shown
     engine = open_engine(f"sqlite:///{tmp_path / 'c.db'}")
-    assert isinstance(authenticate(engine, "root", PASSWORD), User)
+    assert isinstance(authenticate(engine, "root", PASSWORD, "127.0.0.1"), User)
     engine.dispose()

@@ -1,5 +1,6 @@
-"""accounts: people who sign in (users, their sessions) and a board's consent to show its
-schools one by one to the cooperative's analysts (boards.shared_at)
+"""accounts: people who sign in (users, their sessions, refused sign-ins counted per username
+and client: login_failures) and a board's consent to show its schools one by one to the
+cooperative's analysts (boards.shared_at)
 
 Revision ID: 0008
 Revises: 0007
@@ -36,8 +37,6 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.Float(), nullable=False),
         sa.Column("disabled_at", sa.Float(), nullable=True),
         sa.Column("last_login_at", sa.Float(), nullable=True),
-        sa.Column("failed_logins", sa.Integer(), nullable=False, server_default="0"),
-        sa.Column("locked_until", sa.Float(), nullable=True),
         sa.ForeignKeyConstraint(["board_id"], ["boards.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("username"),
@@ -57,9 +56,24 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash"),
     )
     op.create_index("ix_user_sessions_user", "user_sessions", ["user_id"])
+    op.create_table(
+        "login_failures",
+        sa.Column("key_hash", sa.String(length=64), nullable=False),
+        sa.Column("username_hash", sa.String(length=64), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("first_at", sa.Float(), nullable=False),
+        sa.Column("last_at", sa.Float(), nullable=False),
+        sa.Column("blocked_until", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("key_hash"),
+    )
+    op.create_index("ix_login_failures_username", "login_failures", ["username_hash", "last_at"])
+    op.create_index("ix_login_failures_last_at", "login_failures", ["last_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_login_failures_last_at", table_name="login_failures")
+    op.drop_index("ix_login_failures_username", table_name="login_failures")
+    op.drop_table("login_failures")
     op.drop_index("ix_user_sessions_user", table_name="user_sessions")
     op.drop_table("user_sessions")
     op.drop_table("users")
