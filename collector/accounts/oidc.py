@@ -16,8 +16,10 @@ needs cleaning up.
 Who may sign in is still decided here, not by the issuer: an identity is an account when an
 account is linked to it (``users.oidc_issuer`` + ``oidc_subject``), or, the first time, when
 exactly one enabled account has the e-mail address the issuer vouches for
-(``email_verified``), which is then linked. An identity without an account is refused:
-a federation vouches for who someone is, not for what they may see here.
+(``email_verified``), which is then linked; never a collector admin's account (in a
+federation any member's identity provider could vouch for the admin's address). An identity
+without an account is refused: a federation vouches for who someone is, not for what they
+may see here.
 """
 
 from __future__ import annotations
@@ -240,8 +242,14 @@ def account_for(engine: Engine, identity: Identity, now: float) -> int:
         if not identity.email or not identity.email_verified:
             raise OidcError("no account here is linked to this identity, and the identity provider "
                             "did not vouch for an e-mail address to find one by")
-        matches = conn.execute(select(users.c.id, users.c.oidc_subject).where(
+        matches = conn.execute(select(users.c.id, users.c.oidc_subject, users.c.role).where(
             func.lower(users.c.email) == identity.email, users.c.disabled_at.is_(None))).all()
+        if len(matches) == 1 and matches[0].role == "admin":
+            # A federation is many identity providers; one careless member vouching for the
+            # admin's address must not hand over the whole collector. Admins sign in with
+            # their password.
+            raise OidcError("a collector admin signs in with a password, not through the identity "
+                            "provider")
         if len(matches) != 1 or matches[0].oidc_subject is not None:
             raise OidcError(f"no account here for {identity.email}: ask your board's admin to add "
                             "you with this address")

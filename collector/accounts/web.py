@@ -9,6 +9,7 @@ header ``X-CSRF-Token``), or it is refused with 403 before the route runs.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 from urllib.parse import quote
 
@@ -74,6 +75,11 @@ async def optional_viewer(request: Request) -> Viewer | None:
         submitted = request.headers.get(HEADER)
         if submitted is None and request.headers.get("content-type", "").startswith(
                 ("application/x-www-form-urlencoded", "multipart/form-data")):
+            # Keep the body: a route that streams its body itself (the contracts CSV upload)
+            # then still gets it, instead of "stream consumed" (a 500). A route with form
+            # fields has had its form parsed already (the stream is read; the form is kept).
+            with contextlib.suppress(RuntimeError):
+                await request.body()
             form = await request.form()
             value = form.get(FIELD)
             submitted = value if isinstance(value, str) else None

@@ -89,6 +89,12 @@ def safe_next(target: str | None) -> str:
     return local_path(target) if target and len(target) <= MAX_NEXT else "/"
 
 
+def client_address(request: Request) -> str:
+    """Whom refused sign-ins are counted against (with the username): the peer, or behind
+    the reverse proxy the address uvicorn takes from X-Forwarded-For."""
+    return request.client.host if request.client is not None else "-"
+
+
 def _secure(request: Request) -> bool:
     return cookie_is_secure(request.app.state.settings.public_url)
 
@@ -128,7 +134,7 @@ def login(request: Request, username: Annotated[str, Form(max_length=200)] = "",
         return _message(request, chosen, lang, 403, "forbidden", say(chosen, "form_expired"))
     engine: Engine = request.app.state.engine
     settings = request.app.state.settings
-    result = authenticate(engine, username, password)
+    result = authenticate(engine, username, password, client_address(request))
     if isinstance(result, Refused):
         # The reason stays in the log; the person is told the same for every refusal.
         log.info("sign-in refused (%s)", result.reason)
@@ -205,7 +211,7 @@ def change_password(request: Request, viewer: PageViewer,
 
     if new != again:
         return refuse(say(chosen, "passwords_differ"))
-    if isinstance(confirm_password(engine, viewer.username, current), Refused):
+    if isinstance(confirm_password(engine, viewer.username, current, client_address(request)), Refused):
         return refuse(say(chosen, "current_wrong"))
     if new == current:
         return refuse(say(chosen, "password_same"))
@@ -237,16 +243,26 @@ def _when(seconds: float | None, lang: Lang, zone: str) -> str:
     return text.when({"local": local.isoformat()}, lang, zone)
 
 
+def _readable_sharing(engine: Engine, viewer: Viewer, board: str) -> BoardSharing | None:
+    """The board's consent, or None both when there is no such board and when the viewer
+    may not see it: the two answer alike (docs/accounts.md), so board ids cannot be probed."""
+    try:
+        found = board_sharing(engine, board)
+    except UnknownBoard:
+        return None
+    return found if viewer.may_read_board(found.id, found.shared) else None
+
+
+def _no_such_board(request: Request, chosen: Lang, lang: str | None) -> HTMLResponse:
+    return _message(request, chosen, lang, 404, "not_found", say(chosen, "no_board_found"))
+
+
 @router.get("/boards/{board}/sharing", response_class=HTMLResponse)
 def sharing_page(request: Request, board: str, viewer: PageViewer, lang: LangQuery = None) -> HTMLResponse:
     chosen = preferred_lang(request, lang)
-    try:
-        found = board_sharing(request.app.state.engine, board)
-        viewer.require_read(found.id, found.shared)
-    except UnknownBoard:
-        return _message(request, chosen, lang, 404, "not_found", say(chosen, "no_board_found"))
-    except NotPermitted as exc:
-        return _message(request, chosen, lang, 403, "forbidden", str(exc))
+    found = _readable_sharing(request.app.state.engine, viewer, board)
+    if found is None:
+        return _no_such_board(request, chosen, lang)
     return _sharing_page(request, viewer, found, chosen, lang)
 
 
@@ -256,11 +272,11 @@ def change_sharing(request: Request, board: str, viewer: PageViewer,
                    lang: LangQuery = None) -> Response:
     chosen = preferred_lang(request, lang)
     engine: Engine = request.app.state.engine
+    found = _readable_sharing(engine, viewer, board)
+    if found is None:
+        return _no_such_board(request, chosen, lang)
     try:
-        found = board_sharing(engine, board)
-        viewer.require_manage(found.id)
-    except UnknownBoard:
-        return _message(request, chosen, lang, 404, "not_found", say(chosen, "no_board_found"))
+        viewer.require_manage(found.id)  # seen, and not theirs to change: 403
     except NotPermitted as exc:
         return _message(request, chosen, lang, 403, "forbidden", str(exc))
     if shared not in ("yes", "no"):

@@ -8,6 +8,7 @@ and a link back to the sign-in page, never a traceback.
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Annotated
 
@@ -24,8 +25,8 @@ from collector.accounts.oidc import (
     derived,
     new_sign_in_secret,
 )
-from collector.accounts.sessions import cookie_is_secure, create_session
-from collector.accounts.web import local_path, set_session_cookie
+from collector.accounts.sessions import cookie_is_secure, create_session, end_session
+from collector.accounts.web import local_path, session_secret, set_session_cookie
 
 router = APIRouter(tags=["accounts"])
 
@@ -90,11 +91,13 @@ def callback(request: Request, code: Annotated[str | None, Query(max_length=4096
     if client is None:
         return refusal(404, "sign-in through an identity provider is not configured here")
     secret, _, next_path = (request.cookies.get(STATE_COOKIE) or "").partition("|")
-    if error:
-        return refusal(401, f"the identity provider did not sign you in ({error})")
-    if not secret or not state or state != derived(secret, "state"):
+    # The state first: an error from the issuer is only shown to the browser that started
+    # this sign-in (another site cannot make our page say what it likes).
+    if not secret or not state or not hmac.compare_digest(state, derived(secret, "state")):
         return refusal(400, "this sign-in was not started in this browser, or took longer than "
                             "10 minutes: start again")
+    if error:
+        return refusal(401, f"the identity provider did not sign you in ({error})")
     if not code:
         return refusal(400, "the identity provider sent no code")
     settings = request.app.state.settings
@@ -103,6 +106,10 @@ def callback(request: Request, code: Annotated[str | None, Query(max_length=4096
         user_id = account_for(request.app.state.engine, identity, time.time())
     except OidcError as exc:
         return refusal(401, str(exc))
+    # As a password sign-in: a session the browser had is ended, not kept beside the new one.
+    previous = session_secret(request)
+    if previous:
+        end_session(request.app.state.engine, previous)
     session = create_session(request.app.state.engine, user_id, settings.session_lifetime)
     response = RedirectResponse(local_path(next_path), 303, headers=HEADERS)
     set_session_cookie(response, request, session)

@@ -49,7 +49,10 @@ def refused(detail: str = "your role may not do this") -> HTTPException:
 
 
 def sees_provider_wide(viewer: Viewer) -> bool:
-    return viewer.is_admin or viewer.role == "analyst"
+    # A provider-wide incident names every school it links, of every board, with each
+    # school's figures: the collector's admin only (an analyst would see the schools of
+    # boards that have not shared; a board sees its own school's incident, which links here).
+    return viewer.is_admin
 
 
 def board_scope(conn: Connection, viewer: Viewer) -> BoardScope:

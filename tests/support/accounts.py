@@ -4,7 +4,10 @@ for the scope tests (and any test that needs a user of some role).
 Board A is the test site's own "test-board" (school "test-school", De Regenboog); board B is
 "other-board" ("other-school", named ``B_NAMES`` below, so a test can assert that nothing a
 board-A user gets mentions them). Each has a registered line, an enrolled agent and an
-incident; one more incident belongs to no board (provider-wide). Users are written straight
+incident; both lines are of one provider, and their incidents began together, so the
+detector's own merge (collector/incidents/provider_wide.py) links both to one provider-wide
+incident of no board, whose findings name B's school: a route that shows a provider-wide
+incident, or its children, to a board-A user leaks B. Users are written straight
 into the store with the real password hash, and signed in with a real session
 (collector/accounts/sessions.py); a request carries the session as its cookie and, for an
 unsafe method, the session's CSRF token, as the collector's own pages do.
@@ -24,15 +27,21 @@ from collector.accounts.roles import check_role
 from collector.accounts.sessions import cookie_is_secure, cookie_name, create_session
 from collector.db.engine import writer
 from collector.db.schema import boards, users
+from collector.incidents.model import DetectionPolicy
+from collector.incidents.provider_wide import merge_provider_wide
 from collector.registry import add_board, add_school, create_admin_token
 from support import incidents as si
 
 BOARD_A, SCHOOL_A = "test-board", "test-school"
 BOARD_B, SCHOOL_B = "other-board", "other-school"
 AGENT_B = "other-pi"
-# What must never reach a board-A user: B's ids and names.
+# What must never reach a board-A user: B's ids and names (and a board-B user: A's).
 B_SCHOOL_NAMES = ("other-school", "Bij de Molen", AGENT_B)
 B_NAMES = ("other-board", "Other Board", *B_SCHOOL_NAMES)
+A_SCHOOL_NAMES = ("test-school", "De Regenboog")
+A_NAMES = ("test-board", "Test Board", *A_SCHOOL_NAMES)
+# Made-up ids for the "none" variant: what a thing that does not exist answers.
+NO_BOARD, NO_SCHOOL, NO_AGENT, NO_INCIDENT = "no-such-board", "no-such-school", "no-such-agent", 999999
 PASSWORD = "correct horse battery staple 42"
 
 
@@ -99,13 +108,13 @@ def set_shared(engine: Engine, board: str, shared: bool) -> None:
 
 
 def second_board(site: Any) -> str:
-    """Board B with its school, line and an enrolled agent; returns the agent's credential."""
+    """Board B with its school, a line of A's provider and an enrolled agent; returns the
+    agent's credential."""
     add_board(site.engine, "Other Board")
     add_school(site.engine, BOARD_B, "Other School")
     si.register_line(site.engine, board=BOARD_B, board_name="Other Board", school=SCHOOL_B,
                      school_name="Bij de Molen", external_id="34CD", address="Molenweg 2",
-                     postcode="5678 CD", city="Zwolle", provider="Other Fibre",
-                     support_contact="helpdesk@other-fibre.test")
+                     postcode="5678 CD", city="Zwolle")
     return str(site.enroll(AGENT_B, f"{BOARD_B}/{SCHOOL_B}"))
 
 
@@ -122,14 +131,27 @@ def outage(site: Any, key: str, school: str | None, **columns: Any) -> int:
         events=[(start + 300, "detector", "opened", None, "open", None)], **columns)
 
 
+def provider_wide(engine: Engine) -> int:
+    """The provider-wide incident the detector makes of the open line incidents (A's and B's):
+    parent of both, its findings naming each school with its figures. Two schools make one
+    here (the default policy asks three): a board's policy may say so, and two is all the
+    scope tests have."""
+    with writer(engine) as conn, conn.begin():
+        changes = merge_provider_wide(conn, time.time(), DetectionPolicy(provider_min_schools=2))
+    opened = [c.incident_id for c in changes if c.kind == "provider" and c.action == "opened"]
+    assert len(opened) == 1, changes
+    return opened[0]
+
+
 def two_boards(site: Any) -> Tenants:
-    """Boards A and B with a line, an agent and an incident each, a provider-wide incident,
-    and a principal per kind of caller (see PRINCIPALS in the scope matrix test)."""
+    """Boards A and B with a line, an agent and an incident each, the provider-wide incident
+    they are part of, and a principal per kind of caller (see PRINCIPALS in the scope matrix
+    test)."""
     si.register_line(site.engine)
     agent_b = second_board(site)
     incident_a = outage(site, "outage:a", f"{BOARD_A}/{SCHOOL_A}")
     incident_b = outage(site, "outage:b", f"{BOARD_B}/{SCHOOL_B}")
-    incident_provider = outage(site, "outage:provider", None, provider="Example Fibre")
+    incident_provider = provider_wide(site.engine)
     admin = create_admin_token(site.engine)
     people = {
         "admin_user": ("admin", None),

@@ -13,8 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from test_collector.conftest import Site, make_site
 
-from collector.accounts.users import LOCK_AFTER, add_user, disable_user
-from collector.db.schema import boards, user_sessions
+from collector.accounts.throttle import PER_CLIENT_LIMIT, USERNAME_LIMIT
+from collector.accounts.users import add_user, disable_user
+from collector.cli import main
+from collector.db.schema import boards, login_failures, user_sessions
 from collector.registry import add_board, add_school, create_admin_token
 from collector.routes.accounts_pages import safe_next
 
@@ -37,8 +39,9 @@ def site(tmp_path: Path) -> Iterator[Site]:
         yield result
 
 
-def browser(site: Site, base_url: str = "https://testserver") -> TestClient:
-    return TestClient(site.client.app, base_url=base_url, follow_redirects=False)
+def browser(site: Site, base_url: str = "https://testserver", address: str = "testclient") -> TestClient:
+    """A browser at ``address``: the peer address the app sees (request.client.host)."""
+    return TestClient(site.client.app, base_url=base_url, follow_redirects=False, client=(address, 50000))
 
 
 def hidden(html: str, name: str) -> str:
@@ -129,18 +132,53 @@ def test_failed_sign_in_is_401_with_one_message_and_no_session(site: Site, usern
     assert client.get("/").status_code == 303
 
 
-def test_locked_and_disabled_accounts_get_the_same_answer(site: Site) -> None:
+def alert(answer: Any) -> str:
+    found = re.search(r'role="alert">([^<]*)<', answer.text)
+    assert found, answer.text
+    return found.group(1)
+
+
+def test_throttled_disabled_and_wrong_get_the_same_answer(site: Site) -> None:
     client = browser(site)
-    for _ in range(LOCK_AFTER):
+    for _ in range(PER_CLIENT_LIMIT):
         assert sign_in(client, "ben", "not the password").status_code == 401
-    locked = sign_in(client, "ben")  # the right password, but locked now
+    locked = sign_in(client, "ben")  # the right password, but this client is throttled now
     disable_user(site.engine, "anne")
     disabled = sign_in(client, "anne")
     wrong = sign_in(client, "olga", "not the password")
-    messages = [re.search(r'role="alert">([^<]*)<', a.text).group(1)  # type: ignore[union-attr]
-                for a in (locked, disabled, wrong)]
-    assert [a.status_code for a in (locked, disabled, wrong)] == [401, 401, 401]
+    unknown = sign_in(client, "nobody", "not the password")
+    messages = [alert(a) for a in (locked, disabled, wrong, unknown)]
+    assert [a.status_code for a in (locked, disabled, wrong, unknown)] == [401] * 4
     assert len(set(messages)) == 1 and FAILED in messages[0]
+
+
+def test_a_guesser_is_throttled_by_address_and_the_owner_elsewhere_signs_in(site: Site) -> None:
+    guesser = browser(site, address="198.51.100.66")
+    for _ in range(PER_CLIENT_LIMIT):
+        assert sign_in(guesser, "root", "not the password").status_code == 401
+    assert sign_in(guesser, "root").status_code == 401  # right password, wrong address
+    assert sign_in(guesser, "ben").status_code == 303  # another username from there: fine
+    owner = browser(site, address="192.0.2.10")
+    assert sign_in(owner, "root").status_code == 303
+    assert owner.get("/").status_code == 200
+    # Both refusals were counted against the address, and nothing was written to the account.
+    with site.engine.connect() as conn:
+        assert conn.scalar(select(login_failures.c.failures)) == PER_CLIENT_LIMIT + 1
+
+
+def test_a_spread_guess_refuses_the_name_until_user_enable_lifts_it(site: Site) -> None:
+    for n in range(USERNAME_LIMIT // PER_CLIENT_LIMIT):
+        guesser = browser(site, address=f"203.0.113.{n}")
+        for _ in range(PER_CLIENT_LIMIT):
+            assert sign_in(guesser, "anne", "not the password").status_code == 401
+    owner = browser(site, address="192.0.2.10")
+    assert sign_in(owner, "anne").status_code == 401
+    assert sign_in(owner, "ben").status_code == 303
+    code = main(["user", "enable", "anne", "--db", site.db_url])
+    assert code == 0
+    with site.engine.connect() as conn:
+        assert conn.scalar(select(login_failures.c.key_hash)) is None  # every row of the name went
+    assert sign_in(owner, "anne").status_code == 303
 
 
 @pytest.mark.parametrize("nonce_in_cookie", [True, False])
@@ -221,7 +259,11 @@ def test_home_links_what_each_role_may_open(site: Site) -> None:
 
 def test_an_analyst_sees_a_board_one_by_one_only_once_it_shares(site: Site) -> None:
     analyst = signed_in(site, "ana")
-    assert analyst.get("/boards/other-board/sharing").status_code == 403
+    # Unshared, the board is as unknown to the analyst as one that does not exist.
+    hidden_board = analyst.get("/boards/other-board/sharing")
+    unknown = analyst.get("/boards/no-such-board/sharing")
+    assert hidden_board.status_code == unknown.status_code == 404
+    assert hidden_board.text == unknown.text and "There is no board with this id." in unknown.text
     olga = signed_in(site, "olga")
     assert olga.post("/boards/other-board/sharing",
                      data={"shared": "yes", "csrf": csrf_of(olga, "/boards/other-board/sharing")}
@@ -258,12 +300,18 @@ def test_only_the_boards_admins_may_change_its_consent(site: Site) -> None:
     assert page.status_code == 200 and 'name="shared"' not in page.text
     answer = ben.post("/boards/test-board/sharing", data={"shared": "yes", "csrf": hidden(page.text, "csrf")})
     assert answer.status_code == 403
+    # Another board's admin: the board is not theirs to see, so it answers as a board that
+    # does not exist (status and words), to the page and to the form alike.
     olga = signed_in(site, "olga")
-    assert olga.get("/boards/test-board/sharing").status_code == 403
-    assert olga.post("/boards/test-board/sharing",
-                     data={"shared": "yes", "csrf": csrf_of(olga)}).status_code == 403
+    token = csrf_of(olga)
+    for board in ("test-board", "no-such-board"):
+        assert olga.get(f"/boards/{board}/sharing").status_code == 404
+        assert olga.post(f"/boards/{board}/sharing", data={"shared": "yes", "csrf": token}
+                         ).status_code == 404
+    assert olga.get("/boards/test-board/sharing").text == olga.get("/boards/no-such-board/sharing").text
+    assert olga.post("/boards/test-board/sharing", data={"shared": "yes", "csrf": token}).text == \
+        olga.post("/boards/no-such-board/sharing", data={"shared": "yes", "csrf": token}).text
     assert shared_at(site, "test-board") is None
-    assert olga.get("/boards/no-such-board/sharing").status_code == 404
     root = signed_in(site, "root")
     assert root.post("/boards/test-board/sharing", data={"shared": "yes", "csrf": csrf_of(root)}
                      ).status_code == 303

@@ -1,7 +1,10 @@
 """Every route of the collector, called by every kind of caller, with the path parameters of
-board A's school or incident and of board B's: each answer is either allowed (the route's
-own success) or refused (401, 403, 404, or a browser sent to sign in), never a 5xx, and a
-board-A user never gets B's names.
+board A's school or incident, of board B's, of the provider-wide incident and of made-up
+ones ("none"): each answer is either allowed (the route's own success) or refused (401, 403,
+404, or a browser sent to sign in), never a 5xx; a caller who may not see a board's thing
+gets, status and body, what the made-up thing gets (its id in place of the made-up one), so
+ids cannot be probed; and no allowed answer (PDFs read with pypdf too) names a board's
+schools to a caller who may not see them.
 
 ``RULES`` classifies each (method, path template); a route that is not in it fails the test,
 so a new route must say who may call it. Routes other helpers are still writing are listed
@@ -9,14 +12,16 @@ too: while ``CI`` is not set an entry without its route is skipped, in CI it fai
 
 The rules (collector/routes/scope.py): admin (user or token): everything; board admin of A:
 reads and changes of A's schools and incidents; board viewer of A: those reads; analyst:
-reads of incidents, verdicts and lines of boards that shared and of its home board, and of
-provider-wide incidents; a thing of a board the caller may not see is a 404, a change the
+reads of incidents, verdicts and lines of boards that shared and of its home board;
+provider-wide incidents (which name every board's schools): the admin only (scope.py
+sees_provider_wide); a thing of a board the caller may not see is a 404, a change the
 caller may not make of a thing it sees a 403; /metrics takes a metrics or admin token (never
 a session); the agents' routes take an agent's credential.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,12 +30,20 @@ from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
+from pypdf import PdfReader
+from sqlalchemy import select
 from support.accounts import (
+    A_NAMES,
+    A_SCHOOL_NAMES,
     AGENT_B,
     B_NAMES,
     B_SCHOOL_NAMES,
     BOARD_A,
     BOARD_B,
+    NO_AGENT,
+    NO_BOARD,
+    NO_INCIDENT,
+    NO_SCHOOL,
     SCHOOL_A,
     SCHOOL_B,
     Principal,
@@ -40,6 +53,8 @@ from support.accounts import (
     two_boards,
 )
 from test_collector.conftest import Site, make_site
+
+from collector.db.schema import incidents
 
 # --- who may: sets of principals (support/accounts.py two_boards makes them) ------------------
 
@@ -53,13 +68,21 @@ METRICS = {"metrics_token", "admin_token"}
 EVERYONE = {"anonymous", "metrics_token"} | AGENTS | VIEWERS
 PRINCIPALS = sorted(EVERYONE)
 
-# Whose things are whose: the readers and the managers of A's, B's and provider-wide things.
-READERS = {
+# Whose things are whose: the readers and the managers of A's, B's, provider-wide and made-up
+# ("none": nobody's) things.
+READERS: dict[str, set[str]] = {
     "a": ADMINS | {"board_admin_a", "board_viewer_a", "analyst_home_a"},
     "b": ADMINS | {"board_admin_b", "analyst_b_shared"},
-    "provider": ADMINS | {"analyst", "analyst_home_a", "analyst_b_shared"},
+    "provider": set(ADMINS),
+    "none": set(),
 }
-MANAGERS = {"a": ADMINS | {"board_admin_a"}, "b": ADMINS | {"board_admin_b"}, "provider": ADMINS}
+MANAGERS: dict[str, set[str]] = {"a": ADMINS | {"board_admin_a"}, "b": ADMINS | {"board_admin_b"},
+                                 "provider": set(ADMINS), "none": set()}
+# Who may name a board in the report's ``board=``: whoever reads it one by one (an analyst
+# counts unshared boards only all together, so that no subset of them can be set against
+# another: collector/comparison/compute.py selected_boards).
+REPORT_NAMERS: dict[str, set[str]] = {"-": VIEWERS, **{v: READERS[v] for v in ("a", "b", "none")}}
+REFUSALS = frozenset({401, 403, 404})
 
 OK = {200}
 ACTED = {200, 409}  # an incident action may not fit the state the matrix left it in: past scope
@@ -70,23 +93,36 @@ PUBLIC = set(range(200, 500))  # anyone; just never a 5xx
 @dataclass(frozen=True)
 class Rule:
     """Who may call a route, per variant of its parameters ("-": no board in it; "a", "b",
-    "provider": whose thing it names), and which answers count as allowed."""
+    "provider": whose thing it names; "none": a made-up one), which answers count as allowed
+    and which as refused, and who may tell that a variant's thing exists (``sees``; None: the
+    route names no board's thing). Everyone else must get what "none" gets."""
 
     who: Callable[[str], set[str]]
     variants: tuple[str, ...] = ("-",)
     ok: frozenset[int] = frozenset(OK)
     public: bool = False  # a route for anyone (sign-in, health): only "never a 5xx"
+    refusals: frozenset[int] = REFUSALS
+    sees: Callable[[str], set[str]] | None = None
 
 
 def everyone_may(who: set[str], ok: set[int] = OK, public: bool = False) -> Rule:
     return Rule(lambda _v: who, ok=frozenset(ok), public=public)
 
 
-def by_board(table: dict[str, set[str]], variants: tuple[str, ...] = ("a", "b"), ok: set[int] = OK) -> Rule:
-    return Rule(lambda v: table[v], variants, frozenset(ok))
+BOARDS = ("a", "b", "none")
+INCIDENT = ("a", "b", "provider", "none")
 
 
-INCIDENT = ("a", "b", "provider")
+def by_board(table: dict[str, set[str]], variants: tuple[str, ...] = BOARDS, ok: set[int] = OK) -> Rule:
+    # A reader who may not change the thing gets 403 (it sees it); only a non-reader must
+    # get the made-up thing's answer.
+    return Rule(lambda v: table[v], variants, frozenset(ok), sees=lambda v: READERS[v])
+
+
+# The report's board= filter: another board is as unknown as a made-up one, a 422 in the
+# same words ("no board with id …"), as for any filter that matches nothing.
+REPORT = Rule(lambda v: REPORT_NAMERS[v], ("-", "a", "b", "none"), refusals=frozenset({401, 422}),
+              sees=lambda v: REPORT_NAMERS[v])
 RULES: dict[tuple[str, str], Rule] = {
     # Agents (their credential) and the open door.
     ("POST", "/api/v1/ingest"): everyone_may(AGENTS, {200, 400, 422}),
@@ -106,14 +142,16 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PUT", "/api/v1/admin/schools/{board}/{school}/agents/{agent}/agent-settings"): by_board(MANAGERS),
     # "-": the whole file (admin, or a board role's own rows); "a"/"b": ?board=.
     ("GET", "/api/v1/admin/contracts.csv"): Rule(
-        lambda v: BOARD_MEMBERS if v == "-" else READERS[v], ("-", "a", "b")),
-    # "a"/"b": a file of A's rows, of B's rows.
-    ("POST", "/api/v1/admin/contracts.csv"): by_board(MANAGERS),
+        lambda v: BOARD_MEMBERS if v == "-" else READERS[v], ("-", *BOARDS), sees=lambda v: READERS[v]),
+    # "a"/"b": a file of A's rows, of B's rows (a board admin gets 403 for any other board's
+    # row, existing or not; a made-up board's rows would make an admin that board).
+    ("POST", "/api/v1/admin/contracts.csv"): by_board(MANAGERS, ("a", "b")),
     ("GET", "/api/v1/admin/schools/{board}/{school}/connections"): by_board(READERS),
     ("PUT", "/api/v1/admin/boards/{board}/policy"): by_board(MANAGERS),
     ("GET", "/api/v1/admin/schools/{board}/{school}/verdicts"): by_board(READERS),
     # "-": the viewer's own list; "a"/"b": ?board=.
-    ("GET", "/api/v1/admin/incidents"): Rule(lambda v: VIEWERS if v == "-" else READERS[v], ("-", "a", "b")),
+    ("GET", "/api/v1/admin/incidents"): Rule(lambda v: VIEWERS if v == "-" else READERS[v], ("-", *BOARDS),
+                                             sees=lambda v: READERS[v]),
     ("GET", "/api/v1/admin/incidents/{incident_id}"): by_board(READERS, INCIDENT),
     **{("POST", f"/api/v1/admin/incidents/{{incident_id}}/{action}"): by_board(MANAGERS, INCIDENT, ACTED)
        for action in ("acknowledge", "escalate", "resolve", "dismiss", "note", "ticket")},
@@ -139,10 +177,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/boards/{board}/sharing"): by_board(MANAGERS, ok=FORM),
     # The comparison report (a5): every viewer gets its own scope's report; a school's
     # benchmark shows that school's line, so it is for whoever sees the school's board.
-    ("GET", "/report"): everyone_may(VIEWERS),
-    ("GET", "/report.pdf"): everyone_may(VIEWERS),
-    ("GET", "/report.csv"): everyone_may(VIEWERS),
-    ("GET", "/report.json"): everyone_may(VIEWERS),
+    # "-": no board= filter; "a"/"b"/"none": board= that board.
+    ("GET", "/report"): REPORT,
+    ("GET", "/report.pdf"): REPORT,
+    ("GET", "/report.csv"): REPORT,
+    ("GET", "/report.json"): REPORT,
     ("GET", "/schools/{board}/{school}/benchmark"): by_board(READERS),
     ("GET", "/schools/{board}/{school}/benchmark.json"): by_board(READERS),
 }
@@ -187,18 +226,38 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield World(site, tenants, contracts)
 
 
+@dataclass(frozen=True)
+class Ids:
+    board: str
+    school: str
+    agent: str
+    incident: int
+
+
+def ids_of(world: World, variant: str) -> Ids:
+    """The board, school, agent and incident a variant names ("-" and "provider": A's
+    board and school)."""
+    tenants = world.tenants
+    incident = {"a": tenants.incident_a, "b": tenants.incident_b, "provider": tenants.incident_provider,
+                "none": NO_INCIDENT}.get(variant, tenants.incident_a)
+    if variant == "b":
+        return Ids(BOARD_B, SCHOOL_B, AGENT_B, incident)
+    if variant == "none":
+        return Ids(NO_BOARD, NO_SCHOOL, NO_AGENT, incident)
+    return Ids(BOARD_A, SCHOOL_A, "pi", incident)
+
+
 def request_for(world: World, method: str, path: str, variant: str) -> dict[str, Any]:
     """The URL, query and body of one call of the route for the variant's board or incident."""
-    tenants = world.tenants
-    board, school, agent = (BOARD_B, SCHOOL_B, AGENT_B) if variant == "b" else (BOARD_A, SCHOOL_A, "pi")
-    incident = {"a": tenants.incident_a, "b": tenants.incident_b,
-                "provider": tenants.incident_provider}.get(variant, tenants.incident_a)
-    url = (path.replace("{board}", board).replace("{school}", school).replace("{agent}", agent)
-           .replace("{incident_id}", str(incident)).replace("{lease_id}", "no-such-lease"))
+    ids = ids_of(world, variant)
+    url = (path.replace("{board}", ids.board).replace("{school}", ids.school).replace("{agent}", ids.agent)
+           .replace("{incident_id}", str(ids.incident)).replace("{lease_id}", "no-such-lease"))
     call: dict[str, Any] = {"method": method, "url": url, "params": {}}
+    if path.startswith("/report") and variant != "-":
+        call["params"]["board"] = ids.board
     if path in ("/api/v1/admin/contracts.csv", "/api/v1/admin/incidents") and variant != "-":
         if method == "GET":
-            call["params"]["board"] = board
+            call["params"]["board"] = ids.board
         else:
             call["content"] = world.contracts[variant].encode()
             call["headers"] = {"Content-Type": "text/csv"}
@@ -219,20 +278,52 @@ def request_for(world: World, method: str, path: str, variant: str) -> dict[str,
 
 
 def hidden_names(principal: str) -> tuple[str, ...]:
-    """What of board B the caller must never be shown: a user of board A nothing of it; an
-    analyst who may not see B's schools one by one, their names (B itself is named in the
-    comparison's aggregates)."""
-    if principal in ("board_admin_a", "board_viewer_a"):
-        return B_NAMES
-    if principal in ("analyst", "analyst_home_a"):
-        return B_SCHOOL_NAMES
-    return ()
+    """What of the other board the caller must never be shown: a board's user nothing of it;
+    an analyst who may not see a board's schools one by one (neither has shared, unless the
+    principal says so), their names (the board itself is named in the comparison's
+    aggregates)."""
+    return {
+        "board_admin_a": B_NAMES, "board_viewer_a": B_NAMES, "board_admin_b": A_NAMES,
+        "analyst": B_SCHOOL_NAMES + A_SCHOOL_NAMES, "analyst_home_a": B_SCHOOL_NAMES,
+        "analyst_b_shared": A_SCHOOL_NAMES,
+    }.get(principal, ())
 
 
-def is_refused(answer: Any) -> bool:
-    if answer.status_code in (401, 403, 404):
+def is_refused(answer: Any, refusals: frozenset[int] = REFUSALS) -> bool:
+    if answer.status_code in refusals:
         return True
     return answer.status_code == 303 and answer.headers.get("location", "").startswith("/login")
+
+
+def shown_text(answer: Any) -> str:
+    """What a reader of the answer sees: a PDF's extracted text (whitespace made single, as
+    lines wrap), else the body as text."""
+    if answer.headers.get("content-type", "").startswith("application/pdf"):
+        pages = PdfReader(io.BytesIO(answer.content)).pages
+        return " ".join(" ".join(page.extract_text() for page in pages).split())
+    return str(answer.text)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What an answer tells: its status, where it sends the browser, and its body."""
+
+    status: int
+    location: str
+    body: str
+
+
+def seen(answer: Any) -> Seen:
+    return Seen(answer.status_code, answer.headers.get("location", ""), str(answer.text))
+
+
+def as_if(none: Seen, ids: Ids) -> Seen:
+    """The made-up thing's answer with the variant's ids in place of the made-up ones: what
+    the variant's thing must answer to a caller who may not see it."""
+    def put(text: str) -> str:
+        return (text.replace(NO_BOARD, ids.board).replace(NO_SCHOOL, ids.school)
+                .replace(NO_AGENT, ids.agent).replace(str(NO_INCIDENT), str(ids.incident)))
+    return Seen(none.status, put(none.location), put(none.body))
 
 
 def test_every_route_has_a_rule(world: World) -> None:
@@ -256,7 +347,9 @@ def test_every_route_for_every_caller(world: World, principal: str) -> None:
         if key not in routes:
             continue  # test_every_route_has_a_rule says whether that is allowed
         rule = RULES[key]
-        for variant in rule.variants:
+        answers: dict[str, Seen] = {}
+        # The made-up thing first: each variant is compared with it as it is answered.
+        for variant in sorted(rule.variants, key=lambda v: v != "none"):
             call = request_for(world, method, path, variant)
             headers = {**caller.for_method(method), **call.pop("headers", {})}
             answer = site.client.request(**call, headers=headers, follow_redirects=False)
@@ -266,17 +359,25 @@ def test_every_route_for_every_caller(world: World, principal: str) -> None:
                 continue
             if rule.public:
                 continue
+            answers[variant] = seen(answer)
             allowed = principal in rule.who(variant)
             if allowed and answer.status_code not in rule.ok:
                 problems.append(f"{where}: allowed, but {answer.status_code} {answer.text[:200]}")
-            if not allowed and not is_refused(answer):
+            if not allowed and not is_refused(answer, rule.refusals):
                 problems.append(f"{where}: should be refused, got {answer.status_code} {answer.text[:200]}")
+            if rule.sees is not None and variant not in ("-", "none") and "none" in answers \
+                    and principal not in rule.sees(variant):
+                expected = as_if(answers["none"], ids_of(world, variant))
+                if answers[variant] != expected:
+                    problems.append(f"{where}: answers unlike a made-up id: {answers[variant].status} "
+                                    f"{answers[variant].body[:150]!r}, made-up: {expected.status} "
+                                    f"{expected.body[:150]!r}")
             hidden = hidden_names(principal)
-            if hidden and variant != "b" and answer.status_code == 200 \
-                    and not answer.headers.get("content-type", "").startswith("application/pdf"):
-                leaked = [name for name in hidden if name in answer.text]
+            if hidden and answer.status_code == 200:
+                text = shown_text(answer)
+                leaked = [name for name in hidden if name in text]
                 if leaked:
-                    problems.append(f"{where}: shows board B's {leaked}")
+                    problems.append(f"{where}: shows the other board's {leaked}")
     assert not problems, "\n".join(problems)
 
 
@@ -317,14 +418,14 @@ def test_a_board_user_gets_its_own_agents_and_incidents_only(world: World) -> No
     all_ids = {tenants.incident_a, tenants.incident_b, tenants.incident_provider}
     everything = get(world, "admin_user", "/api/v1/admin/incidents", state="all").json()
     assert {i["id"] for i in everything} == all_ids
-    assert [i["id"] for i in get(world, "analyst", "/api/v1/admin/incidents", state="all").json()] == [
-        tenants.incident_provider]
-    assert {i["id"] for i in get(world, "analyst_home_a", "/api/v1/admin/incidents", state="all").json()} == {
-        tenants.incident_a, tenants.incident_provider}
+    # A provider-wide incident names every board's schools: the collector's admin only.
+    assert get(world, "analyst", "/api/v1/admin/incidents", state="all").json() == []
+    assert [i["id"] for i in get(world, "analyst_home_a", "/api/v1/admin/incidents", state="all").json()] == [
+        tenants.incident_a]
     set_shared(world.site.engine, BOARD_B, True)
     try:
         shared = get(world, "analyst", "/api/v1/admin/incidents", state="all").json()
-        assert {i["id"] for i in shared} == {tenants.incident_b, tenants.incident_provider}
+        assert [i["id"] for i in shared] == [tenants.incident_b]
         # Sharing lets analysts read B; it gives another board's users nothing.
         assert [i["id"] for i in get(world, "board_admin_a", "/api/v1/admin/incidents", state="all").json()] \
             == [tenants.incident_a]
@@ -375,3 +476,20 @@ def test_metrics_refuse_a_session_and_a_share_opens_its_pack_only(world: World) 
     # Board B's admin opens A's pack neither by number nor with a share it was not given.
     other = person(world, "board_admin_b")
     assert client.get(f"/incidents/{tenants.incident_a}", headers=other.headers).status_code == 404
+
+
+def test_the_provider_wide_incident_links_both_boards_as_the_detector_does(world: World) -> None:
+    # The matrix's leak checks mean something only if the provider-wide incident holds B:
+    # B's school incident is its child, and its findings name B's school (provider_wide.py).
+    tenants, engine = world.tenants, world.site.engine
+    with engine.connect() as conn:
+        rows = {row.id: row for row in conn.execute(select(incidents).where(incidents.c.id.in_(
+            [tenants.incident_a, tenants.incident_b, tenants.incident_provider])))}
+    wide = rows[tenants.incident_provider]
+    assert (wide.kind, wide.board_id, wide.school_id) == ("provider", None, None)
+    assert rows[tenants.incident_a].parent_id == rows[tenants.incident_b].parent_id == wide.id
+    named = {(entry["board"], entry["school"], entry["school_name"]) for entry in wide.findings["schools"]}
+    assert named == {(BOARD_A, SCHOOL_A, "De Regenboog"), (BOARD_B, SCHOOL_B, "Bij de Molen")}
+    # The admin's pack of it shows B's school; nobody else opens it (the matrix: READERS).
+    pack = get(world, "admin_user", f"/incidents/{wide.id}/evidence.pdf")
+    assert pack.status_code == 200 and "Bij de Molen" in shown_text(pack)
