@@ -20,7 +20,7 @@ from typing import Literal
 from markupsafe import Markup, escape
 
 from collector.comparison import text
-from collector.comparison.model import Estimate, GroupFigures, Report
+from collector.comparison.model import Distribution, Estimate, GroupFigures, Report
 from collector.comparison.text import Lang
 
 Anchor = Literal["start", "middle", "end"]
@@ -123,22 +123,28 @@ def _why_not(estimate: Estimate, lang: Lang) -> str:
 
 
 def distribution_chart(report: Report, lang: Lang) -> Chart:
-    """A strip plot: one row per provider, one marker per measured line's median ratio, a bar
-    at the provider's median, reference lines at 80 % and 100 %."""
-    drawn: list[tuple[str, tuple[float, ...], Estimate]] = []
+    """A strip plot: one row per provider, one marker per measured line's median ratio that
+    the viewer may see one by one, the other lines as a box (their p25, median, p75) labelled
+    with their count, or only the count where their quartiles are withheld (fewer than
+    AGGREGATE_MINIMUM schools); a bar at the provider's median; reference lines at 80 % and
+    100 %."""
+    drawn: list[tuple[Distribution, Estimate]] = []
     omitted: list[tuple[str, str]] = []
     for dist in report.distributions:
         group = _group(report, dist.provider_id)
         median = group.median_ratio if group else Estimate.none("no_data")
         if dist.hidden:
             omitted.append((dist.provider, _why_not(Estimate.none("hidden"), lang)))
-        elif median.value is None or not dist.ratios:
+        elif median.value is None or not (dist.ratios or dist.hidden_lines):
             omitted.append((dist.provider, _why_not(median, lang)))
         else:
-            drawn.append((dist.provider, dist.ratios, median))
-    row = 34.0
+            drawn.append((dist, median))
+    # A row with lines not shown one by one has a second strip, under the markers, for them.
+    row = 46.0 if any(d.hidden_lines for d, _ in drawn) else 34.0
     height = TOP + row * max(len(drawn), 1) + BOTTOM
-    top_ratio = _nice_top(max([1.2] + [max(r) for _, r, _ in drawn]), 0.2)
+    highest = [max(d.ratios) for d, _ in drawn if d.ratios]
+    highest += [d.hidden_quartiles[2] for d, _ in drawn if d.hidden_quartiles]
+    top_ratio = _nice_top(max([1.2, *highest]), 0.2)
     plot_w = WIDTH - LEFT - RIGHT
 
     def x(ratio: float) -> float:
@@ -152,27 +158,68 @@ def distribution_chart(report: Report, lang: Lang) -> Chart:
         shapes.append(Line(x(ref), TOP, x(ref), bottom, "#444", 1.2, dash))
     shapes.append(Text(WIDTH - RIGHT, height - 6, text.t(lang, "chart_distribution_axis"), 11, "end"))
     alts = []
-    for i, (provider, ratios, median) in enumerate(drawn):
-        centre = TOP + row * i + row / 2
-        shapes.append(Text(LEFT - 8, centre + 4, provider, 11, "end"))
+    for i, (dist, median) in enumerate(drawn):
+        split = dist.hidden_lines > 0
+        centre = TOP + row * i + (15.0 if split else row / 2)
+        shapes.append(Text(LEFT - 8, centre + 4, dist.provider, 11, "end"))
         shapes.append(Line(LEFT, centre, WIDTH - RIGHT, centre, "#dddddd", 0.6))
-        for j, ratio in enumerate(ratios):
+        for j, ratio in enumerate(dist.ratios):
             # Lines with nearly the same median sit on three offsets, so they stay countable.
             offset = ((j % 3) - 1) * 6.0
             shapes.append(Dot(x(ratio), centre + offset, "circle", 3.5, "#1f3f7a", filled=False))
+        if split:
+            _hidden_strip(shapes, dist, TOP + row * i + 32.0, x, lang)
         assert median.value is not None
         shapes.append(Line(x(median.value), centre - 12, x(median.value), centre + 12, "#000", 2.5))
-        low, high = text.percent(ratios[0], lang), text.percent(ratios[-1], lang)
         shown = text.percent(median.value, lang)
-        chart.table_rows.append((provider, str(len(ratios)), shown, low, high))
-        alts.append(text.t(lang, "chart_alt_distribution", provider=provider, n=len(ratios), median=shown,
-                           low=low, high=high))
+        if dist.ratios:
+            low, high = text.percent(dist.ratios[0], lang), text.percent(dist.ratios[-1], lang)
+        else:
+            low = high = text.t(lang, "chart_none_shown")
+        measured = len(dist.ratios) + dist.hidden_lines
+        not_shown = _hidden_words(dist, lang)
+        chart.table_rows.append((dist.provider, str(measured), shown, low, high, not_shown))
+        alt = text.t(lang, "chart_alt_distribution", provider=dist.provider, n=measured, median=shown,
+                     low=low, high=high)
+        alts.append(f"{alt} ({not_shown})" if split else alt)
     chart.table_header = (
         text.t(lang, "provider"), text.t(lang, "col_measured"), text.t(lang, "median"),
-        text.t(lang, "lowest"), text.t(lang, "highest"),
+        text.t(lang, "lowest_shown"), text.t(lang, "highest_shown"), text.t(lang, "chart_col_not_shown"),
     )
     chart.alt = _alt(chart.title, alts, omitted, lang)
     return chart
+
+
+def _hidden_words(dist: Distribution, lang: Lang) -> str:
+    """The lines not shown one by one, in words: "7 lines: 70% · 82% · 90%" or the count alone."""
+    if dist.hidden_lines == 0:
+        return text.t(lang, "chart_all_shown")
+    lines = text.counted(lang, dist.hidden_lines, "lines")
+    if dist.hidden_quartiles is None:
+        return text.t(lang, "chart_hidden_count", lines=lines)
+    p25, mid, p75 = (text.percent(v, lang) for v in dist.hidden_quartiles)
+    return text.t(lang, "chart_hidden_box", lines=lines, p25=p25, median=mid, p75=p75)
+
+
+def _hidden_strip(shapes: list[Shape], dist: Distribution, centre: float, x: Callable[[float], float],
+                  lang: Lang) -> None:
+    """The lines the viewer may not see one by one: a box from p25 to p75 with a tick at their
+    median and their count beside it; without quartiles, the count alone."""
+    lines = text.counted(lang, dist.hidden_lines, "lines")
+    if dist.hidden_quartiles is None:
+        shapes.append(Text(LEFT + 4, centre + 4, text.t(lang, "chart_hidden_count", lines=lines), 9))
+        return
+    p25, mid, p75 = dist.hidden_quartiles
+    shapes.append(Rect(x(p25), centre - 5, max(x(p75) - x(p25), 1.0), 10, "#e4e4e4", "#333333"))
+    shapes.append(Line(x(mid), centre - 5, x(mid), centre + 5, "#000", 1.6))
+    label = text.t(lang, "chart_hidden_label", lines=lines)
+    # Beside the box: right of it, or left where only that side has room (about 5.5 pt a
+    # character at 9 pt); the provider's name is left of the plot, so never over it.
+    wide = 5.5 * len(label)
+    if x(p75) + 6 + wide > WIDTH - RIGHT and x(p25) - 6 - wide >= LEFT:
+        shapes.append(Text(x(p25) - 6, centre + 3.5, label, 9, "end"))
+    else:
+        shapes.append(Text(x(p75) + 6, centre + 3.5, label, 9, "start"))
 
 
 def _x_axis(shapes: list[Shape], bottom: float, top: float, step: float, x: Callable[[float], float],
@@ -197,6 +244,21 @@ def _alt(title: str, parts: list[str], omitted: list[tuple[str, str]], lang: Lan
 
 
 # --- school-hours profile ---------------------------------------------------------------------
+
+
+def series_style(index: int) -> tuple[str, str, Marker, bool]:
+    """The ``index``-th provider's (ink, dash, marker, filled). Dash and marker are what tell
+    the series apart on grey paper, so their pair is distinct for the first
+    len(DASHES) × len(MARKERS) = 25 providers: the dash cycles every provider, the marker
+    shifts by one more each round of five (i + i // 5), so two providers sharing a dash never
+    share a marker. Past 25 the pairs come round again with hollow markers (distinct but for
+    the cross, which has no inside); the chart's table names every series anyway."""
+    dashes, markers = len(DASHES), len(MARKERS)
+    dash = DASHES[index % dashes]
+    marker = MARKERS[(index + index // dashes) % markers]
+    filled = (index // (dashes * markers)) % 2 == 0
+    return INKS[index % len(INKS)], dash, marker, filled
+
 
 
 def profile_chart(report: Report, lang: Lang) -> Chart:
@@ -249,13 +311,13 @@ def profile_chart(report: Report, lang: Lang) -> Chart:
     shapes.append(Text(4, TOP - 4, text.t(lang, "chart_profile_y"), 10, "start"))
     alts = []
     for i, (provider, points) in enumerate(series):
-        ink, dash, marker = INKS[i % len(INKS)], DASHES[i % len(DASHES)], MARKERS[i % len(MARKERS)]
+        ink, dash, marker, filled = series_style(i)
         shapes.append(Path(tuple((x(h), y(v)) for h, v in points), ink, 1.8, dash))
         for h, v in points:
-            shapes.append(Dot(x(h), y(v), marker, 4.0, ink))
+            shapes.append(Dot(x(h), y(v), marker, 4.0, ink, filled))
         legend_y = bottom + BOTTOM + 18.0 * i + 8
         shapes.append(Line(left, legend_y - 4, left + 36, legend_y - 4, ink, 1.8, dash))
-        shapes.append(Dot(left + 18, legend_y - 4, marker, 4.0, ink))
+        shapes.append(Dot(left + 18, legend_y - 4, marker, 4.0, ink, filled))
         shapes.append(Text(left + 44, legend_y, provider, 11))
         said = ", ".join(f"{text.t(lang, 'hour', h=f'{h:02d}')} {text.percent(v, lang)}" for h, v in points)
         alts.append(text.t(lang, "chart_alt_profile", provider=provider, points=said))

@@ -27,26 +27,32 @@ A line's figures (LineFigures)
     Mbit/s = monthly cost / median delivered download (Mbit/s, school hours; measured, not
     advertised); cost per pupil = monthly cost / pupils. Normalised ratio: the line's
     median ratio over the median of the median ratios of every measured line of the same
-    technology and tier in the report (1 = typical for its kind; needs 5 such lines).
+    technology and tier that the viewer may count in the period, whatever the region,
+    technology, provider or board filters (1 = typical for its kind; needs 5 such lines).
 
 Groups (GroupFigures: per provider, per technology, per provider x technology x tier, and
 overall)
     Medians over lines of the lines' figures (median ratio with a distribution-free
     interval over the line medians, 80/80 as the 20th percentile of the lines' 80/80
     ratios, upload, normalised ratio, latency, monthly cost, cost per Mbit/s and per
-    pupil), each needing MIN_LINES_PER_GROUP (5) lines that have it, else "too few lines";
+    pupil; the test-based ones over measured lines only), each needing MIN_LINES_PER_GROUP
+    (5) lines that have it, else "too few lines" ("no data" when no line has it at all);
     the share of measured lines whose median ratio is below 80 % with a Wilson score
     interval; availability and loss pooled over the group's schools (seconds and probes
-    summed); incidents summed and the median time to restore over the group's restored
-    incidents. Costs in more than one currency are not put together ("mixed currency").
+    summed); incidents summed by id (a school-wide incident on a school with two main
+    lines once) and the median time to restore over the group's restored incidents
+    ("no_incidents" without one). Costs in more than one currency are not put together ("mixed currency").
 
 Privacy
     See collector/comparison/privacy.py: a figure resting on 1 to 4 schools the viewer may
     not see one by one is "hidden" (a hidden group shows its counts only; its incident
-    count reads 0); ``Report.lines`` lists only the schools the viewer may see, and
-    ``hidden_schools`` says how many more are counted. Hour profiles (per provider, the
-    school-hours tests pooled by local hour) and distributions (per provider, the measured
-    lines' median ratios) follow the same rule.
+    count is None); rows beside a hidden one are hidden too where the parent row minus the
+    shown ones would give it away (complementary suppression); ``Report.lines`` lists only
+    the schools the viewer may see, and ``hidden_schools`` says how many more are counted.
+    Hour profiles (per provider, the measured lines' school-hours tests pooled by local
+    hour, each hour needing 5 such lines) follow the provider's row; distributions list the
+    visible lines' median ratios and, of the others, a count and quartiles of at least 5
+    schools. An analyst's board filter names only boards it sees one by one.
 
 Benchmark
     collector/comparison/benchmark.py.
@@ -56,24 +62,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from collector.accounts.roles import NotPermitted, Viewer
+from collector.accounts.roles import Viewer
 from collector.calendar import SchoolCalendar, load_calendars, local_instant
-from collector.comparison.groups import distribution, group_figures, hour_profile, normalise
+from collector.comparison.groups import distribution, group_figures, hour_profile, normalise, withhold
 from collector.comparison.lines import LineData, Period, counts_in, line_data
 from collector.comparison.model import (
     Benchmark,
     FilterChoices,
     Filters,
-    GroupFigures,
     Report,
 )
-from collector.comparison.privacy import hidden_schools
+from collector.comparison.privacy import Partition, complementary, hidden_schools, hidden_set
 from collector.comparison.store import (
     BoardRow,
     SchoolRow,
@@ -93,7 +98,35 @@ CONNECTIVITY_MODULE = "collector.comparison.connectivity"
 
 
 class ReportError(ValueError):
-    """Filters that cannot make a report; the message is one line for the reader."""
+    """Filters that cannot make a report; the message is one line for the reader (English).
+    ``code`` and ``params`` say the same for a rendering that words it in another language:
+    unknown_board {board}, unknown_region {region}, unknown_technology {technology,
+    technologies}, unknown_provider {provider}, period_reversed {start, end},
+    period_too_long {days, maximum}, date_out_of_range {date, first, last}, unknown_school
+    {board, school}. Dates in params are ISO text."""
+
+    default_code = "bad_filters"
+
+    def __init__(self, message: str, code: str | None = None, params: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.code = code or self.default_code
+        self.params: dict[str, Any] = dict(params or {})
+
+
+class UnknownSchool(ReportError):
+    """The benchmark's school does not exist, or is of a board the viewer may not see: the
+    two are told alike (the routes answer 404), so another board's school ids cannot be probed."""
+
+    default_code = "unknown_school"
+
+
+SchoolNotFound = UnknownSchool  # the name the renderings' brief uses; one class
+
+
+def school_missing(board: str, school: str) -> str:
+    # The registry's words for a school that does not exist (collector/registry.py
+    # resolve_school, collector/routes/scope.py school_missing): one answer on every route.
+    return f"no school {f'{board}/{school}'!r} (see: school list)"
 
 
 def default_filters(today: dt.date) -> Filters:
@@ -101,12 +134,26 @@ def default_filters(today: dt.date) -> Filters:
     return Filters(start=today - dt.timedelta(days=DEFAULT_PERIOD_DAYS - 1), end=today)
 
 
+# Dates a report may cover: far enough either way for any real measurement, and far from
+# date.max, where the day after the period (its end's midnight) would not exist.
+FIRST_DATE = dt.date(2000, 1, 1)
+LAST_DATE = dt.date(2100, 12, 31)
+
+
 def check_period(filters: Filters) -> None:
+    for day in (filters.start, filters.end):
+        if not FIRST_DATE <= day <= LAST_DATE:
+            raise ReportError(f"the date {day} is outside {FIRST_DATE} to {LAST_DATE}", "date_out_of_range",
+                              {"date": day.isoformat(), "first": FIRST_DATE.isoformat(),
+                               "last": LAST_DATE.isoformat()})
     if filters.start > filters.end:
-        raise ReportError(f"the period starts ({filters.start}) after it ends ({filters.end})")
+        raise ReportError(f"the period starts ({filters.start}) after it ends ({filters.end})",
+                          "period_reversed",
+                          {"start": filters.start.isoformat(), "end": filters.end.isoformat()})
     days = (filters.end - filters.start).days + 1
     if days > MAX_PERIOD_DAYS:
-        raise ReportError(f"the period is {days} days; a report covers at most {MAX_PERIOD_DAYS}")
+        raise ReportError(f"the period is {days} days; a report covers at most {MAX_PERIOD_DAYS}",
+                          "period_too_long", {"days": days, "maximum": MAX_PERIOD_DAYS})
 
 
 @dataclass(frozen=True)
@@ -124,14 +171,18 @@ class Scope:
     counted: set[int]
     schools: dict[int, SchoolRow]
     lines: dict[int, list[ConnectionInfo]]
+    # The boards the viewer may name in the board filter: those it sees one by one. An
+    # analyst naming an unshared board could set it against the others (privacy.py).
+    nameable: set[int]
 
 
 def read_scope(conn: Connection, viewer: Viewer | None) -> Scope:
     """What ``viewer`` may count (None: every board, for the anonymised benchmark)."""
     boards = load_boards(conn)
     counted = viewer.aggregate_boards(boards) if viewer is not None else set(boards)
+    nameable = {pk for pk in counted if viewer is None or viewer.may_read_board(pk, boards[pk].shared)}
     schools = load_schools(conn, sorted(counted))
-    return Scope(boards, counted, schools, load_main_lines(conn, sorted(schools)))
+    return Scope(boards, counted, schools, load_main_lines(conn, sorted(schools)), nameable)
 
 
 def choices_of(scope: Scope) -> FilterChoices:
@@ -146,20 +197,22 @@ def choices_of(scope: Scope) -> FilterChoices:
         providers.setdefault(line.provider_id, line.provider)
     return FilterChoices(
         regions=tuple(regions), technologies=tuple(sorted({line.technology for line in lines})),
-        boards=tuple(sorted((scope.boards[pk].slug, scope.boards[pk].name) for pk in scope.counted)),
+        boards=tuple(sorted((scope.boards[pk].slug, scope.boards[pk].name) for pk in scope.nameable)),
         providers=tuple(sorted(providers.items())))
 
 
-def selected_boards(scope: Scope, viewer: Viewer, wanted: Sequence[str]) -> set[int]:
+def selected_boards(scope: Scope, wanted: Sequence[str]) -> set[int]:
+    """The boards of the ``board=`` filter, among those the viewer may name (``Scope.nameable``:
+    those it sees one by one). Any other board (another board, for a board role; an unshared
+    one, for an analyst) is as unknown as one that does not exist, in the same words, so
+    board ids cannot be probed."""
     if not wanted:
         return set(scope.counted)
-    by_slug = {board.slug: board.pk for board in scope.boards.values()}
+    by_slug = {board.slug: board.pk for board in scope.boards.values() if board.pk in scope.nameable}
     chosen = set()
     for slug in wanted:
         if slug not in by_slug:
-            raise ReportError(f"no board with id {slug!r}")
-        if by_slug[slug] not in scope.counted:
-            raise NotPermitted(f"you may not see the schools of board {slug!r}")
+            raise ReportError(f"no board with id {slug!r}", "unknown_board", {"board": slug})
         chosen.add(by_slug[slug])
     return chosen
 
@@ -168,14 +221,17 @@ def check_choices(filters: Filters, choices: FilterChoices) -> None:
     regions = {region.lower() for region in choices.regions}
     for region in filters.regions:
         if region.strip().lower() not in regions:
-            raise ReportError(f"no school in region {region!r}")
+            raise ReportError(f"no school in region {region!r}", "unknown_region", {"region": region})
     for technology in filters.technologies:
         if technology not in TECHNOLOGIES and technology not in choices.technologies:
-            raise ReportError(f"unknown technology {technology!r}: one of {', '.join(TECHNOLOGIES)}")
+            raise ReportError(f"unknown technology {technology!r}: one of {', '.join(TECHNOLOGIES)}",
+                              "unknown_technology",
+                              {"technology": technology, "technologies": list(TECHNOLOGIES)})
     providers = {provider_id for provider_id, _ in choices.providers}
     for provider in filters.providers:
         if provider not in providers:
-            raise ReportError(f"no line of a provider with id {provider!r}")
+            raise ReportError(f"no line of a provider with id {provider!r}", "unknown_provider",
+                              {"provider": provider})
 
 
 def candidates(scope: Scope, filters: Filters, board_pks: set[int]) -> list[Candidate]:
@@ -244,12 +300,18 @@ def build_report(engine: Engine, viewer: Viewer, filters: Filters, *, now: float
     check_period(filters)
     with engine.connect() as conn:
         scope = read_scope(conn, viewer)
-        board_pks = selected_boards(scope, viewer, filters.boards)
+        board_pks = selected_boards(scope, filters.boards)
         choices = choices_of(scope)
         check_choices(filters, choices)
         chosen = candidates(scope, filters, board_pks)
-    datas = normalise(lines_data(engine, chosen, filters, now=now, default_timezone=default_timezone,
-                                 visible=lambda board: viewer.may_read_board(board.pk, board.shared)))
+        # The normalisation's cells are every line the viewer may count in the period, whatever
+        # the filters: "typical for its kind" must not turn into "typical of what was asked"
+        # (a report of one provider would make it 1.0 by construction).
+        counted = candidates(scope, Filters(start=filters.start, end=filters.end), set(scope.counted))
+    asked = {(c.school.pk, c.line.id) for c in chosen}
+    everyone = normalise(lines_data(engine, counted, filters, now=now, default_timezone=default_timezone,
+                                    visible=lambda board: viewer.may_read_board(board.pk, board.shared)))
+    datas = [d for d in everyone if (d.school_pk, d.line_pk) in asked]
     return assemble(datas, filters, viewer, choices, now=now, default_timezone=default_timezone,
                     connectivity=_connectivity_installed())
 
@@ -274,11 +336,24 @@ def assemble(datas: list[LineData], filters: Filters, viewer: Viewer, choices: F
         by_cell[(f.provider_id, f.technology, f.tier)].append(data)
     providers = sorted(by_provider, key=lambda p: (names[p].lower(), p))
 
-    def group(members: list[LineData], provider_id: str | None, technology: str | None,
-              tier: int | None) -> GroupFigures:
-        return group_figures(members, provider_id=provider_id,
-                             provider=names[provider_id] if provider_id else None,
-                             technology=technology, tier=tier)
+    cells = sorted(by_cell, key=lambda k: (names[k[0]].lower(), k[0], k[1], k[2]))
+    technologies = sorted(by_technology)
+    # Every row by a key of its own, for the complementary suppression (privacy.py).
+    members: dict[Hashable, list[LineData]] = {OVERALL: datas}
+    members.update({("provider", p): by_provider[p] for p in providers})
+    members.update({("technology", t): by_technology[t] for t in technologies})
+    members.update({("cell", *key): by_cell[key] for key in cells})
+    rows = {key: group_figures(lines, provider_id=_part(key, 0), provider=names.get(_part(key, 0) or ""),
+                               technology=_part(key, 1), tier=_tier(key))
+            for key, lines in members.items()}
+    partitions: list[Partition] = [
+        (OVERALL, [("provider", p) for p in providers]),
+        (OVERALL, [("technology", t) for t in technologies]),
+        *((("provider", p), [("cell", *k) for k in cells if k[0] == p]) for p in providers),
+        *((("technology", t), [("cell", *k) for k in cells if k[1] == t]) for t in technologies)]
+    withheld_rows = complementary(partitions, {key: hidden_set(lines) for key, lines in members.items()},
+                                  [key for key, row in rows.items() if row.hidden])
+    shown = {key: withhold(row) if key in withheld_rows else row for key, row in rows.items()}
 
     notes = []
     if not datas:
@@ -293,17 +368,36 @@ def assemble(datas: list[LineData], filters: Filters, viewer: Viewer, choices: F
     return Report(
         filters=filters, generated_at=now, timezone=default_timezone, viewer_role=viewer.role,
         viewer_board=viewer.board,
-        by_provider=tuple(group(by_provider[p], p, None, None) for p in providers),
-        by_technology=tuple(group(by_technology[t], None, t, None) for t in sorted(by_technology)),
-        by_provider_technology_tier=tuple(
-            group(by_cell[key], key[0], key[1], key[2])
-            for key in sorted(by_cell, key=lambda k: (names[k[0]].lower(), k[0], k[1], k[2]))),
-        overall=group(datas, None, None, None),
+        by_provider=tuple(shown[("provider", p)] for p in providers),
+        by_technology=tuple(shown[("technology", t)] for t in technologies),
+        by_provider_technology_tier=tuple(shown[("cell", *key)] for key in cells),
+        overall=shown[OVERALL],
         lines=tuple(d.figures for d in datas if d.visible),
         hidden_schools=hidden,
-        hour_profiles=tuple(hour_profile(by_provider[p], p, names[p]) for p in providers),
-        distributions=tuple(distribution(by_provider[p], p, names[p]) for p in providers),
+        hour_profiles=tuple(hour_profile(by_provider[p], p, names[p], hidden=shown[("provider", p)].hidden)
+                            for p in providers),
+        distributions=tuple(distribution(by_provider[p], p, names[p], hidden=shown[("provider", p)].hidden)
+                            for p in providers),
         choices=choices, notes=tuple(notes))
+
+
+OVERALL = ("overall",)
+
+
+def _part(key: Hashable, index: int) -> str | None:
+    """A row key's provider (0) or technology (1): ("provider", p), ("technology", t),
+    ("cell", p, t, tier), ("overall",)."""
+    assert isinstance(key, tuple)
+    if key[0] == "cell":
+        return str(key[1 + index])
+    if key[0] == ("provider", "technology")[index]:
+        return str(key[1])
+    return None
+
+
+def _tier(key: Hashable) -> int | None:
+    assert isinstance(key, tuple)
+    return int(key[3]) if key[0] == "cell" else None
 
 
 def build_benchmark(engine: Engine, viewer: Viewer, board: str, school: str, filters: Filters, *,
@@ -313,17 +407,18 @@ def build_benchmark(engine: Engine, viewer: Viewer, board: str, school: str, fil
     check_period(filters)
     with engine.connect() as conn:
         scope = read_scope(conn, None)
-        found = next((b for b in scope.boards.values() if b.slug == board), None)
-        if found is not None and not viewer.may_read_board(found.pk, found.shared):
-            raise NotPermitted("you may not see this board's schools")
+        found = next((b for b in scope.boards.values() if b.slug == board
+                      and viewer.may_read_board(b.pk, b.shared)), None)
         target = next((s for s in scope.schools.values()
                        if found is not None and s.board_pk == found.pk and s.slug == school), None)
-        if found is None or target is None:
-            raise ReportError(f"no school {board}/{school}")
-        # Peers are every board's: the benchmark is anonymised, only quartiles of at least
-        # AGGREGATE_MINIMUM lines leave it. The period is all it takes from the filters.
+        if target is None:  # no such school, or one of a board the viewer may not see
+            raise UnknownSchool(school_missing(board, school), params={"board": board, "school": school})
+        # Peers are the schools of any board that the viewer may NOT see one by one (an
+        # admin's: every other school): the benchmark is anonymised, only quartiles of at
+        # least AGGREGATE_MINIMUM such schools leave it; a viewer's own schools are no
+        # anonymous peers (their figures minus the quartiles would tell on the others).
         period_only = Filters(start=filters.start, end=filters.end)
         chosen = candidates(scope, period_only, set(scope.boards))
     datas = lines_data(engine, chosen, period_only, now=now, default_timezone=default_timezone,
-                       visible=lambda _: True)
-    return benchmark(datas, target, board, filters, now=now)
+                       visible=lambda row: viewer.may_read_board(row.pk, row.shared))
+    return benchmark(datas, target, board, filters, now=now, every_school_a_peer=viewer.is_admin)

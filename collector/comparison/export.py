@@ -20,7 +20,17 @@ in this order (``CSV_COLUMNS``):
 
 Units are the store's, not the page's: ratios (1 = 100 %), bytes per second, seconds,
 money per month in ``currency``. A figure a row kind does not have is an empty cell.
-Numbers are written with a full stop and no thousands separator, whatever the language.
+Numbers are written with a full stop and no thousands separator.
+
+Both are language-independent: codes (technology "fibre", reason "too_few_lines"), not
+words, so ``?lang=`` changes nothing here (the routes still refuse a language other than
+nl or en, as everywhere).
+
+Formula injection: a spreadsheet runs a cell that starts with ``=``, ``+``, ``-``, ``@``, a
+tab or a carriage return as a formula, and names (a provider's, a school's) come from
+contract sheets anyone may have typed. Such a text cell is written with a leading ``'``
+(``'=1+2 Glasnet``), which spreadsheets show as text; numbers are never prefixed (a negative
+number is a number, not text).
 """
 
 from __future__ import annotations
@@ -67,9 +77,15 @@ CSV_COLUMNS: tuple[str, ...] = LABEL_COLUMNS + COUNT_COLUMNS + tuple(
 )
 
 
+# What a spreadsheet takes for the start of a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _plain(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(FORMULA_STARTS) else value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

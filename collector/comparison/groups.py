@@ -1,9 +1,13 @@
 """A report's groups, normalisation cells, hour profiles and distributions, from lines.
 
 Medians and shares over lines need MIN_LINES_PER_GROUP lines that have the figure (for the
-test-based ones: measured lines); availability and loss are pooled (seconds and probes
-summed over the group's schools, each school once) and need no line count; every figure
-passes the privacy rule (collector/comparison/privacy.py) over the schools it rests on.
+test-based ones, upload included: measured lines); availability and loss are pooled (seconds
+and probes summed over the group's schools, each school once) and need no line count; when
+no line of the group has a figure at all it is "no_data" (or the lines' common reason, such
+as "no_cost"), not "too few". Incidents are counted by id, so a school-wide incident on a
+school with two main lines counts once in a group, and its time to restore once. Every
+figure passes the privacy rule (collector/comparison/privacy.py) over the schools it rests
+on; ``withhold`` hides a whole row for complementary suppression.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
+from collector.accounts.roles import AGGREGATE_MINIMUM
 from collector.comparison.lines import LineData
 from collector.comparison.model import (
     MIN_LINES_PER_GROUP,
@@ -20,10 +25,11 @@ from collector.comparison.model import (
     Estimate,
     GroupFigures,
     HourProfile,
+    Missing,
 )
-from collector.comparison.privacy import withheld
+from collector.comparison.privacy import hidden_set, withheld
 from collector.comparison.stats import median_estimate, percentile_estimate, share_estimate
-from collector.verdicts.stats import median
+from collector.verdicts.stats import median, nearest_rank
 
 HIDDEN = Estimate.none("hidden")
 
@@ -62,16 +68,44 @@ def _value(estimate: Estimate) -> float:
 
 
 def over_lines(datas: Sequence[LineData], pick: Callable[[LineData], Estimate], *,
-               percent: float = 50) -> Estimate:
-    """A median (or another nearest-rank percentile) over the lines that have the figure."""
-    having = [d for d in datas if pick(d).value is not None]
+               percent: float = 50, measured_only: bool = False) -> Estimate:
+    """A median (or another nearest-rank percentile) over the lines that have the figure
+    (of the measured lines only, for the figures that rest on tests)."""
+    pool = [d for d in datas if d.measured] if measured_only else datas
+    having = [d for d in pool if pick(d).value is not None]
     if withheld(having):
         return HIDDEN
+    if not having:
+        return absent(datas, pick)
     values = [_value(pick(d)) for d in having]
     if percent == 50:
         return median_estimate(values, minimum=MIN_LINES_PER_GROUP, unit="lines", too_few="too_few_lines")
     return percentile_estimate(values, percent, minimum=MIN_LINES_PER_GROUP, unit="lines",
                                too_few="too_few_lines")
+
+
+# A line's own reasons that a group without a single figure can repeat as they are.
+PASSED_ON: frozenset[Missing] = frozenset({"no_data", "no_cost", "no_pupils", "no_incidents", "hidden"})
+
+
+def absent(datas: Sequence[LineData], pick: Callable[[LineData], Estimate]) -> Estimate:
+    """Why a group has not one line with the figure: "no_data" when none measured anything
+    (a line without a single test counts as that), the lines' one common reason where
+    there is one ("no_cost"), else "too few lines" (0 of them had enough tests)."""
+    reasons: set[Missing] = set()
+    for data in datas:
+        estimate = pick(data)
+        if estimate.value is not None:  # has it, but the line is not measured (upload)
+            reasons.add("too_few_tests")
+        elif estimate.missing == "too_few_tests" and estimate.n == 0:
+            reasons.add("no_data")
+        else:
+            reasons.add(estimate.missing or "no_data")
+    if reasons <= {"no_data"}:
+        return Estimate.none("no_data")
+    if len(reasons) == 1 and (why := reasons.pop()) in PASSED_ON:
+        return Estimate.none(why)
+    return Estimate.none("too_few_lines", n=0)
 
 
 def one_per_school(datas: Sequence[LineData]) -> list[LineData]:
@@ -89,33 +123,64 @@ def group_figures(datas: Sequence[LineData], *, provider_id: str | None, provide
                   schools=len({d.school_pk for d in datas}), lines=len(datas),
                   measured_lines=len(measured), tests=sum(d.figures.tests for d in datas))
     if withheld(datas):
-        return GroupFigures(**counts, hidden=True, median_ratio=HIDDEN, ratio_80_80=HIDDEN,  # type: ignore[arg-type]
-                            share_below_80=HIDDEN, upload_median_ratio=HIDDEN, normalised_ratio=HIDDEN,
-                            availability=HIDDEN, latency_seconds=HIDDEN, loss_ratio=HIDDEN,
-                            incidents=0, median_restore_seconds=HIDDEN, monthly_cost=HIDDEN,
-                            currency=None, cost_per_mbps=HIDDEN, cost_per_pupil=HIDDEN)
-    if measured and withheld(measured):
+        return hidden_group(**counts)  # type: ignore[arg-type]
+    if not measured:
+        share = absent(datas, lambda d: d.figures.median_ratio)
+    elif withheld(measured):
         share = HIDDEN
     else:
         share = share_estimate([bool(d.figures.below_80) for d in measured], minimum=MIN_LINES_PER_GROUP)
     schools = one_per_school(datas)
     monthly, currency, per_mbps, per_pupil = money(datas)
-    restored = [d for d in datas if d.restore_seconds]
+    incidents, restore = incident_figures(datas)
     return GroupFigures(
         **counts, hidden=False,  # type: ignore[arg-type]
-        median_ratio=over_lines(measured, lambda d: d.figures.median_ratio),
-        ratio_80_80=over_lines(measured, lambda d: d.figures.ratio_80_80, percent=20),
+        median_ratio=over_lines(datas, lambda d: d.figures.median_ratio, measured_only=True),
+        ratio_80_80=over_lines(datas, lambda d: d.figures.ratio_80_80, percent=20, measured_only=True),
         share_below_80=share,
-        upload_median_ratio=over_lines(datas, lambda d: d.figures.upload_median_ratio),
-        normalised_ratio=over_lines(measured, lambda d: d.figures.normalised_ratio),
+        upload_median_ratio=over_lines(datas, lambda d: d.figures.upload_median_ratio, measured_only=True),
+        normalised_ratio=over_lines(datas, lambda d: d.figures.normalised_ratio, measured_only=True),
         availability=pooled_availability(schools),
         latency_seconds=over_lines(schools, lambda d: d.figures.latency_seconds),
         loss_ratio=pooled_loss(schools),
-        incidents=sum(d.figures.incidents for d in datas),
-        median_restore_seconds=(HIDDEN if withheld(restored) else median_estimate(
-            [s for d in restored for s in d.restore_seconds], minimum=1, unit="incidents",
-            too_few="no_data")),
+        incidents=incidents, median_restore_seconds=restore,
         monthly_cost=monthly, currency=currency, cost_per_mbps=per_mbps, cost_per_pupil=per_pupil)
+
+
+def hidden_group(*, provider_id: str | None, provider: str | None, technology: str | None,
+                 tier: int | None, schools: int, lines: int, measured_lines: int, tests: int) -> GroupFigures:
+    """A row that shows its counts only (the incidents too are withheld: None, not 0)."""
+    return GroupFigures(provider_id=provider_id, provider=provider, technology=technology, tier=tier,
+                        schools=schools, lines=lines, measured_lines=measured_lines, tests=tests,
+                        hidden=True, median_ratio=HIDDEN, ratio_80_80=HIDDEN, share_below_80=HIDDEN,
+                        upload_median_ratio=HIDDEN, normalised_ratio=HIDDEN, availability=HIDDEN,
+                        latency_seconds=HIDDEN, loss_ratio=HIDDEN, incidents=None,
+                        median_restore_seconds=HIDDEN, monthly_cost=HIDDEN, currency=None,
+                        cost_per_mbps=HIDDEN, cost_per_pupil=HIDDEN)
+
+
+def withhold(group: GroupFigures) -> GroupFigures:
+    """The same row with every figure withheld (complementary suppression)."""
+    if group.hidden:
+        return group
+    return hidden_group(provider_id=group.provider_id, provider=group.provider, technology=group.technology,
+                        tier=group.tier, schools=group.schools, lines=group.lines,
+                        measured_lines=group.measured_lines, tests=group.tests)
+
+
+def incident_figures(datas: Sequence[LineData]) -> tuple[int, Estimate]:
+    """(distinct incidents, median time to restore over the restored ones): by incident id,
+    as a school-wide incident is on each main line of its school."""
+    restores: dict[int, float | None] = {}
+    restoring: list[LineData] = []  # the lines whose school a restore time comes from
+    for data in datas:
+        restores.update(data.incidents)
+        if any(seconds is not None for seconds in data.incidents.values()):
+            restoring.append(data)
+    if withheld(restoring):
+        return len(restores), HIDDEN
+    seconds = [s for s in restores.values() if s is not None]
+    return len(restores), median_estimate(seconds, minimum=1, unit="incidents", too_few="no_incidents")
 
 
 def pooled_availability(schools: Sequence[LineData]) -> Estimate:
@@ -155,24 +220,36 @@ def money(datas: Sequence[LineData]) -> tuple[Estimate, str | None, Estimate, Es
             over_lines(costed, lambda d: d.figures.cost_per_pupil))
 
 
-def hour_profile(datas: Sequence[LineData], provider_id: str, provider: str) -> HourProfile:
-    """The provider's tests pooled by local hour: each hour's median ratio."""
-    hidden = withheld(datas)
+def hour_profile(datas: Sequence[LineData], provider_id: str, provider: str, *,
+                 hidden: bool = False) -> HourProfile:
+    """The tests of the provider's measured lines pooled by local hour: each hour's median
+    ratio, where MIN_LINES_PER_GROUP measured lines have tests in that hour (as the tables'
+    figures need); every hour hidden when the provider's row is (``hidden``)."""
+    hidden = hidden or withheld(datas)
     hours: dict[int, Estimate] = {}
     for hour in sorted({h for d in datas for h in d.hour_ratios}):
-        having = [d for d in datas if hour in d.hour_ratios]
+        having = [d for d in datas if d.measured and hour in d.hour_ratios]
         if hidden or withheld(having):
             hours[hour] = Estimate.none("hidden", unit="tests")
-            continue
-        ratios = [r for d in having for r in d.hour_ratios[hour]]
-        hours[hour] = median_estimate(ratios, minimum=MIN_TESTS_PER_LINE, unit="tests",
-                                      too_few="too_few_tests")
+        elif len(having) < MIN_LINES_PER_GROUP:
+            hours[hour] = Estimate.none("too_few_lines", n=len(having), unit="lines")
+        else:
+            hours[hour] = median_estimate([r for d in having for r in d.hour_ratios[hour]],
+                                          minimum=MIN_TESTS_PER_LINE, unit="tests", too_few="too_few_tests")
     return HourProfile(provider_id=provider_id, provider=provider, hours=hours)
 
 
-def distribution(datas: Sequence[LineData], provider_id: str, provider: str) -> Distribution:
+def distribution(datas: Sequence[LineData], provider_id: str, provider: str, *,
+                 hidden: bool = False) -> Distribution:
+    """The visible measured lines' median ratios as points; of the others a count, and
+    their quartiles where they come from AGGREGATE_MINIMUM schools and the row is shown."""
     measured = [d for d in datas if d.measured]
-    if withheld(datas) or withheld(measured):
-        return Distribution(provider_id=provider_id, provider=provider, ratios=(), hidden=True)
+    hidden = hidden or withheld(datas) or withheld(measured)
+    unseen = [d for d in measured if not d.visible]
+    quartiles: tuple[float, float, float] | None = None
+    if not hidden and len(hidden_set(unseen)) >= AGGREGATE_MINIMUM:
+        ratios = [_value(d.figures.median_ratio) for d in unseen]
+        quartiles = (nearest_rank(ratios, 25), nearest_rank(ratios, 50), nearest_rank(ratios, 75))
     return Distribution(provider_id=provider_id, provider=provider,
-                        ratios=tuple(sorted(_value(d.figures.median_ratio) for d in measured)), hidden=False)
+                        ratios=tuple(sorted(_value(d.figures.median_ratio) for d in measured if d.visible)),
+                        hidden=hidden, hidden_lines=len(unseen), hidden_quartiles=quartiles)

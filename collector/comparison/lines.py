@@ -42,6 +42,7 @@ class LineData:
     figures: LineFigures
     school_pk: int
     board_pk: int
+    line_pk: int
     visible: bool  # the viewer may see this school one by one
     measured: bool  # at least MIN_TESTS_PER_LINE judged school-hours download tests
     observed_seconds: float = 0.0  # school seconds observed (0: no availability data)
@@ -49,7 +50,9 @@ class LineData:
     sent: int = 0  # connectivity probes in school-hours windows
     received: int = 0
     hour_ratios: dict[int, list[float]] = field(default_factory=dict)  # local hour -> ratios
-    restore_seconds: list[float] = field(default_factory=list)
+    # incident id -> seconds to restore (None: not restored); by id, so that a school-wide
+    # incident seen on two main lines of one group counts there once
+    incidents: dict[int, float | None] = field(default_factory=dict)
     last_terms: Terms | None = None
 
 
@@ -95,7 +98,7 @@ def line_data(*, board: BoardRow, school: SchoolRow, line: ConnectionInfo, calen
     own = [i for i in incidents if i.connection_pk in (None, line.id)
            and period.start <= i.started_at < period.end]
     restores = [i.restored_at - i.started_at for i in own if i.restored_at is not None]
-    restore = (median_estimate(restores, minimum=1, unit="incidents", too_few="no_data"))
+    restore = median_estimate(restores, minimum=1, unit="incidents", too_few="no_incidents")
 
     cost = terms.monthly_cost if terms is not None else None
     monthly = (Estimate(value=cost, n=1, unit="lines") if cost is not None
@@ -137,9 +140,11 @@ def line_data(*, board: BoardRow, school: SchoolRow, line: ConnectionInfo, calen
         normalised_ratio=(Estimate.none("too_few_tests", n=len(ratios), unit="tests") if not measured
                           else Estimate.none("too_few_lines")),  # set once the cells are known
     )
-    return LineData(figures=figures, school_pk=school.pk, board_pk=board.pk, visible=visible,
-                    measured=measured, observed_seconds=observed, outage_seconds=down, sent=sent,
-                    received=received, hour_ratios=dict(hours), restore_seconds=restores,
+    return LineData(figures=figures, school_pk=school.pk, board_pk=board.pk, line_pk=line.id,
+                    visible=visible, measured=measured, observed_seconds=observed, outage_seconds=down,
+                    sent=sent, received=received, hour_ratios=dict(hours),
+                    incidents={i.pk: (None if i.restored_at is None else i.restored_at - i.started_at)
+                               for i in own},
                     last_terms=terms)
 
 

@@ -37,7 +37,9 @@ Missing = Literal[
     "no_cost",  # no monthly cost in the contracts
     "no_pupils",  # no pupil count in the registry
     "mixed_currency",  # costs in more than one currency: not added up
-    "no_data",  # nothing measured at all (no tests, no connectivity windows, no incidents)
+    "no_data",  # nothing measured at all (no tests, no connectivity windows): no line of a
+    # group has the figure, so "too few" would be the wrong word
+    "no_incidents",  # a time to restore with no restored incident to take it from
 ]
 
 
@@ -119,7 +121,10 @@ class GroupFigures:
     lines: int
     measured_lines: int  # with at least MIN_TESTS_PER_LINE tests
     tests: int  # judged school-hours download tests, all lines
-    hidden: bool  # True: every figure below is Estimate.none("hidden"); counts stay
+    # True: every figure below is Estimate.none("hidden"); counts stay. Either the group
+    # rests on 1-4 schools the viewer may not see, or it is withheld so that it cannot be
+    # worked out from the rows beside it (complementary suppression, privacy.py).
+    hidden: bool
     median_ratio: Estimate  # median over measured lines of their median ratio, with CI
     ratio_80_80: Estimate  # 20th percentile over measured lines of their 80/80 ratio
     share_below_80: Estimate  # share of measured lines whose median ratio < 0.80 (Wilson CI)
@@ -128,8 +133,10 @@ class GroupFigures:
     availability: Estimate  # pooled over lines: 1 - outage seconds / school seconds observed
     latency_seconds: Estimate  # median over lines of their latency
     loss_ratio: Estimate  # pooled over lines
-    incidents: int
-    median_restore_seconds: Estimate  # over the group's restored incidents
+    # Distinct incidents (a school-wide one on a school with two main lines counts once);
+    # None when the group is hidden (a count of 0 would read as "no incidents").
+    incidents: int | None
+    median_restore_seconds: Estimate  # over the group's restored incidents, each once
     monthly_cost: Estimate  # median over lines with a cost
     currency: str | None
     cost_per_mbps: Estimate  # median over measured lines with a cost
@@ -138,7 +145,10 @@ class GroupFigures:
 
 @dataclass(frozen=True)
 class HourProfile:
-    """Median download ratio by local hour of the school day, per provider (pooled tests)."""
+    """Median download ratio by local hour of the school day, per provider: the tests of
+    the provider's measured lines pooled by hour; an hour needs MIN_LINES_PER_GROUP measured
+    lines with tests in it (else "too_few_lines", n = those lines), all hours are "hidden"
+    when the provider's row is."""
 
     provider_id: str
     provider: str
@@ -147,12 +157,19 @@ class HourProfile:
 
 @dataclass(frozen=True)
 class Distribution:
-    """Per provider, every measured line's median ratio (for the chart); empty when hidden."""
+    """Per provider, the measured lines' median ratios (for the chart). ``ratios`` holds only
+    the lines the viewer may see one by one (they are listed in ``Report.lines`` anyway); the
+    others are a count and, where they come from at least AGGREGATE_MINIMUM schools the
+    viewer may not see, their quartiles."""
 
     provider_id: str
     provider: str
-    ratios: tuple[float, ...]  # sorted
-    hidden: bool
+    ratios: tuple[float, ...]  # sorted; visible lines only
+    hidden: bool  # the provider's row is hidden: hidden_quartiles is None
+    hidden_lines: int = 0  # measured lines of schools the viewer may not see one by one
+    # nearest-rank (p25, median, p75) of those lines' median ratios; None when they come from
+    # fewer than AGGREGATE_MINIMUM schools (or none), or when ``hidden``
+    hidden_quartiles: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -214,7 +231,9 @@ class Benchmark:
     generated_at: float
     line: LineFigures | None  # None: the school has no main line with a contract
     similarity: Literal["technology_tier", "technology", "none"]  # "none": too few peers
-    peers: int  # other schools' lines compared with (never named)
+    # Distinct peer schools compared with (never named): schools the viewer may not see one
+    # by one (for an admin: every other school); 0 when "none".
+    peers: int
     figures: tuple[PeerFigure, ...]
 
     def as_dict(self) -> dict[str, Any]:

@@ -34,7 +34,14 @@ from collector.incidents.pdf import FONT_CANDIDATES, find_font_files
 
 PAGE = landscape(A4)
 MARGIN = 12 * mm
+BOTTOM_MARGIN = 14 * mm
 WIDTH = PAGE[0] - 2 * MARGIN
+# What a flowable may fill: the page less its margins and the frame's padding (6 pt a side,
+# reportlab's default). A drawing taller than this is a LayoutError, so charts are scaled
+# down to it, less room for the chart's title and its "not drawn" line kept beside it.
+FRAME_WIDTH = WIDTH - 12
+FRAME_HEIGHT = PAGE[1] - MARGIN - BOTTOM_MARGIN - 12
+CHART_MAX_HEIGHT = FRAME_HEIGHT - 60
 _REGULAR, _BOLD = "ReportSans", "ReportSans-Bold"
 _font_lock = threading.Lock()
 
@@ -137,9 +144,11 @@ def _marker(dot: charts.Dot, height: float) -> list[rl.Shape]:
             rl.Line(x - s, y + s, x + s, y - s, strokeColor=ink, strokeWidth=2)]
 
 
-def drawing(chart: charts.Chart) -> rl.Drawing:
-    """The chart's shapes as a reportlab Drawing (its y axis grows upward: flipped here)."""
-    scale = min(1.0, WIDTH / chart.width)
+def drawing(chart: charts.Chart, max_height: float = CHART_MAX_HEIGHT) -> rl.Drawing:
+    """The chart's shapes as a reportlab Drawing (its y axis grows upward: flipped here),
+    scaled down, never up, to fit the frame's width and ``max_height`` (a chart of many
+    providers is tall: smaller on paper, whole, and its table below says every figure)."""
+    scale = min(1.0, FRAME_WIDTH / chart.width, max_height / chart.height)
     h = chart.height
     out = rl.Drawing(chart.width * scale, h * scale)
     group = rl.Group()
@@ -263,8 +272,8 @@ def report_pdf(report: Report, lang: Lang) -> bytes:
 
     buffer = io.BytesIO()
     document = SimpleDocTemplate(buffer, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN,
-                                 topMargin=MARGIN, bottomMargin=14 * mm, title=title, author="schoolnet",
-                                 lang=lang)
+                                 topMargin=MARGIN, bottomMargin=BOTTOM_MARGIN, title=title,
+                                 author="schoolnet", lang=lang)
 
     class Numbered(_NumberedCanvas):
         pass

@@ -86,6 +86,8 @@ def cell(row: GroupFigures | LineFigures, column: Column, lang: Lang) -> str:
     if isinstance(value, Estimate):
         assert column.kind is not None
         return text.figure(value, column.kind, lang, row.currency)
+    if value is None:  # a count withheld (GroupFigures.incidents of a hidden group)
+        return text.missing_text(Estimate.none("hidden", n=getattr(row, "lines", 0)), lang)
     return str(value)
 
 
@@ -110,10 +112,10 @@ def _group_labels(group: GroupFigures, key: str, lang: Lang) -> tuple[str, ...]:
     if key == "sec_provider":
         return (group.provider or group.provider_id or text.t(lang, "every_provider"),)
     if key == "sec_technology":
-        return (group.technology or text.t(lang, "every_technology"),)
+        return (text.technology(group.technology, lang),)
     if key == "sec_like":
         return (group.provider or group.provider_id or text.t(lang, "every_provider"),
-                group.technology or text.t(lang, "every_technology"), text.tier(group.tier, lang))
+                text.technology(group.technology, lang), text.tier(group.tier, lang))
     return (text.t(lang, "overall"),)
 
 
@@ -151,10 +153,11 @@ def line_cells(line: LineFigures, lang: Lang) -> tuple[str, ...]:
         f"{text.number((line.advertised_upload_bytes_per_second or 0) / 125_000, lang, 0)} Mbit/s"
         if line.advertised_download_bytes_per_second is not None
         and line.advertised_upload_bytes_per_second is not None
-        else text.t(lang, "missing.unknown")
+        else text.t(lang, "not_in_contract")
     )
     figures = (cell(line, c, lang) for c in LINE_FIGURES)
-    return (line.school_name, line.board, line.provider, line.technology, advertised, *figures)
+    return (line.school_name, line.board, line.provider, text.technology(line.technology, lang), advertised,
+            *figures)
 
 
 def line_headers(lang: Lang) -> tuple[str, ...]:
@@ -168,7 +171,7 @@ def header_facts(report: Report, lang: Lang) -> list[tuple[str, str]]:
     boards = dict(report.choices.boards)
     chosen = [
         (text.t(lang, "region"), ", ".join(filters.regions)),
-        (text.t(lang, "technology"), ", ".join(filters.technologies)),
+        (text.t(lang, "technology"), ", ".join(text.technology(v, lang) for v in filters.technologies)),
         (text.t(lang, "board"), ", ".join(boards.get(b, b) for b in filters.boards)),
         (text.t(lang, "provider"), ", ".join(names.get(p, p) for p in filters.providers)),
     ]
@@ -229,7 +232,11 @@ def benchmark_url(line: LineFigures, report: Report, lang: Lang) -> str:
 
 
 def _template_words(lang: Lang) -> dict[str, Callable[..., str]]:
-    return {"t": partial(text.t, lang)}
+    return {"t": partial(text.t, lang), "technology": partial(_technology_word, lang=lang)}
+
+
+def _technology_word(code: str, lang: Lang) -> str:
+    return text.technology(code, lang)
 
 
 def report_html(report: Report, lang: Lang) -> str:
@@ -297,7 +304,8 @@ def benchmark_parts(benchmark: Benchmark, lang: Lang) -> dict[str, Any]:
     if line is None:
         similarity = text.t(lang, "bm_no_line")
     else:
-        similarity = text.t(lang, f"bm_similarity.{benchmark.similarity}", technology=line.technology,
+        similarity = text.t(lang, f"bm_similarity.{benchmark.similarity}",
+                            technology=text.technology(line.technology, lang),
                             tier=text.tier(line.tier, lang), peers=benchmark.peers, minimum=AGGREGATE_MINIMUM)
     currency = line.currency if line else None
     compared = benchmark.similarity != "none"
@@ -307,7 +315,7 @@ def benchmark_parts(benchmark: Benchmark, lang: Lang) -> dict[str, Any]:
         (text.t(lang, "period"), text.period(benchmark.filters, lang)),
     ]
     if line is not None:
-        kind = f"{line.provider} · {line.technology} · {text.tier(line.tier, lang)}"
+        kind = f"{line.provider} · {text.technology(line.technology, lang)} · {text.tier(line.tier, lang)}"
         facts.append((text.t(lang, "bm_line"), kind))
     f = benchmark.filters
     query = [("from", f.start.isoformat()), ("to", f.end.isoformat())]

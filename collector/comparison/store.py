@@ -58,6 +58,7 @@ class SchoolRow:
 
 @dataclass(frozen=True)
 class IncidentRow:
+    pk: int
     school_pk: int
     connection_pk: int | None
     started_at: float
@@ -195,11 +196,11 @@ def load_incidents(conn: Connection, school_pks: Sequence[int], since: float, un
     by_school: dict[int, list[IncidentRow]] = defaultdict(list)
     for pks in chunks(sorted(school_pks)):
         for row in conn.execute(
-                select(incidents.c.school_id, incidents.c.connection_id, incidents.c.started_at,
-                       incidents.c.restored_at)
+                select(incidents.c.id, incidents.c.school_id, incidents.c.connection_id,
+                       incidents.c.started_at, incidents.c.restored_at)
                 .where(incidents.c.school_id.in_(pks), incidents.c.responsible == "provider",
                        incidents.c.kind.in_(INCIDENT_KINDS),
                        incidents.c.started_at >= since, incidents.c.started_at < until)):
             by_school[row.school_id].append(
-                IncidentRow(row.school_id, row.connection_id, row.started_at, row.restored_at))
+                IncidentRow(row.id, row.school_id, row.connection_id, row.started_at, row.restored_at))
     return by_school

@@ -114,12 +114,14 @@ STRINGS: dict[Lang, dict[str, str]] = {
         "per_month": "per month",
         "missing.too_few_tests": "too few measurements ({n})",
         "missing.too_few_lines": "too few measurements ({n})",
-        "missing.hidden": "hidden: fewer than {minimum} schools",
+        "missing.hidden": "hidden: rests on fewer than {minimum} schools of boards that have not shared",
         "missing.no_cost": "no cost in the contracts",
         "missing.no_pupils": "no pupil count in the registry",
         "missing.mixed_currency": "costs in more than one currency",
         "missing.no_data": "nothing measured",
+        "missing.no_incidents": "no restored incident",
         "missing.unknown": "not measured",
+        "not_in_contract": "not in the contract",
         "unit.tests": "{n} test|{n} tests",
         "unit.lines": "{n} line|{n} lines",
         "unit.seconds": "{n} second|{n} seconds",
@@ -144,10 +146,16 @@ STRINGS: dict[Lang, dict[str, str]] = {
         "chart_alt_profile": "{provider}: {points}",
         "chart_alt_cost": "{provider}: {value}",
         "chart_empty": "Nothing to draw for these filters.",
+        "chart_col_not_shown": "Lines not shown one by one (lower quarter · median · upper quarter)",
+        "chart_all_shown": "none: every line is shown",
+        "chart_none_shown": "no line shown one by one",
+        "chart_hidden_count": "{lines} of boards that have not shared",
+        "chart_hidden_box": "{lines} of boards that have not shared: {p25} · {median} · {p75}",
+        "chart_hidden_label": "{lines} of boards that have not shared (quarters, median)",
+        "lowest_shown": "Lowest line shown",
+        "highest_shown": "Highest line shown",
         "hour": "{h}:00",
         "median": "Median",
-        "lowest": "Lowest",
-        "highest": "Highest",
         "interval": "Interval",
         "yes": "yes",
         "no": "no",
@@ -155,6 +163,19 @@ STRINGS: dict[Lang, dict[str, str]] = {
         "print_note": "Printed from schoolnet. All figures come from the collector's store.",
         "error_title": "The report cannot be shown",
         "back": "Back to the report",
+        # refusals (compute.ReportError codes and the route's own), with their params
+        "error.bad_filters": "These filters cannot make a report.",
+        "error.unknown_board": "No board with id '{board}'.",
+        "error.unknown_region": "No school in region '{region}'.",
+        "error.unknown_technology": "Unknown technology '{technology}': one of {technologies}.",
+        "error.unknown_provider": "No line of a provider with id '{provider}'.",
+        "error.period_reversed": "The period starts ({start}) after it ends ({end}).",
+        "error.period_too_long": "The period is {days} days; a report covers at most {maximum} days.",
+        "error.date_out_of_range": "The date {date} is outside the years a report may cover ({first} to "
+        "{last}).",
+        "error.unknown_school": "No school '{board}/{school}'.",
+        "error.not_a_date": "{name}: not a date (YYYY-MM-DD): '{value}'.",
+        "error.bad_lang": "lang: nl or en, not '{value}'.",
         # the benchmark
         "bm_school": "School",
         "bm_line": "Line",
@@ -276,12 +297,15 @@ STRINGS: dict[Lang, dict[str, str]] = {
         "per_month": "per maand",
         "missing.too_few_tests": "te weinig metingen ({n})",
         "missing.too_few_lines": "te weinig metingen ({n})",
-        "missing.hidden": "verborgen: minder dan {minimum} scholen",
+        "missing.hidden": "verborgen: rust op minder dan {minimum} scholen van besturen die niet gedeeld "
+        "hebben",
         "missing.no_cost": "geen kosten in de contracten",
         "missing.no_pupils": "geen leerlingenaantal in het register",
         "missing.mixed_currency": "kosten in meer dan één valuta",
         "missing.no_data": "niets gemeten",
+        "missing.no_incidents": "geen herstelde storing",
         "missing.unknown": "niet gemeten",
+        "not_in_contract": "niet in het contract",
         "unit.tests": "{n} meting|{n} metingen",
         "unit.lines": "{n} verbinding|{n} verbindingen",
         "unit.seconds": "{n} seconde|{n} seconden",
@@ -307,10 +331,17 @@ STRINGS: dict[Lang, dict[str, str]] = {
         "chart_alt_profile": "{provider}: {points}",
         "chart_alt_cost": "{provider}: {value}",
         "chart_empty": "Niets te tekenen voor deze filters.",
+        "chart_col_not_shown": "Verbindingen niet afzonderlijk getoond (onderste kwart · mediaan · bovenste "
+        "kwart)",
+        "chart_all_shown": "geen: elke verbinding staat erin",
+        "chart_none_shown": "geen verbinding afzonderlijk getoond",
+        "chart_hidden_count": "{lines} van besturen die niet gedeeld hebben",
+        "chart_hidden_box": "{lines} van besturen die niet gedeeld hebben: {p25} · {median} · {p75}",
+        "chart_hidden_label": "{lines} van besturen die niet gedeeld hebben (kwartielen, mediaan)",
+        "lowest_shown": "Laagste getoonde verbinding",
+        "highest_shown": "Hoogste getoonde verbinding",
         "hour": "{h}:00",
         "median": "Mediaan",
-        "lowest": "Laagste",
-        "highest": "Hoogste",
         "interval": "Interval",
         "yes": "ja",
         "no": "nee",
@@ -318,6 +349,18 @@ STRINGS: dict[Lang, dict[str, str]] = {
         "print_note": "Afgedrukt uit schoolnet. Alle cijfers komen uit de opslag van de collector.",
         "error_title": "Het rapport kan niet getoond worden",
         "back": "Terug naar het rapport",
+        "error.bad_filters": "Met deze filters valt geen rapport te maken.",
+        "error.unknown_board": "Geen bestuur met id '{board}'.",
+        "error.unknown_region": "Geen school in regio '{region}'.",
+        "error.unknown_technology": "Onbekende techniek '{technology}': een van {technologies}.",
+        "error.unknown_provider": "Geen verbinding van een provider met id '{provider}'.",
+        "error.period_reversed": "De periode begint ({start}) na haar einde ({end}).",
+        "error.period_too_long": "De periode is {days} dagen; een rapport beslaat hoogstens {maximum} dagen.",
+        "error.date_out_of_range": "De datum {date} valt buiten de jaren die een rapport mag beslaan "
+        "({first} tot en met {last}).",
+        "error.unknown_school": "Geen school '{board}/{school}'.",
+        "error.not_a_date": "{name}: geen datum (JJJJ-MM-DD): '{value}'.",
+        "error.bad_lang": "lang: nl of en, niet '{value}'.",
         "bm_school": "School",
         "bm_line": "Verbinding",
         "bm_similar": "Vergelijkbare scholen",
@@ -491,3 +534,49 @@ def notes(codes: tuple[str, ...], lang: Lang) -> list[str]:
 
 def role_name(role: str, lang: Lang) -> str:
     return ROLE_NAMES[lang].get(role, role)
+
+
+# The technologies of collector/contracts_csv.TECHNOLOGIES, as each language says them. The
+# codes stay in URLs, CSV and JSON; readers see the words.
+TECHNOLOGY_NAMES: dict[Lang, dict[str, str]] = {
+    "en": {"fibre": "fibre", "cable": "cable", "vdsl": "VDSL", "adsl": "ADSL", "4g": "4G", "5g": "5G",
+           "satellite": "satellite", "other": "other"},
+    "nl": {"fibre": "glasvezel", "cable": "kabel", "vdsl": "VDSL", "adsl": "ADSL", "4g": "4G", "5g": "5G",
+           "satellite": "satelliet", "other": "overig"},
+}
+
+
+def technology(code: str | None, lang: Lang) -> str:
+    """A technology code in words ("glasvezel"); None is every technology; an unknown code as itself."""
+    if code is None:
+        return t(lang, "every_technology")
+    return TECHNOLOGY_NAMES[lang].get(code, code)
+
+
+def refusal(code: str | None, params: dict[str, Any], lang: Lang, fallback: str) -> str:
+    """A refused request in the reader's language ("error.<code>" with its params); ``fallback``
+    (the English one-line message) when the code has no words here or lacks a parameter."""
+    words = STRINGS[lang].get(f"error.{code}") if code else None
+    if words is None:
+        return fallback
+    try:
+        return words.format(**{k: _param(k, v, lang) for k, v in params.items()})
+    except (KeyError, IndexError, ValueError):
+        return fallback
+
+
+# The params that are days (ISO text in compute.ReportError): said as the report says days.
+_DAY_PARAMS = frozenset({"start", "end", "date", "first", "last"})
+
+
+def _param(key: str, value: Any, lang: Lang) -> Any:
+    """One param as the reader sees it: a day in the language's words, a list joined, the
+    reader's own input cut short (as the English messages do)."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if key in _DAY_PARAMS and isinstance(value, str):
+        try:
+            return day(date.fromisoformat(value), lang)
+        except ValueError:
+            return value[:60]
+    return value[:60] if isinstance(value, str) else value

@@ -209,7 +209,7 @@ def test_report_in_chromium(served: Any, browser: str, tmp_path: Path) -> None:
                                               printBackground=False)["data"])
         words = pdf_text(printed, tmp_path, "printed.pdf")
     assert "Provider comparison" in words and "Glasnet" in words and "Per technology" in words
-    assert "hidden: fewer than 5 schools" in words
+    assert "hidden: rests on fewer than 5 schools of boards that have not shared" in words
     assert "Show" not in words.split()  # the filter form's button is not printed
     print(f"chromium: /report loaded in {seconds:.2f} s, screenshot {image.width}x{image.height}, "
           f"{len(requested)} request(s), printed PDF {len(printed)} bytes")

@@ -10,6 +10,7 @@ cost), one hidden from the viewer, a line with too few tests, intervals and none
 # ruff: noqa: RUF003
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 from collector.comparison.model import (
@@ -51,7 +52,7 @@ def group(
         none = Estimate.none("hidden", n=lines)
         return GroupFigures(
             provider_id, provider, technology, tier, schools, lines, measured, tests, True,
-            none, none, none, none, none, none, none, none, 0, none, none, None, none, none,
+            none, none, none, none, none, none, none, none, None, none, none, None, none, none,
         )
     few = Estimate.none("too_few_lines", n=measured, unit="lines")
     median = median or Estimate(0.84, measured, "lines", 0.78, 0.90)
@@ -205,3 +206,21 @@ def sample_benchmark(similarity: str = "technology_tier") -> Benchmark:
         peers=0 if none else 7,
         figures=figures,
     )
+
+
+def many_providers_report(count: int) -> Report:
+    """``sample_report`` with ``count`` measured providers, each with a distribution of six
+    lines and a school-day profile: the charts' height grows with the providers."""
+    base = sample_report()
+    names = [(f"provider-{i:02d}", f"Provider {i:02d}") for i in range(count)]
+    groups = tuple(group(pid, name) for pid, name in names)
+    profiles = tuple(
+        HourProfile(pid, name, {h: ratio(0.6 + 0.01 * i + 0.02 * (h - 8)) for h in range(8, 16)})
+        for i, (pid, name) in enumerate(names)
+    )
+    distributions = tuple(
+        Distribution(pid, name, tuple(sorted(0.5 + 0.01 * i + 0.07 * k for k in range(6))), False)
+        for i, (pid, name) in enumerate(names)
+    )
+    return replace(base, by_provider=groups, hour_profiles=profiles, distributions=distributions,
+                   choices=replace(base.choices, providers=tuple(names)))

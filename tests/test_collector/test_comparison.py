@@ -16,8 +16,15 @@ from pathlib import Path
 import pytest
 from support.comparison import NOW, PERIOD, TIMEZONE, ComparisonStore, local, school_hour_times
 
-from collector.accounts.roles import NotPermitted, Role
-from collector.comparison.compute import ReportError, build_benchmark, build_report, default_filters
+from collector.accounts.roles import Role
+from collector.comparison.compute import (
+    ReportError,
+    SchoolNotFound,
+    UnknownSchool,
+    build_benchmark,
+    build_report,
+    default_filters,
+)
 from collector.comparison.model import Filters, GroupFigures, LineFigures, Report
 
 
@@ -221,17 +228,30 @@ def test_availability_in_school_hours_pooled_over_schools(store: ComparisonStore
     assert pooled.value == pytest.approx(1 - 3600 / (554_400 + 289_800))
 
 
-def test_hour_profile_pools_tests_by_local_hour(store: ComparisonStore) -> None:
+def test_hour_profile_needs_five_measured_lines_in_the_hour(store: ComparisonStore) -> None:
     day = date(2026, 3, 3)
-    # two lines; 09:xx tests 90, 80, 70 (a) and 60, 50 (b): 5 tests, median 3rd = 0.70
-    store.line("noord", "a", provider="Glasnet", technology="fibre", down_mbps=100)
-    store.line("noord", "b", provider="Glasnet", technology="fibre", down_mbps=100)
-    store.tests("noord", "a", [90, 80, 70, 95], times=[local(day, 9, 5), local(day, 9, 20),
-                                                       local(day, 9, 40), local(day, 13, 0)])
-    store.tests("noord", "b", [60, 50], times=[local(day, 9, 10), local(day, 9, 50)])
+
+    def at(hour: int, count: int) -> list[float]:
+        return [local(day, hour, 5 + 10 * i) for i in range(count)]
+
+    for school in "abcdef":
+        store.line("noord", school, provider="Glasnet", technology="fibre", down_mbps=100)
+    # 09:xx: a 90, 85; b 80; c 70; d 60; e 50 -> 6 tests of 5 measured lines, sorted
+    # 0.50 0.60 0.70 0.80 0.85 0.90: median = lower middle = 3rd = 0.70
+    # 13:xx: a 3 tests, b-d 4 each (15 tests, but of 4 lines); f (4 tests: not measured) too
+    # 11:xx: e's 4 more tests only
+    store.tests("noord", "a", [90, 85, 95, 95, 95], times=at(9, 2) + at(13, 3))
+    for school, speed in (("b", 80), ("c", 70), ("d", 60)):
+        store.tests("noord", school, [speed] + [95] * 4, times=at(9, 1) + at(13, 4))
+    store.tests("noord", "e", [50] + [95] * 4, times=at(9, 1) + at(11, 4))
+    store.tests("noord", "f", [95] * 4, times=at(13, 4))
     profile = report(store).hour_profiles[0]
-    assert profile.hours[9].value == pytest.approx(0.70) and profile.hours[9].n == 5
-    assert profile.hours[13].missing == "too_few_tests" and profile.hours[13].n == 1
+    assert profile.hours[9].value == pytest.approx(0.70) and profile.hours[9].n == 6
+    assert profile.hours[9].unit == "tests"
+    # before the fix hour 13 had a value (15 pooled tests) while the tables say "too few"
+    thirteen = profile.hours[13]
+    assert (thirteen.missing, thirteen.n, thirteen.unit) == ("too_few_lines", 4, "lines")
+    assert (profile.hours[11].missing, profile.hours[11].n) == ("too_few_lines", 1)
 
 
 def test_tests_outside_school_hours_or_invalid_are_not_judged(store: ComparisonStore) -> None:
@@ -271,14 +291,18 @@ def test_analyst_four_hidden_schools_hide_the_group_five_show_it(store: Comparis
     assert group.hidden and (group.schools, group.lines, group.measured_lines, group.tests) == (4, 4, 4, 20)
     assert group.median_ratio.missing == "hidden" and group.availability.missing == "hidden"
     assert r.overall.hidden and r.lines == () and r.hidden_schools == 4
+    assert group.incidents is None and r.as_dict()["overall"]["incidents"] is None  # not "0 incidents"
     assert r.distributions[0].hidden and r.distributions[0].ratios == ()
+    assert (r.distributions[0].hidden_lines, r.distributions[0].hidden_quartiles) == (4, None)
     assert all(e.missing == "hidden" for e in r.hour_profiles[0].hours.values())
     add(store, "noord-4", [90] * 5)  # a fifth school
     r = report(store, "analyst")
     group = provider(r, "glasnet")
     assert not group.hidden and group.median_ratio.value == pytest.approx(0.90)
     assert r.lines == () and r.hidden_schools == 5
-    assert r.distributions[0].ratios == pytest.approx((0.9,) * 5)
+    # no hidden school's ratio as a point; their quartiles, as they are 5 schools
+    d = r.distributions[0]
+    assert d.ratios == () and d.hidden_lines == 5 and d.hidden_quartiles == pytest.approx((0.9, 0.9, 0.9))
 
 
 def test_a_shared_boards_schools_are_listed_one_hidden_school_hides_the_mix(store: ComparisonStore) -> None:
@@ -301,7 +325,8 @@ def test_a_board_viewer_sees_its_own_board_only(store: ComparisonStore) -> None:
     assert {line.board for line in r.lines} == {"noord"} and r.hidden_schools == 0
     assert provider(r, "glasnet").lines == 2
     assert [b for b, _ in r.choices.boards] == ["noord"]
-    with pytest.raises(NotPermitted):
+    # another board is as unknown to a board role as a board that does not exist
+    with pytest.raises(ReportError, match=r"^no board with id 'zuid'$"):
         report(store, "board_viewer", "noord", dataclasses.replace(PERIOD, boards=("zuid",)))
     # an analyst's home board is seen in full
     r = report(store, "analyst", "noord")
@@ -365,14 +390,19 @@ def test_benchmark_quartiles_and_similarity_widening(store: ComparisonStore) -> 
 
 def test_benchmark_scope(store: ComparisonStore) -> None:
     add(store, "me", [85] * 5)
-    with pytest.raises(NotPermitted):  # an analyst, and Noord has not shared its schools
+    # a school the viewer may not see is told as one that does not exist, in the same words
+    missing = r"^no school 'noord/me' \(see: school list\)$"
+    with pytest.raises(UnknownSchool, match=missing):  # an analyst, and Noord has not shared its schools
         bench(store, "me", role="analyst")
     add(store, "other", [85] * 5, board="zuid")
-    with pytest.raises(NotPermitted):
+    with pytest.raises(UnknownSchool, match=missing):
         bench(store, "me", role="board_viewer", viewer_board="zuid")
     assert bench(store, "me", role="board_viewer", viewer_board="noord").school == "me"
-    with pytest.raises(ReportError):
+    with pytest.raises(UnknownSchool, match=r"^no school 'noord/nowhere' \(see: school list\)$") as caught:
         bench(store, "nowhere")
+    assert caught.value.code == "unknown_school"
+    assert caught.value.params == {"board": "noord", "school": "nowhere"}
+    assert SchoolNotFound is UnknownSchool and issubclass(SchoolNotFound, ReportError)
 
 
 # --- filters -----------------------------------------------------------------------------------
@@ -399,20 +429,27 @@ def test_filters_narrow_the_lines(store: ComparisonStore) -> None:
     assert r.choices.providers == (("glasnet", "Glasnet"), ("kabelco", "Kabelco"))
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"start": date(2026, 4, 1)}, "after it ends"),
-    ({"start": date(2025, 1, 1)}, "at most 400"),
-    ({"boards": ("nowhere",)}, "no board"),
-    ({"regions": ("atlantis",)}, "region"),
-    ({"technologies": ("pigeon",)}, "technology"),
-    ({"providers": ("nobody",)}, "provider"),
+@pytest.mark.parametrize(("changes", "message", "code", "params"), [
+    ({"start": date(2026, 4, 1)}, "after it ends", "period_reversed",
+     {"start": "2026-04-01", "end": "2026-03-31"}),
+    ({"start": date(2025, 1, 1)}, "at most 400", "period_too_long", {"days": 455, "maximum": 400}),
+    # the day after 9999-12-31 does not exist: this was an OverflowError (a 500)
+    ({"start": date(9999, 12, 1), "end": date(9999, 12, 31)}, "outside 2000-01-01 to 2100-12-31",
+     "date_out_of_range", {"date": "9999-12-01", "first": "2000-01-01", "last": "2100-12-31"}),
+    ({"start": date(1999, 12, 31)}, "outside", "date_out_of_range", {"date": "1999-12-31"}),
+    ({"boards": ("nowhere",)}, "no board", "unknown_board", {"board": "nowhere"}),
+    ({"regions": ("atlantis",)}, "region", "unknown_region", {"region": "atlantis"}),
+    ({"technologies": ("pigeon",)}, "technology", "unknown_technology", {"technology": "pigeon"}),
+    ({"providers": ("nobody",)}, "provider", "unknown_provider", {"provider": "nobody"}),
 ])
 def test_bad_filters_are_one_line_errors(store: ComparisonStore, changes: dict[str, object],
-                                         message: str) -> None:
+                                         message: str, code: str, params: dict[str, object]) -> None:
     add(store, "a", [90] * 5, region="Noord")
     with pytest.raises(ReportError, match=message) as caught:
         report(store, filters=dataclasses.replace(PERIOD, **changes))  # type: ignore[arg-type]
     assert "\n" not in str(caught.value)
+    assert caught.value.code == code
+    assert params.items() <= caught.value.params.items()
 
 
 def test_default_filters_are_the_last_91_days() -> None:
@@ -474,3 +511,195 @@ def test_a_report_over_30_schools_and_91_days_is_quick(tmp_path: Path,
     print(f"report over 30 schools x 91 days, {r.overall.tests} tests: {elapsed:.3f} s")
     # 0.41 s on an idle machine; the bound leaves room for a loaded CI runner
     assert elapsed < 2.0
+
+
+# --- differencing, complementary suppression and the other privacy rules -----------------------
+
+
+def test_an_analyst_names_only_boards_it_sees_one_by_one(store: ComparisonStore) -> None:
+    five_schools_per_board(store, "noord", 5)
+    five_schools_per_board(store, "midden", 5)
+    five_schools_per_board(store, "zuid", 5)
+    store.share("zuid")
+    # Noord alone against Noord + Midden would set one unshared board against another:
+    # naming an unshared board is as unknown as a board that does not exist
+    with pytest.raises(ReportError, match=r"^no board with id 'noord'$") as caught:
+        report(store, "analyst", filters=dataclasses.replace(PERIOD, boards=("noord",)))
+    assert (caught.value.code, caught.value.params) == ("unknown_board", {"board": "noord"})
+    r = report(store, "analyst", filters=dataclasses.replace(PERIOD, boards=("zuid",)))
+    assert {line.board for line in r.lines} == {"zuid"} and r.overall.schools == 5
+    assert [b for b, _ in report(store, "analyst").choices.boards] == ["zuid"]
+    # an analyst's home board is its own to name; the unshared others still all together only
+    home = report(store, "analyst", "noord", dataclasses.replace(PERIOD, boards=("noord",)))
+    assert home.overall.schools == 5 and home.hidden_schools == 0
+    assert [b for b, _ in home.choices.boards] == ["noord", "zuid"]
+    with pytest.raises(ReportError, match="no board with id 'midden'"):
+        report(store, "analyst", "noord", dataclasses.replace(PERIOD, boards=("midden",)))
+
+
+def test_a_distribution_shows_visible_lines_and_only_quartiles_of_the_others(store: ComparisonStore) -> None:
+    # Zuid (shared): 0.91 .. 0.95; Noord (not shared): 0.50, 0.60, 0.70, 0.80, 0.90
+    for i, speed in enumerate((91, 92, 93, 94, 95)):
+        add(store, f"z{i}", [speed] * 5, board="zuid")
+    store.share("zuid")
+    for i, speed in enumerate((50, 60, 70, 80, 90)):
+        add(store, f"n{i}", [speed] * 5)
+    d = report(store, "analyst").distributions[0]
+    assert d.ratios == pytest.approx((0.91, 0.92, 0.93, 0.94, 0.95)) and not d.hidden
+    # hidden medians 0.5 .. 0.9: p25 = ceil(1.25) = 2nd = 0.60, median = 3rd = 0.70,
+    # p75 = ceil(3.75) = 4th = 0.80
+    assert d.hidden_lines == 5 and d.hidden_quartiles == pytest.approx((0.60, 0.70, 0.80))
+    # an admin sees every line as a point
+    d = report(store).distributions[0]
+    assert len(d.ratios) == 10 and (d.hidden_lines, d.hidden_quartiles) == (0, None)
+
+
+def test_the_overall_row_does_not_give_away_a_hidden_provider(store: ComparisonStore) -> None:
+    # The reviewer's example: Glasnet with 5 shared (Zuid) and 5 unshared (Noord) schools,
+    # and one unshared school on a provider of its own. Overall minus Glasnet would be it.
+    for i in range(5):
+        add(store, f"z{i}", [90] * 5, board="zuid")
+        add(store, f"n{i}", [80] * 5)
+    store.share("zuid")
+    add(store, "alone", [30] * 5, provider_name="Eenling")
+    r = report(store, "analyst", filters=dataclasses.replace(PERIOD, providers=("glasnet", "eenling")))
+    glasnet, eenling = provider(r, "glasnet"), provider(r, "eenling")
+    assert eenling.hidden  # 1 hidden school
+    # overall (6 hidden schools) is shown, so the row beside the hidden one must go too
+    assert not r.overall.hidden and glasnet.hidden and glasnet.incidents is None
+    # its counts stay
+    assert (glasnet.schools, glasnet.lines, glasnet.tests) == (10, 10, 50)
+    # the technology row (fibre: the same 11 lines) and the cells: Eenling's cell is hidden,
+    # so Glasnet's cell in fibre goes too
+    cells = {g.provider_id: g for g in r.by_provider_technology_tier}
+    assert cells["eenling"].hidden and cells["glasnet"].hidden
+    # line medians 0.3, 0.8 x5, 0.9 x5: 6th of 11 = 0.80
+    assert r.overall.median_ratio.value == pytest.approx(0.80)
+    assert r.hour_profiles[0].provider_id == "eenling"
+    assert all(e.missing == "hidden" for p in r.hour_profiles for e in p.hours.values())
+    assert all(d.hidden and d.hidden_quartiles is None for d in r.distributions)
+    assert {line.school for line in r.lines} == {f"z{i}" for i in range(5)}  # the visible ones stay listed
+    # an admin sees everything
+    assert not provider(report(store), "glasnet").hidden
+
+
+def test_complementary_suppression_takes_the_fewest_hidden_schools_first() -> None:
+    from collector.comparison.privacy import complementary
+
+    hidden = {"P": frozenset(range(1, 13)), "A": frozenset({1}), "B": frozenset(range(2, 7)),
+              "C": frozenset(range(7, 13)), "D": frozenset()}
+    # A is hidden (1 school): B (5 hidden) goes before C (6); then 1 + 5 = 6 >= 5: C, D stay
+    assert complementary([("P", ["A", "B", "C", "D"])], hidden, ["A"]) == {"A", "B"}
+    # a parent already hidden needs nothing more
+    assert complementary([("P", ["A", "B", "C", "D"])], hidden, ["A", "P"]) == {"A", "P"}
+    # rows hidden in one partition are children of another: repeated until nothing changes
+    hidden.update({"Q": frozenset(range(2, 13)), "B1": frozenset({2}), "B2": frozenset(range(3, 13))})
+    assert complementary([("P", ["A", "B", "C", "D"]), ("Q", ["B1", "B2"])], hidden, ["A", "B1"]) \
+        == {"A", "B", "B1", "B2"}
+
+
+def test_benchmark_peers_are_schools_the_viewer_cannot_see(store: ComparisonStore) -> None:
+    add(store, "me", [85] * 5)
+    for i in range(5):  # five more of the viewer's own board
+        add(store, f"own{i}", [60 + 5 * i] * 5)
+    add(store, "theirs", [90] * 5, board="zuid")
+    b = bench(store, "me", role="board_viewer", viewer_board="noord")
+    # only Zuid's one school is a peer for Noord: too few, nothing leaves
+    assert (b.similarity, b.peers, b.figures) == ("none", 0, ())
+    # the admin compares with every other school: 6
+    assert (bench(store, "me").similarity, bench(store, "me").peers) == ("technology_tier", 6)
+
+
+def test_benchmark_counts_distinct_schools_not_lines(store: ComparisonStore) -> None:
+    add(store, "me", [85] * 5)
+    for i in range(3):
+        add(store, f"peer{i}", [70 + 5 * i] * 5, board="zuid")
+    # a fourth peer school with two main lines: 5 lines, 4 schools
+    add(store, "two", [60] * 5, board="zuid")
+    store.line("zuid", "two", provider="Glasnet", technology="fibre", down_mbps=100, connection="main2")
+    store.tests("zuid", "two", [65] * 5, connection="main2")
+    b = bench(store, "me")
+    assert (b.similarity, b.peers) == ("none", 0)
+    add(store, "peer3", [95] * 5, board="zuid")  # a fifth school
+    b = bench(store, "me")
+    assert (b.similarity, b.peers) == ("technology_tier", 5)
+    ratio = next(f for f in b.figures if f.name == "median_ratio")
+    # 6 peer lines: 0.60, 0.65, 0.70, 0.75, 0.80, 0.95: p25 = ceil(1.5) = 2nd = 0.65,
+    # median = 3rd = 0.70, p75 = ceil(4.5) = 5th = 0.80; worse than 0.85: 5 of 6
+    assert ratio.peers_n == 6
+    assert (ratio.peers_p25, ratio.peers_median, ratio.peers_p75) == pytest.approx((0.65, 0.70, 0.80))
+    assert ratio.better_than == pytest.approx(5 / 6)
+
+
+# --- normalisation, upload, incidents and reasons --------------------------------------------------
+
+
+def test_normalisation_cells_ignore_the_filters(store: ComparisonStore) -> None:
+    # fibre 100 Mbit/s, tier 2: Glasnet 0.80 .. 1.00, Kabelco 0.50 .. 0.70
+    for i, speed in enumerate((80, 85, 90, 95, 100)):
+        add(store, f"g{i}", [speed] * 5, region="Noord")
+    for i, speed in enumerate((50, 55, 60, 65, 70)):
+        add(store, f"k{i}", [speed] * 5, provider_name="Kabelco", region="Zuid")
+    # the cell: all 10 medians, lower middle = 5th = 0.70, whatever was asked for
+    for changes in ({}, {"providers": ("glasnet",)}, {"regions": ("Noord",)}):
+        r = report(store, filters=dataclasses.replace(PERIOD, **changes))  # type: ignore[arg-type]
+        assert line_of(r, "g2").normalised_ratio.value == pytest.approx(0.90 / 0.70)
+        # Glasnet's: 3rd of 0.80/0.70 .. 1.00/0.70 = 0.90 / 0.70 (1.0 if the cell were Glasnet's)
+        assert provider(r, "glasnet").normalised_ratio.value == pytest.approx(0.90 / 0.70)
+
+
+def test_group_upload_uses_measured_lines_only(store: ComparisonStore) -> None:
+    # five measured lines, upload 0.50 .. 0.90 of 100
+    for i, up in enumerate((50, 60, 70, 80, 90)):
+        store.line("noord", f"m{i}", provider="Glasnet", technology="fibre", down_mbps=100)
+        store.tests("noord", f"m{i}", [90] * 5, ups_mbps=[up] * 5)
+    # a line with 4 download tests (not measured) but 6 upload tests at 0.10
+    store.line("noord", "few", provider="Glasnet", technology="fibre", down_mbps=100)
+    store.tests("noord", "few", [90] * 4 + [None] * 2, ups_mbps=[10] * 6)
+    r = report(store)
+    assert line_of(r, "few").upload_median_ratio.value == pytest.approx(0.10)
+    # 0.5, 0.6, 0.7, 0.8, 0.9: 3rd = 0.70 (with "few" it would be 0.60)
+    assert provider(r, "glasnet").upload_median_ratio.value == pytest.approx(0.70)
+    assert provider(r, "glasnet").upload_median_ratio.n == 5
+
+
+def test_a_school_wide_incident_counts_once_in_a_group(store: ComparisonStore) -> None:
+    add(store, "two", [90] * 5)
+    store.line("noord", "two", provider="Glasnet", technology="fibre", down_mbps=100, connection="main2")
+    store.tests("noord", "two", [90] * 5, connection="main2")
+    day = date(2026, 3, 10)
+    store.incident("noord", "two", kind="outage", started_at=local(day, 9), restored_at=local(day, 13),
+                   connection=None)  # the school's: 4 h, on both main lines
+    store.incident("noord", "two", kind="bandwidth", started_at=local(day, 14),
+                   restored_at=local(day, 16))  # main only: 2 h
+    r = report(store)
+    lines = {f.connection: f for f in r.lines}
+    assert (lines["main"].incidents, lines["main2"].incidents) == (2, 1)
+    group = provider(r, "glasnet")
+    # 2 incidents (not 3); restores 2 h and 4 h: lower middle = 2 h (4 h if 4 h counted twice)
+    assert group.incidents == 2 and r.overall.incidents == 2
+    assert group.median_restore_seconds.value == pytest.approx(2 * 3600)
+    assert group.median_restore_seconds.n == 2
+
+
+def test_reasons_for_a_group_without_the_figure(store: ComparisonStore) -> None:
+    for school in "abcde":
+        add(store, school, [90] * 5)
+    store.incident("noord", "a", kind="outage", started_at=local(date(2026, 3, 10), 9))  # open
+    r = report(store)
+    group = provider(r, "glasnet")
+    # no connectivity windows anywhere: nothing measured, not "too few (0 lines)"
+    assert (group.latency_seconds.missing, group.loss_ratio.missing) == ("no_data", "no_data")
+    assert group.availability.missing == "no_data"
+    # an incident that is not restored: no time to restore
+    assert line_of(r, "a").median_restore_seconds.missing == "no_incidents"
+    assert group.incidents == 1 and group.median_restore_seconds.missing == "no_incidents"
+    # lines without a single test: no data; lines with too few tests: too few lines
+    store.line("noord", "empty", provider="Leeg", technology="fibre", down_mbps=100)
+    store.line("noord", "few", provider="Weinig", technology="fibre", down_mbps=100)
+    store.tests("noord", "few", [90] * 4)
+    r = report(store)
+    assert provider(r, "leeg").median_ratio.missing == "no_data"
+    assert provider(r, "leeg").share_below_80.missing == "no_data"
+    few = provider(r, "weinig").median_ratio
+    assert (few.missing, few.n) == ("too_few_lines", 0)

@@ -14,17 +14,20 @@ from dataclasses import replace
 
 import pytest
 from pypdf import PdfReader
-from support.report_samples import sample_benchmark, sample_report
+from support.report_samples import many_providers_report, sample_benchmark, sample_report
 
 from collector.comparison import charts, export, pdf, render, text
-from collector.comparison.model import Estimate
+from collector.comparison.model import Estimate, Report
 
 LANGS = ("nl", "en")
+HIDDEN_EN = "hidden: rests on fewer than 5 schools of boards that have not shared"
+HIDDEN_NL = "verborgen: rust op minder dan 5 scholen van besturen die niet gedeeld hebben"
 
 
 def visible(html: str) -> str:
     """The page's words, tags dropped and whitespace folded (what a reader sees)."""
-    without_tags = re.sub(r"<[^>]+>", " ", html)
+    without_style = re.sub(r"<style>.*?</style>", " ", html, flags=re.S)
+    without_tags = re.sub(r"<[^>]+>", " ", without_style)
     return " ".join(without_tags.replace("&#39;", "'").replace("&amp;", "&").replace("&#34;", '"').split())
 
 
@@ -34,6 +37,8 @@ def test_page_has_no_none_nan_or_bare_dash(lang: str) -> None:
     words = visible(page)
     for bad in ("None", "nan", "NaN", "inf", "null", "undefined"):
         assert not re.search(rf"\b{bad}\b", words), bad
+    # no placeholder left unfilled ("{n}", "{{ x }}"): the page has no braces of its own
+    assert "{" not in words and "}" not in words
     # no cell that is only a dash
     assert not re.search(r"<td[^>]*>\s*[-–—]?\s*</td>", page)
 
@@ -53,12 +58,12 @@ def test_numbers_in_each_language_format() -> None:
     [
         ("nl", ("Vergelijking van providers", "Per provider", "Per techniek", "Gelijk met gelijk",
                 "Wat de cijfers betekenen", "te weinig metingen (3 verbindingen)",
-                "verborgen: minder dan 5 scholen", "geen kosten in de contracten",
+                HIDDEN_NL, "geen kosten in de contracten",
                 "te weinig metingen (3 metingen)", "analist coöperatie",
                 "4 scholen van besturen die niet gedeeld hebben, tellen alleen mee in groepen van minstens "
                 "5 scholen.", "minstens 5 metingen in schooltijd", "5 jan 2026 – 27 mrt 2026")),
         ("en", ("Provider comparison", "Per provider", "Per technology", "Like for like",
-                "What the figures mean", "too few measurements (3 lines)", "hidden: fewer than 5 schools",
+                "What the figures mean", "too few measurements (3 lines)", HIDDEN_EN,
                 "no cost in the contracts", "too few measurements (3 tests)", "cooperative analyst",
                 "4 schools of boards that have not shared are counted only in groups of at least 5 schools.",
                 "at least 5 tests in school hours", "5 Jan 2026 – 27 Mar 2026")),
@@ -98,17 +103,17 @@ def test_filters_are_kept_in_the_links_and_the_form() -> None:
 def test_hidden_group_says_why_once_and_no_figure() -> None:
     tables = render.group_tables(sample_report(), "en")
     row = next(r for r in tables[0].rows if r.labels == ("DSL Direct",))
-    assert row.figures == () and row.hidden_reason == "hidden: fewer than 5 schools"
+    assert row.figures == () and row.hidden_reason == HIDDEN_EN
     assert row.counts == ("4", "4", "4", "160")
 
 
 def test_distribution_chart_draws_measured_providers_and_names_the_rest() -> None:
     chart = charts.distribution_chart(sample_report(), "en")
     assert chart.omitted == [("Kabelnet", "too few measurements (3 lines)"),
-                             ("DSL Direct", "hidden: fewer than 5 schools")]
+                             ("DSL Direct", HIDDEN_EN)]
     dots = [s for s in chart.shapes if isinstance(s, charts.Dot)]
     assert len(dots) == 6  # Example Fibre's six lines
-    assert chart.table_rows == [("Example Fibre", "6", "84%", "62%", "102%")]
+    assert chart.table_rows == [("Example Fibre", "6", "84%", "62%", "102%", "none: every line is shown")]
     # the 80 % and 100 % reference lines, at their place on the axis
     refs = [s for s in chart.shapes if isinstance(s, charts.Line) and s.stroke == "#444"]
     xs = sorted(round(r.x1, 1) for r in refs)
@@ -124,7 +129,7 @@ def test_profile_series_differ_without_colour() -> None:
     assert len(paths) == 2 and paths[0].dash != paths[1].dash
     markers = {s.marker for s in chart.shapes if isinstance(s, charts.Dot)}
     assert markers == {"circle", "square"}
-    assert chart.omitted == [("DSL Direct", "verborgen: minder dan 5 scholen")]
+    assert chart.omitted == [("DSL Direct", HIDDEN_NL)]
     assert chart.table_rows[0][:2] == ("Example Fibre", "95 %")
     assert chart.table_header[1:] == ("08:00", "09:00", "10:00", "11:00", "12:00", "13:00")
     assert chart.table_rows[0][-1] == "te weinig metingen (2 metingen)"
@@ -136,7 +141,7 @@ def test_cost_chart_whiskers_and_missing_costs() -> None:
     bars = [s for s in chart.shapes if isinstance(s, charts.Rect)]
     assert len(bars) == 1
     assert chart.omitted == [("Kabelnet", "no cost in the contracts"),
-                             ("DSL Direct", "hidden: fewer than 5 schools")]
+                             ("DSL Direct", HIDDEN_EN)]
     assert chart.table_rows == [("Example Fibre", "€ 2.50 (€ 2.10–€ 3.25)", "6 lines")]
     # the bar ends at 2.50 on an axis to 3.50, the whisker spans 2.10-3.25
     span = charts.WIDTH - charts.LEFT - charts.RIGHT
@@ -178,7 +183,7 @@ def test_pdf_text_is_extractable(lang: str) -> None:
     }[lang]
     for phrase in expected:
         assert phrase in words, phrase
-    assert not re.search(r"\bNone\b|\bnan\b", words)
+    assert not re.search(r"\bNone\b|\bnan\b", words) and "{" not in words
 
 
 def test_pdf_draws_the_charts() -> None:
@@ -235,7 +240,7 @@ def test_benchmark_page(lang: str) -> None:
         assert "Uw verbinding vergeleken met vergelijkbare scholen" in words
         assert "beter dan 86 % van de vergelijkbare scholen" in words
         assert "11,8 ms" in words
-    assert "Het Kompas" not in words and not re.search(r"\bNone\b", words)
+    assert "Het Kompas" not in words and not re.search(r"\bNone\b", words) and "{" not in words
 
 
 def test_benchmark_with_too_few_peers_says_so_and_shows_no_quartiles() -> None:
@@ -251,3 +256,149 @@ def test_estimate_words() -> None:
     assert text.figure(Estimate.none("mixed_currency"), "money", "nl") == "kosten in meer dan één valuta"
     assert text.figure(Estimate(0.0123, 4, "lines", 0.01, 0.02), "latency", "en") == "12.3 ms (10 ms–20 ms)"
     assert text.tier(5, "en") == "≥ 1000 Mbit/s" and text.tier(0, "nl") == "0–30 Mbit/s"
+
+
+# --- the review's defects (f4) ---------------------------------------------------------------
+
+
+def test_pdf_with_twenty_providers_fits_its_charts_on_the_page() -> None:
+    report = many_providers_report(20)
+    tall = [c for c in charts.report_charts(report, "en") if c.height > pdf.CHART_MAX_HEIGHT]
+    assert {c.key for c in tall} == {"distribution", "profile", "cost"}  # each was a LayoutError
+    for chart in tall:
+        drawn = pdf.drawing(chart)
+        assert drawn.height <= pdf.CHART_MAX_HEIGHT + 0.01 and drawn.width <= pdf.FRAME_WIDTH
+    reader = PdfReader(io.BytesIO(pdf.report_pdf(report, "en")))
+    words = " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+    assert "Provider 00" in words and "Provider 19" in words
+
+
+def test_profile_series_stay_distinct_past_five_providers() -> None:
+    chart = charts.profile_chart(many_providers_report(6), "en")
+    paths = [s for s in chart.shapes if isinstance(s, charts.Path)]
+    assert len(paths) == 6
+    # each provider's markers, in drawing order: 8 hours each, then the legend's marker
+    markers = [s.marker for s in chart.shapes if isinstance(s, charts.Dot)]
+    per_series = [markers[k * 9] for k in range(6)]
+    pairs = set(zip((p.dash for p in paths), per_series, strict=True))
+    assert len(pairs) == 6
+    styles = {charts.series_style(i)[1:] for i in range(25)}
+    assert len({(dash, marker) for dash, marker, _ in styles}) == 25
+
+
+@pytest.mark.parametrize(
+    ("lang", "fibre", "cable"),
+    [("nl", "glasvezel", "kabel"), ("en", "fibre", "cable")],
+)
+def test_technologies_in_words(lang: str, fibre: str, cable: str) -> None:
+    report = sample_report()
+    report = replace(report, filters=replace(report.filters, technologies=("fibre",)))
+    page = render.report_html(report, lang)  # type: ignore[arg-type]
+    tables = render.group_tables(report, lang)  # type: ignore[arg-type]
+    assert [r.labels[0] for r in tables[1].rows] == [fibre, "VDSL"]
+    assert [r.labels[1] for r in tables[2].rows] == [fibre, cable]
+    assert f'<option value="cable">{cable}</option>' in page
+    assert f'<option value="fibre" selected>{fibre}</option>' in page
+    assert render.line_cells(report.lines[0], lang)[3] == fibre  # type: ignore[arg-type]
+    words = visible(page)
+    assert (f"Techniek: {fibre}" if lang == "nl" else f"Technology: {fibre}") in words
+    bench = visible(render.benchmark_html(sample_benchmark(), lang))  # type: ignore[arg-type]
+    assert f"({fibre})" in bench and f"· {fibre} ·" in bench
+    if lang == "nl":
+        assert not re.search(r"\b(fibre|cable|vdsl)\b", words + bench)
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted() -> None:
+    report = sample_report()
+    first = replace(report.by_provider[0], provider="=1+2 Glasnet")
+    school = replace(report.lines[0], school_name="@SUM(A1) school", provider="+31 net", region="-2")
+    report = replace(report, by_provider=(first, *report.by_provider[1:]), lines=(school, *report.lines[1:]))
+    rows = list(csv.DictReader(io.StringIO(export.report_csv(report))))
+    assert rows[0]["provider"] == "'=1+2 Glasnet"
+    line = next(r for r in rows if r["row_kind"] == "line")
+    assert (line["school_name"], line["provider"], line["region"]) == ("'@SUM(A1) school", "'+31 net", "'-2")
+    for start in ("\t", "\r"):
+        assert export._plain(start + "x") == "'" + start + "x"
+    # numbers are never text: a negative figure stays a number
+    assert export._plain(-0.5) == "-0.5" and export._plain("Glasnet") == "Glasnet"
+
+
+def test_hidden_reason_is_worded_alike_everywhere() -> None:
+    report = sample_report()
+    for lang, words in (("en", HIDDEN_EN), ("nl", HIDDEN_NL)):
+        tables = render.group_tables(report, lang)  # type: ignore[arg-type]
+        hidden = [r.hidden_reason for t in tables for r in t.rows if r.hidden_reason]
+        assert hidden == [words, words]
+        omitted = [why for c in charts.report_charts(report, lang) for _, why in c.omitted  # type: ignore[arg-type]
+                   if why.startswith(words[:8])]
+        assert omitted == [words] * 3
+
+
+def test_reasons_for_restore_and_advertised_speed() -> None:
+    none = Estimate.none("no_incidents", n=0, unit="incidents")  # type: ignore[arg-type]
+    assert text.figure(none, "duration", "en") == "no restored incident"
+    assert text.figure(none, "duration", "nl") == "geen herstelde storing"
+    report = sample_report()
+    bare = replace(report.lines[0], advertised_download_bytes_per_second=None,
+                   advertised_upload_bytes_per_second=None)
+    assert render.line_cells(bare, "en")[4] == "not in the contract"
+    assert render.line_cells(bare, "nl")[4] == "niet in het contract"
+
+
+def test_every_text_key_in_both_languages_and_every_placeholder_filled() -> None:
+    assert set(text.STRINGS["nl"]) == set(text.STRINGS["en"])
+    for lang in LANGS:
+        for key, words in text.STRINGS[lang].items():  # type: ignore[index]
+            english = text.STRINGS["en"][key]
+            assert set(re.findall(r"{(\w*)}", words)) == set(re.findall(r"{(\w*)}", english)), key
+    for lang in LANGS:
+        page = render.report_html(many_providers_report(3), lang)  # type: ignore[arg-type]
+        words = visible(page)
+        assert "{" not in words and "}" not in words
+
+
+def test_hidden_group_has_no_incident_count_anywhere() -> None:
+    report = sample_report()
+    assert report.by_provider[2].hidden and report.by_provider[2].incidents is None
+    rows = list(csv.DictReader(io.StringIO(export.report_csv(report))))
+    assert rows[2]["hidden"] == "true" and rows[2]["incidents"] == ""
+    assert rows[0]["incidents"] == "3"
+    assert json.loads(export.report_json(report))["by_provider"][2]["incidents"] is None
+    # a renderer that printed the count would say "None" or "0" in the hidden row: it says why
+    row = render.group_tables(report, "en")[0].rows[2]
+    assert row.figures == () and row.hidden_reason == HIDDEN_EN
+    column = next(c for c in render.GROUP_FIGURES if c.field == "incidents")
+    assert render.cell(report.by_provider[2], column, "nl") == HIDDEN_NL
+
+
+def _with_hidden_lines(quartiles: tuple[float, float, float] | None, visible: tuple[float, ...]) -> Report:
+    report = sample_report()
+    dist = replace(report.distributions[0], ratios=visible, hidden_lines=5, hidden_quartiles=quartiles)
+    return replace(report, distributions=(dist, *report.distributions[1:]))
+
+
+def test_distribution_draws_lines_not_shown_as_a_box_with_their_count() -> None:
+    chart = charts.distribution_chart(_with_hidden_lines((0.7, 0.82, 0.95), (0.62, 0.915)), "en")
+    dots = [s for s in chart.shapes if isinstance(s, charts.Dot)]
+    boxes = [s for s in chart.shapes if isinstance(s, charts.Rect)]
+    assert len(dots) == 2 and len(boxes) == 1
+    span = charts.WIDTH - charts.LEFT - charts.RIGHT
+    assert boxes[0].x == pytest.approx(charts.LEFT + 0.7 / 1.2 * span)
+    assert boxes[0].w == pytest.approx((0.95 - 0.7) / 1.2 * span)
+    labels = [s.value for s in chart.shapes if isinstance(s, charts.Text)]
+    assert "5 lines of boards that have not shared (quarters, median)" in labels
+    assert chart.table_rows == [("Example Fibre", "7", "84%", "62%", "92%",
+                                 "5 lines of boards that have not shared: 70% · 82% · 95%")]
+    assert "(5 lines of boards that have not shared: 70% · 82% · 95%)" in chart.alt
+
+
+def test_distribution_without_quartiles_says_how_many_lines_are_not_shown() -> None:
+    chart = charts.distribution_chart(_with_hidden_lines(None, ()), "nl")
+    assert not [s for s in chart.shapes if isinstance(s, (charts.Dot, charts.Rect))]
+    labels = [s.value for s in chart.shapes if isinstance(s, charts.Text)]
+    assert "5 verbindingen van besturen die niet gedeeld hebben" in labels
+    assert chart.table_rows == [("Example Fibre", "5", "84 %", "geen verbinding afzonderlijk getoond",
+                                 "geen verbinding afzonderlijk getoond",
+                                 "5 verbindingen van besturen die niet gedeeld hebben")]
+    # the median bar is still drawn, so the chart is not empty and the PDF draws it
+    assert chart.table_rows and pdf.drawing(chart).width > 0

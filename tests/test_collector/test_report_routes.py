@@ -5,8 +5,10 @@ requests, the headers, and that the page, PDF, CSV and JSON render the same repo
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import re
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +20,8 @@ from support import accounts
 from support.comparison import cooperative
 
 from collector.app import create_app
+from collector.comparison import text
+from collector.contracts_csv import TECHNOLOGIES
 from collector.registry import create_admin_token
 from collector.settings import CollectorSettings
 
@@ -53,7 +57,8 @@ def test_analyst_page_in_both_languages(served: Any) -> None:
     assert nl.headers["content-language"] == "nl" and "Vergelijking van providers" in nl.text
     assert "Provider comparison" in en.text and "Glasnet" in en.text
     # Kabelco and Koperlijn have 3 schools of unshared boards each: hidden, said so
-    assert "hidden: fewer than 5 schools" in en.text and "verborgen: minder dan 5 scholen" in nl.text
+    assert "hidden: rests on fewer than 5 schools of boards that have not shared" in en.text
+    assert "verborgen: rust op minder dan 5 scholen van besturen die niet gedeeld hebben" in nl.text
     assert "schools of boards that have not shared are counted only in groups of at least 5" in en.text
     # Zuid shared: its schools are listed, the others not
     assert "De Eik" in en.text and "De Regenboog" not in en.text
@@ -82,34 +87,77 @@ def test_board_viewer_sees_only_its_board(served: Any) -> None:
     assert "counted only in groups" not in page
 
 
-def test_board_role_asking_another_board_is_403(served: Any) -> None:
+def test_board_role_asking_another_board_is_told_as_for_no_such_board(served: Any) -> None:
+    # Another board answers exactly as a board that does not exist: its id cannot be probed.
     answer = get(served, "/report.json", "board_viewer", board="zuid")
-    assert answer.status_code == 403 and "\n" not in answer.json()["detail"]
+    unknown = get(served, "/report.json", "board_viewer", board="nobody")
+    assert answer.status_code == unknown.status_code == 422
+    assert answer.json()["detail"] == "no board with id 'zuid'"
+    assert unknown.json()["detail"] == "no board with id 'nobody'"
     page = get(served, "/report", "board_viewer", board="zuid", lang="en")
-    assert page.status_code == 403 and "The report cannot be shown" in page.text
+    unknown_page = get(served, "/report", "board_viewer", board="nobody", lang="en")
+    assert page.status_code == unknown_page.status_code == 422 and "The report cannot be shown" in page.text
+    assert page.text == unknown_page.text.replace("nobody", "zuid")
     assert page.headers["cache-control"] == "no-store"
+    # An analyst counts an unshared board only with all the others (no subset to set against
+    # another): naming it is told as naming no board; a board that shared may be named.
+    noord = get(served, "/report.json", "analyst", board="noord")
+    assert noord.status_code == 422 and noord.json()["detail"] == "no board with id 'noord'"
+    zuid = get(served, "/report.json", "analyst", board="zuid")
+    assert zuid.status_code == 200 and {line["board"] for line in zuid.json()["lines"]} == {"zuid"}
 
 
 @pytest.mark.parametrize(
-    ("params", "says"),
+    ("params", "detail", "en", "nl"),
     [
-        ({"from": "2026-13-01"}, "from: not a date"),
-        ({"to": "yesterday"}, "to: not a date"),
-        ({"lang": "de"}, "lang: nl or en"),
-        ({"technology": "pigeon"}, "pigeon"),
-        ({"board": "nobody"}, "nobody"),
-        ({"from": "2026-04-01", "to": "2026-03-01"}, ""),
+        ({"from": "2026-13-01"}, "from: not a date (YYYY-MM-DD): '2026-13-01'",
+         "from: not a date (YYYY-MM-DD): '2026-13-01'.", "from: geen datum (JJJJ-MM-DD): '2026-13-01'."),
+        ({"to": "yesterday"}, "to: not a date", "to: not a date", "to: geen datum"),
+        ({"lang": "de"}, "lang: nl or en, not 'de'", "lang: nl or en, not 'de'.", None),
+        ({"technology": "pigeon"}, "unknown technology 'pigeon': one of fibre, cable",
+         "Unknown technology 'pigeon': one of fibre, cable, vdsl",
+         "Onbekende techniek 'pigeon': een van fibre"),
+        ({"board": "nobody"}, "no board with id 'nobody'", "No board with id 'nobody'.",
+         "Geen bestuur met id 'nobody'."),
+        ({"from": "2026-04-01", "to": "2026-03-01"},
+         "the period starts (2026-04-01) after it ends (2026-03-01)",
+         "The period starts (1 Apr 2026) after it ends (1 Mar 2026).",
+         "De periode begint (1 apr 2026) na haar einde (1 mrt 2026)."),
+        ({"from": "9999-12-30", "to": "9999-12-31"},
+         "the date 9999-12-30 is outside 2000-01-01 to 2100-12-31",
+         "The date 30 Dec 9999 is outside the years a report may cover (1 Jan 2000 to 31 Dec 2100).",
+         "De datum 30 dec 9999 valt buiten de jaren die een rapport mag beslaan (1 jan 2000 tot en met "
+         "31 dec 2100)."),
     ],
 )
-def test_bad_requests_are_one_line_422(served: Any, params: dict[str, str], says: str) -> None:
-    answer = get(served, "/report.json", "analyst", **params) if "lang" not in params else None
-    if answer is not None:
-        assert answer.status_code == 422, answer.text
-        detail = answer.json()["detail"]
-        assert says in detail and "\n" not in detail and "Traceback" not in detail
-    page = get(served, "/report", "analyst", **params)
-    assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")
-    assert says in page.text and "Traceback" not in page.text
+def test_bad_requests_are_one_line_422(served: Any, params: dict[str, str], detail: str, en: str,
+                                       nl: str | None) -> None:
+    """The exports answer the English line as JSON; the page and the PDF word it in the
+    reader's language (an unknown lang is said in English: there is no other to choose)."""
+    for path in ("/report.json", "/report.csv", "/schools/zuid/de-eik/benchmark.json"):
+        if path.startswith("/schools") and not set(params) <= {"from", "to", "lang"}:
+            continue
+        answer = get(served, path, "analyst", **params)
+        assert answer.status_code == 422, (path, answer.text)
+        said = answer.json()["detail"]
+        assert said.startswith(detail) and "\n" not in said and "Traceback" not in said, said
+    for path in ("/report", "/report.pdf"):
+        for lang, words in (("en", en), ("nl", nl)):
+            if words is None:
+                continue
+            query = {"lang": lang, **params}
+            page = get(served, path, "analyst", **query)
+            assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")
+            assert page.headers["content-language"] == lang
+            assert words in html.unescape(page.text) and "Traceback" not in page.text, (path, lang)
+
+
+def test_csv_and_json_do_not_depend_on_the_language(served: Any) -> None:
+    for path in ("/report.csv", "/report.json"):
+        nl, en, none = (get(served, path, "analyst", **q).text for q in ({"lang": "nl"}, {"lang": "en"}, {}))
+        if path.endswith(".json"):  # generated_at is the clock's: compare the rest
+            nl, en, none = (json.dumps({**json.loads(b), "generated_at": 0}) for b in (nl, en, none))
+        assert nl == en == none, path
 
 
 def test_without_a_session(served: Any) -> None:
@@ -158,6 +206,42 @@ def test_benchmark_page_and_json(served: Any) -> None:
     data = get(served, "/schools/zuid/de-eik/benchmark.json", "analyst").json()
     assert data["school"] == "de-eik" and data["similarity"] in ("technology_tier", "technology", "none")
     assert json.dumps(data).count("de-beuk") == 0
-    assert get(served, "/schools/noord/de-regenboog/benchmark", "analyst").status_code == 403
-    assert get(served, "/schools/zuid/de-eik/benchmark.json", "board_viewer").status_code == 403
-    assert get(served, "/schools/zuid/nowhere/benchmark.json", "board_admin").status_code == 422
+    # A school of a board the viewer may not see answers as a school that does not exist: 404,
+    # in the same words (the page in the same page).
+    for who, board, school in (("analyst", "noord", "de-regenboog"), ("board_viewer", "zuid", "de-eik")):
+        for suffix in ("", ".json"):
+            hidden_school = get(served, f"/schools/{board}/{school}/benchmark{suffix}", who, lang="en")
+            unknown = get(served, f"/schools/{board}-x/{school}-x/benchmark{suffix}", who, lang="en")
+            assert hidden_school.status_code == unknown.status_code == 404, (who, suffix)
+            assert hidden_school.text == unknown.text.replace(f"{board}-x/{school}-x", f"{board}/{school}")
+    missing = get(served, "/schools/zuid/nowhere/benchmark.json", "board_admin")
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == "no school 'zuid/nowhere' (see: school list)"
+
+
+def test_unknown_school_is_worded_in_the_readers_language(served: Any) -> None:
+    for lang, words in (("en", "No school 'zuid/nowhere'."), ("nl", "Geen school 'zuid/nowhere'.")):
+        page = get(served, "/schools/zuid/nowhere/benchmark", "board_admin", lang=lang)
+        assert page.status_code == 404 and words in html.unescape(page.text), lang
+        assert page.headers["content-language"] == lang
+
+
+def test_hidden_groups_have_no_incident_count(served: Any) -> None:
+    body = get(served, "/report.json", "analyst").json()
+    hidden = [g for g in body["by_provider"] + body["by_technology"] if g["hidden"]]
+    assert hidden, "the cooperative has hidden groups (Kabelco, Koperlijn)"
+    assert all(g["incidents"] is None for g in hidden)
+    rows = list(csv.DictReader(io.StringIO(get(served, "/report.csv", "analyst").text)))
+    hidden_rows = [r for r in rows if r["hidden"] == "true"]
+    assert len(hidden_rows) >= len(hidden) and all(r["incidents"] == "" for r in hidden_rows)
+    shown = [r for r in rows if r["row_kind"] == "provider" and r["hidden"] == "false"]
+    assert shown and all(r["incidents"].isdigit() for r in shown)
+
+
+def test_dutch_page_has_no_technology_codes(served: Any) -> None:
+    page = get(served, "/report", "analyst", lang="nl").text
+    without_style = re.sub(r"<style>.*?</style>", " ", page, flags=re.S)
+    words = html.unescape(re.sub(r"<[^>]+>", " ", without_style))  # what a reader sees, not the URLs
+    assert "glasvezel" in words
+    codes = [code for code in TECHNOLOGIES if code.upper() != text.technology(code, "nl")]
+    assert not re.findall(rf"\b({'|'.join(codes)})\b", words)
