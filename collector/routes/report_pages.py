@@ -3,8 +3,10 @@
 Who may look: a signed-in user or an admin token (collector/accounts/web.py). Pages (.html,
 .pdf) send a browser without a session to the sign-in page; the exports (.csv, .json) answer
 401. What each viewer sees is decided by collector/comparison/compute.py from the Viewer:
-a board role asking for another board is a 403, a bad filter a 422 with one line (a page for
-the page and the PDF, JSON for the exports).
+a board the viewer may not see answers as one that does not exist (a board it may not read
+one by one in ``board=``: 422 "no board with id …"; another board's school on the
+benchmark: 404 "no school …", as a school that does not exist), so ids cannot be probed; a
+bad filter is a 422 with one line (a page for the page and the PDF, JSON for the exports).
 
 Every answer is private, as the evidence pack's (collector/routes/incidents_pages.py): not
 cached, no Referer, not indexed, and a Content-Security-Policy that loads nothing; only the
@@ -16,15 +18,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from collector.accounts.roles import NotPermitted, Viewer
+from collector.accounts.roles import Viewer
 from collector.accounts.web import ApiViewer, PageViewer
-from collector.comparison import export, render
+from collector.comparison import export, render, text
 from collector.comparison.model import Benchmark, Filters, Report
 from collector.comparison.text import Lang
 from collector.routes.incidents_pages import PRIVATE_HEADERS, preferred_lang
@@ -44,12 +46,17 @@ OneText = Annotated[str | None, Query()]
 
 
 class BadRequest(Exception):
-    """A request the report cannot answer: status and one line for the reader."""
+    """A request the report cannot answer: status and one line for the reader. ``message`` is
+    English (the exports' ``detail``); ``code`` and ``params`` let the page say it in the
+    reader's language (collector/comparison/text.py, "error.<code>")."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, code: str | None = None,
+                 params: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code
+        self.params = params or {}
 
 
 def _day(value: str | None, name: str) -> date | None:
@@ -58,12 +65,13 @@ def _day(value: str | None, name: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise BadRequest(422, f"{name}: not a date (YYYY-MM-DD): {value[:40]!r}") from None
+        raise BadRequest(422, f"{name}: not a date (YYYY-MM-DD): {value[:40]!r}", "not_a_date",
+                         {"name": name, "value": value[:40]}) from None
 
 
 def _lang(request: Request, asked: str | None) -> Lang:
     if asked not in (None, "", "nl", "en"):
-        raise BadRequest(422, f"lang: nl or en, not {asked[:20]!r}")
+        raise BadRequest(422, f"lang: nl or en, not {asked[:20]!r}", "bad_lang", {"value": asked[:20]})
     return preferred_lang(request, asked or None)
 
 
@@ -78,7 +86,7 @@ def _filters(request: Request, asked: Asked) -> Filters:
     today = datetime.now(ZoneInfo(request.app.state.settings.timezone)).date()
     default = compute.default_filters(today)
     first, last = _day(asked.start, "from"), _day(asked.end, "to")
-    return Filters(
+    filters = Filters(
         start=first or default.start,
         end=last or default.end,
         regions=_clean(asked.region),
@@ -86,6 +94,18 @@ def _filters(request: Request, asked: Asked) -> Filters:
         boards=_clean(asked.board),
         providers=_clean(asked.provider),
     )
+    # The period's own checks (years 2000-2100, order, length) before anything else uses its
+    # days: the same 422, in the same words, as the report's.
+    try:
+        compute.check_period(filters)
+    except compute.ReportError as exc:
+        raise _refused(exc, 422) from None
+    return filters
+
+
+def _refused(exc: Exception, status: int) -> BadRequest:
+    """A compute.ReportError as the route's answer, its code and params kept for the page."""
+    return BadRequest(status, str(exc), getattr(exc, "code", None), getattr(exc, "params", None))
 
 
 def _build_report(request: Request, viewer: Viewer, filters: Filters) -> Report:
@@ -95,9 +115,7 @@ def _build_report(request: Request, viewer: Viewer, filters: Filters) -> Report:
         return compute.build_report(request.app.state.engine, viewer, filters, now=time.time(),
                                     default_timezone=request.app.state.settings.timezone)
     except compute.ReportError as exc:
-        raise BadRequest(422, str(exc)) from None
-    except NotPermitted as exc:
-        raise BadRequest(403, str(exc)) from None
+        raise _refused(exc, 422) from None
 
 
 def _build_benchmark(request: Request, viewer: Viewer, board: str, school: str, filters: Filters
@@ -107,10 +125,10 @@ def _build_benchmark(request: Request, viewer: Viewer, board: str, school: str, 
     try:
         return compute.build_benchmark(request.app.state.engine, viewer, board, school, filters,
                                        now=time.time(), default_timezone=request.app.state.settings.timezone)
+    except compute.UnknownSchool as exc:
+        raise _refused(exc, 404) from None
     except compute.ReportError as exc:
-        raise BadRequest(422, str(exc)) from None
-    except NotPermitted as exc:
-        raise BadRequest(403, str(exc)) from None
+        raise _refused(exc, 422) from None
 
 
 def _private(response: Response) -> Response:
@@ -119,7 +137,8 @@ def _private(response: Response) -> Response:
 
 
 def _page_error(exc: BadRequest, lang: Lang) -> Response:
-    return _private(HTMLResponse(render.error_html(exc.message, lang), exc.status,
+    message = text.refusal(exc.code, exc.params, lang, exc.message)
+    return _private(HTMLResponse(render.error_html(message, lang), exc.status,
                                  headers={"Content-Language": lang}))
 
 
@@ -195,8 +214,9 @@ def report_pdf(request: Request, viewer: PageViewer, asked: ReportQuery, lang: O
 
 
 @router.get("/report.csv", summary="The provider comparison as CSV (one row per group and per visible line)")
-def report_csv(request: Request, viewer: ApiViewer, asked: ReportQuery) -> Response:
+def report_csv(request: Request, viewer: ApiViewer, asked: ReportQuery, lang: OneText = None) -> Response:
     try:
+        _lang(request, lang)  # checked, not used: the CSV is language-independent (export.py)
         report = _report(request, viewer, asked)
     except BadRequest as exc:
         return _api_error(exc)
@@ -206,8 +226,9 @@ def report_csv(request: Request, viewer: ApiViewer, asked: ReportQuery) -> Respo
 
 
 @router.get("/report.json", summary="The provider comparison as JSON (every figure with its sample)")
-def report_json(request: Request, viewer: ApiViewer, asked: ReportQuery) -> Response:
+def report_json(request: Request, viewer: ApiViewer, asked: ReportQuery, lang: OneText = None) -> Response:
     try:
+        _lang(request, lang)  # checked, not used: the JSON is language-independent (export.py)
         report = _report(request, viewer, asked)
     except BadRequest as exc:
         return _api_error(exc)
@@ -229,9 +250,10 @@ def benchmark_page(board: str, school: str, request: Request, viewer: PageViewer
 
 @router.get("/schools/{board}/{school}/benchmark.json",
             summary="A school's line compared with similar schools, as JSON")
-def benchmark_json(board: str, school: str, request: Request, viewer: ApiViewer, asked: PeriodQuery
-                   ) -> Response:
+def benchmark_json(board: str, school: str, request: Request, viewer: ApiViewer, asked: PeriodQuery,
+                   lang: OneText = None) -> Response:
     try:
+        _lang(request, lang)  # checked, not used: the JSON is language-independent (export.py)
         result = _build_benchmark(request, viewer, board, school, _filters(request, asked))
     except BadRequest as exc:
         return _api_error(exc)
