@@ -70,6 +70,7 @@ from sqlalchemy import Connection, Engine
 
 from collector.accounts.roles import Viewer
 from collector.calendar import SchoolCalendar, load_calendars, local_instant
+from collector.comparison.connectivity import school_link_quality
 from collector.comparison.groups import distribution, group_figures, hour_profile, normalise, withhold
 from collector.comparison.lines import LineData, Period, counts_in, line_data
 from collector.comparison.model import (
@@ -94,7 +95,6 @@ from collector.contracts_csv import TECHNOLOGIES
 
 MAX_PERIOD_DAYS = 400
 DEFAULT_PERIOD_DAYS = 91
-CONNECTIVITY_MODULE = "collector.comparison.connectivity"
 
 
 class ReportError(ValueError):
@@ -258,24 +258,10 @@ def period_of(calendar: SchoolCalendar, filters: Filters) -> Period:
                   local_instant(filters.end + dt.timedelta(days=1), midnight, calendar.zone))
 
 
-def link_quality(engine: Engine, school_pk: int, calendar: SchoolCalendar, period: Period,
-                 now: float) -> Any:
-    """a4's latency and loss of the school over the period; None where that part is not
-    installed (its figures are then "no data")."""
-    try:
-        from collector.comparison import connectivity
-    except ImportError as exc:
-        if exc.name not in (CONNECTIVITY_MODULE, None):
-            raise
-        return None
-    return connectivity.school_link_quality(engine, school_pk, calendar, period.first_day,
-                                            period.last_day, now)
-
-
 def lines_data(engine: Engine, chosen: Sequence[Candidate], filters: Filters, *, now: float,
                default_timezone: str, visible: Callable[[BoardRow], bool]) -> list[LineData]:
-    """Every chosen line's figures: a few queries for all of them, then arithmetic. (a4's
-    connectivity part is asked per school after the reads, as it may write its cache.)"""
+    """Every chosen line's figures: a few queries for all of them, then arithmetic. (Latency
+    and loss are asked per school after the reads, as they may write their cache.)"""
     if not chosen:
         return []
     school_pks = sorted({c.school.pk for c in chosen})
@@ -287,7 +273,8 @@ def lines_data(engine: Engine, chosen: Sequence[Candidate], filters: Filters, *,
         results = load_results(conn, [c.line.id for c in chosen], since, until)
         observations = load_observations(conn, school_pks, since, until)
         incidents = load_incidents(conn, school_pks, since, until)
-    qualities = {pk: link_quality(engine, pk, calendars[pk], periods[pk], now) for pk in school_pks}
+    qualities = {pk: school_link_quality(engine, pk, calendars[pk], periods[pk].first_day,
+                                         periods[pk].last_day, now) for pk in school_pks}
     return [line_data(board=c.board, school=c.school, line=c.line, calendar=calendars[c.school.pk],
                       period=periods[c.school.pk], results=results.get(c.line.id, []),
                       observation=observations.get(c.school.pk), incidents=incidents.get(c.school.pk, []),
@@ -312,18 +299,11 @@ def build_report(engine: Engine, viewer: Viewer, filters: Filters, *, now: float
     everyone = normalise(lines_data(engine, counted, filters, now=now, default_timezone=default_timezone,
                                     visible=lambda board: viewer.may_read_board(board.pk, board.shared)))
     datas = [d for d in everyone if (d.school_pk, d.line_pk) in asked]
-    return assemble(datas, filters, viewer, choices, now=now, default_timezone=default_timezone,
-                    connectivity=_connectivity_installed())
-
-
-def _connectivity_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(CONNECTIVITY_MODULE) is not None
+    return assemble(datas, filters, viewer, choices, now=now, default_timezone=default_timezone)
 
 
 def assemble(datas: list[LineData], filters: Filters, viewer: Viewer, choices: FilterChoices, *,
-             now: float, default_timezone: str, connectivity: bool) -> Report:
+             now: float, default_timezone: str) -> Report:
     by_provider: dict[str, list[LineData]] = defaultdict(list)
     by_technology: dict[str, list[LineData]] = defaultdict(list)
     by_cell: dict[tuple[str, str, int], list[LineData]] = defaultdict(list)
@@ -363,8 +343,6 @@ def assemble(datas: list[LineData], filters: Filters, viewer: Viewer, choices: F
     hidden = hidden_schools(datas)
     if hidden:
         notes.append("hidden_schools")
-    if not connectivity:
-        notes.append("no_connectivity")
     return Report(
         filters=filters, generated_at=now, timezone=default_timezone, viewer_role=viewer.role,
         viewer_board=viewer.board,

@@ -11,10 +11,10 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from collector.availability import union_seconds
 from collector.calendar import SchoolCalendar
+from collector.comparison.connectivity import LinkQuality
 from collector.comparison.model import MIN_TESTS_PER_LINE, Estimate, LineFigures
 from collector.comparison.stats import mbps, median_estimate, percentile_estimate, tier_of
 from collector.comparison.store import BoardRow, IncidentRow, Observation, SchoolRow
@@ -70,7 +70,7 @@ def last_terms(line: ConnectionInfo, first_day: dt.date, last_day: dt.date) -> T
 
 def line_data(*, board: BoardRow, school: SchoolRow, line: ConnectionInfo, calendar: SchoolCalendar,
               period: Period, results: Sequence[StoredResult], observation: Observation | None,
-              incidents: Sequence[IncidentRow], quality: Any, now: float, visible: bool) -> LineData:
+              incidents: Sequence[IncidentRow], quality: LinkQuality, now: float, visible: bool) -> LineData:
     terms = last_terms(line, period.first_day, period.last_day)
     measurements = measurements_of(
         [r for r in results if period.start <= r.measured_at < period.end], line, calendar)
@@ -163,11 +163,9 @@ def availability_seconds(observation: Observation | None, calendar: SchoolCalend
     return observed, outage
 
 
-def link_figures(quality: Any) -> tuple[Estimate, Estimate, int, int]:
-    """Latency and loss of a4's LinkQuality (None: not available) -> Estimates and the
-    probe sums a group pools."""
-    if quality is None:
-        return Estimate.none("no_data", unit="windows"), Estimate.none("no_data", unit="probes"), 0, 0
+def link_figures(quality: LinkQuality) -> tuple[Estimate, Estimate, int, int]:
+    """Latency and loss of the school's LinkQuality -> Estimates and the probe sums a group
+    pools."""
     latency = (Estimate(value=quality.latency_seconds, n=int(quality.windows), unit="windows")
                if quality.latency_seconds is not None else Estimate.none("no_data", unit="windows"))
     loss = (Estimate(value=quality.loss_ratio, n=int(quality.sent), unit="probes")

@@ -131,7 +131,6 @@ STRINGS: dict[Lang, dict[str, str]] = {
         "note.no_lines": "No line matches these filters: there is nothing to compare.",
         "note.no_measured_lines": "No line has enough tests in school hours in this period: every figure "
         "about speed says \"too few measurements\".",
-        "note.no_connectivity": "Latency and packet loss are not available on this collector.",
         "chart_distribution": "Download speed as a share of the advertised speed, per line (median of its "
         "tests in school hours)",
         "chart_distribution_axis": "share of advertised speed",
@@ -316,7 +315,6 @@ STRINGS: dict[Lang, dict[str, str]] = {
         "note.no_lines": "Geen verbinding voldoet aan deze filters: er valt niets te vergelijken.",
         "note.no_measured_lines": "Geen verbinding heeft in deze periode genoeg metingen in schooltijd: elk "
         "cijfer over snelheid zegt \"te weinig metingen\".",
-        "note.no_connectivity": "Vertraging en pakketverlies zijn op deze collector niet beschikbaar.",
         "chart_distribution": "Downloadsnelheid als deel van de geadverteerde snelheid, per verbinding "
         "(mediaan van haar metingen in schooltijd)",
         "chart_distribution_axis": "deel van de geadverteerde snelheid",

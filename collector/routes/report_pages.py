@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from collector.accounts.roles import Viewer
 from collector.accounts.web import ApiViewer, PageViewer
-from collector.comparison import export, render, text
+from collector.comparison import compute, export, pdf, render, text
 from collector.comparison.model import Benchmark, Filters, Report
 from collector.comparison.text import Lang
 from collector.routes.incidents_pages import PRIVATE_HEADERS, preferred_lang
@@ -81,8 +81,6 @@ def _clean(values: list[str]) -> tuple[str, ...]:
 
 
 def _filters(request: Request, asked: Asked) -> Filters:
-    from collector.comparison import compute
-
     today = datetime.now(ZoneInfo(request.app.state.settings.timezone)).date()
     default = compute.default_filters(today)
     first, last = _day(asked.start, "from"), _day(asked.end, "to")
@@ -109,8 +107,6 @@ def _refused(exc: Exception, status: int) -> BadRequest:
 
 
 def _build_report(request: Request, viewer: Viewer, filters: Filters) -> Report:
-    from collector.comparison import compute
-
     try:
         return compute.build_report(request.app.state.engine, viewer, filters, now=time.time(),
                                     default_timezone=request.app.state.settings.timezone)
@@ -120,8 +116,6 @@ def _build_report(request: Request, viewer: Viewer, filters: Filters) -> Report:
 
 def _build_benchmark(request: Request, viewer: Viewer, board: str, school: str, filters: Filters
                      ) -> Benchmark:
-    from collector.comparison import compute
-
     try:
         return compute.build_benchmark(request.app.state.engine, viewer, board, school, filters,
                                        now=time.time(), default_timezone=request.app.state.settings.timezone)
@@ -201,15 +195,13 @@ def report_page(request: Request, viewer: PageViewer, asked: ReportQuery, lang: 
 
 @router.get("/report.pdf", summary="The provider comparison as an A4 PDF")
 def report_pdf(request: Request, viewer: PageViewer, asked: ReportQuery, lang: OneText = None) -> Response:
-    from collector.comparison.pdf import report_pdf as make_pdf
-
     try:
         language = _lang(request, lang)
         report = _report(request, viewer, asked)
     except BadRequest as exc:
         return _fail_page(request, lang, exc)
     name = f"report-{report.filters.start.isoformat()}-{report.filters.end.isoformat()}-{language}.pdf"
-    return _private(Response(make_pdf(report, language), media_type="application/pdf",
+    return _private(Response(pdf.report_pdf(report, language), media_type="application/pdf",
                              headers={"Content-Disposition": f'inline; filename="{name}"'}))
 
 

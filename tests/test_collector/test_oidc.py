@@ -46,14 +46,16 @@ def app(tmp_path: Path, issuer: FakeIssuer) -> Any:
     return application
 
 
-def add_account(app: Any, username: str, email: str, *, disabled: bool = False) -> int:
+def add_account(app: Any, username: str, email: str, *, disabled: bool = False,
+                role: str = "board_viewer") -> int:
     now = time.time()
     with app.state.engine.begin() as conn:
         board = conn.scalar(select(boards.c.id))
         return int(conn.execute(users.insert().values(
-            username=username, display_name=username.title(), email=email, role="board_viewer",
-            board_id=board, password_hash=hash_password("a long enough password"), created_at=now,
-            updated_at=now, disabled_at=now if disabled else None)).inserted_primary_key[0])
+            username=username, display_name=username.title(), email=email, role=role,
+            board_id=None if role == "admin" else board,
+            password_hash=hash_password("a long enough password"), created_at=now, updated_at=now,
+            disabled_at=now if disabled else None)).inserted_primary_key[0])
 
 
 def sign_in(client: TestClient, issuer: FakeIssuer, claims: dict[str, Any], next_path: str = "/report"
@@ -113,6 +115,29 @@ def test_an_identity_without_an_account_is_refused(app: Any, issuer: FakeIssuer,
         assert signed_in_user(app, client) is None
     with app.state.engine.connect() as conn:
         assert conn.scalar(select(users.c.oidc_subject)) is None
+
+
+def test_a_collector_admin_is_never_linked_by_email(app: Any, issuer: FakeIssuer) -> None:
+    # In a federation any member's identity provider could vouch for the admin's address.
+    add_account(app, "root", "ict@bestuur.example", role="admin")
+    with TestClient(app, base_url="https://testserver") as client:
+        answer = sign_in(client, issuer, {"sub": "fed-7", "email": "ict@bestuur.example",
+                                          "email_verified": True})
+        assert answer.status_code == 401 and "signs in with a password" in answer.text
+        assert signed_in_user(app, client) is None
+    with app.state.engine.connect() as conn:
+        assert conn.scalar(select(users.c.oidc_subject)) is None
+
+
+def test_signing_in_ends_the_session_the_browser_had(app: Any, issuer: FakeIssuer) -> None:
+    anne = add_account(app, "anne", "anne@regenboog.example")
+    with TestClient(app, base_url="https://testserver") as client:
+        claims = {"sub": "fed-1", "email": "anne@regenboog.example", "email_verified": True}
+        sign_in(client, issuer, claims)
+        before = client.cookies.get(SESSION_COOKIE)
+        sign_in(client, issuer, claims)
+        assert signed_in_user(app, client) == anne and client.cookies.get(SESSION_COOKIE) != before
+        assert before is not None and viewer_for_session(app.state.engine, before, 3600) is None
 
 
 def test_a_disabled_account_cannot_sign_in_through_the_issuer(app: Any, issuer: FakeIssuer) -> None:
@@ -178,9 +203,16 @@ def test_a_code_works_once_and_the_issuers_error_is_shown(app: Any, issuer: Fake
         client.get("/login/oidc", follow_redirects=False)  # a new state cookie, the old code
         replay = client.get(f"{back.path}?{back.query}", follow_redirects=False)
         assert replay.status_code in (400, 401) and signed_in_user(app, client) is None
-        denied = client.get("/login/oidc/callback", params={"error": "access_denied", "state": "x"},
+        # The issuer's error is shown to the browser that started the sign-in (its state)…
+        started = client.get("/login/oidc", follow_redirects=False)
+        state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+        denied = client.get("/login/oidc/callback", params={"error": "access_denied", "state": state},
                             follow_redirects=False)
         assert denied.status_code == 401 and "access_denied" in denied.text
+        # …and to no other: another site cannot make our page say what it likes.
+        forged = client.get("/login/oidc/callback", params={"error": "call 0800-SCAM", "state": "x"},
+                            follow_redirects=False)
+        assert forged.status_code == 400 and "0800-SCAM" not in forged.text
 
 
 def test_only_a_local_path_is_followed_after_signing_in(app: Any, issuer: FakeIssuer) -> None:
