@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
+from collector.accounts.passwords import hash_password, needs_rehash, verify_password
 from collector.accounts.sessions import create_session, viewer_for_session
 from collector.accounts.sharing import UnknownBoard, board_sharing, set_board_shared
 from collector.accounts.throttle import BLOCK_FOR, PER_CLIENT_LIMIT, USERNAME_LIMIT, WINDOW
@@ -53,6 +54,16 @@ def engine(tmp_path: Path) -> Iterator[Any]:
 def stored_hash(engine: Any, username: str) -> str:
     with engine.connect() as conn:
         return str(conn.scalar(select(users.c.password_hash).where(users.c.username == username)))
+
+
+@pytest.mark.production_hashing
+def test_the_collector_hashes_with_rfc_9106_parameters() -> None:
+    # The other tests hash at the smallest cost (tests/conftest.py); this is what the
+    # collector itself uses: argon2id, 64 MiB, 3 passes, 4 lanes (RFC 9106, second choice).
+    stored = hash_password("correct horse battery staple")
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert verify_password(stored, "correct horse battery staple")
+    assert not needs_rehash(stored)
 
 
 def test_password_is_stored_as_an_argon2id_hash_never_in_plain(engine: Any) -> None:
@@ -252,6 +263,7 @@ def test_enable_and_new_password_lift_every_throttle_of_the_username(engine: Any
     assert failure_rows(engine) == []
 
 
+@pytest.mark.production_hashing
 def test_unknown_user_is_refused_and_costs_the_same_argon2_work(engine: Any) -> None:
     add_user(engine, "anne", "board-viewer", "stichting-voorbeeld", None, None, PASSWORD)
 
