@@ -215,6 +215,29 @@ def test_report_in_chromium(served: Any, browser: str, tmp_path: Path) -> None:
           f"{len(requested)} request(s), printed PDF {len(printed)} bytes")
 
 
+def test_a_person_signs_in_through_the_form_and_lands_on_the_report(served: Any, browser: str) -> None:
+    """The whole sign-in as a browser does it on the collector's own URL (plain http on
+    loopback, where the cookies are still Secure and __Host- prefixed): sent to /login, the
+    form with its nonce cookie, back to the page asked for."""
+    collector, _ = served
+    with page(browser) as tools:
+        tools.call("Network.clearBrowserCookies")  # the module's browser: no session from before
+        tools.call("Page.navigate", url=f"{collector.url}/report?{PERIOD}&lang=en")
+        tools.wait_for("Page.loadEventFired")
+        here = tools.call("Runtime.evaluate", expression="location.pathname")["result"]["value"]
+        assert here == "/login"
+        tools.call("Runtime.evaluate", expression=(
+            "document.querySelector('input[name=username]').value = 'analyst';"
+            f"document.querySelector('input[name=password]').value = {json.dumps(accounts.PASSWORD)};"
+            "document.querySelector('input[name=password]').form.submit();"))
+        tools.wait_for("Page.loadEventFired")
+        landed = tools.call("Runtime.evaluate", expression="location.pathname + ' ' + document.title")
+        assert landed["result"]["value"].startswith("/report Provider comparison"), landed
+        cookies = {c["name"]: c for c in tools.call("Network.getCookies", urls=[collector.url])["cookies"]}
+        session = cookies["__Host-schoolnet_session"]
+        assert session["httpOnly"] and session["secure"] and session["sameSite"] == "Lax"
+
+
 @pytest.mark.parametrize(
     ("lang", "headings"),
     [("nl", ("Vergelijking van providers", "Per provider", "Per techniek", "Grafieken", "Pagina 1 /")),
