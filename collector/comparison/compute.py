@@ -130,8 +130,10 @@ def school_missing(board: str, school: str) -> str:
 
 
 def default_filters(today: dt.date) -> Filters:
-    """The last 91 local days through today."""
-    return Filters(start=today - dt.timedelta(days=DEFAULT_PERIOD_DAYS - 1), end=today)
+    """The last 91 whole local days, through yesterday: a day still under way is not yet a
+    day to compare (and its windows, not yet in a day document, would be decoded on every
+    view). Asked for explicitly, a period may run to today."""
+    return Filters(start=today - dt.timedelta(days=DEFAULT_PERIOD_DAYS), end=today - dt.timedelta(days=1))
 
 
 # Dates a report may cover: far enough either way for any real measurement, and far from

@@ -452,9 +452,10 @@ def test_bad_filters_are_one_line_errors(store: ComparisonStore, changes: dict[s
     assert params.items() <= caught.value.params.items()
 
 
-def test_default_filters_are_the_last_91_days() -> None:
+def test_default_filters_are_the_last_91_whole_days() -> None:
+    # On 31 March: 30 December through 30 March (today is not over yet).
     f = default_filters(date(2026, 3, 31))
-    assert (f.start, f.end) == (date(2025, 12, 31), date(2026, 3, 31))
+    assert (f.start, f.end) == (date(2025, 12, 30), date(2026, 3, 30))
     assert (f.end - f.start).days + 1 == 91
 
 
