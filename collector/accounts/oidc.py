@@ -51,6 +51,7 @@ CACHE_SECONDS = 3600.0
 TIMEOUT = httpx.Timeout(10.0)
 STATE_COOKIE = "schoolnet_oidc"
 STATE_LIFETIME = 600  # seconds a sign-in may take at the issuer
+ADMIN_BY_PASSWORD = "a collector admin signs in with a password, not through the identity provider"
 
 
 class OidcError(Exception):
@@ -232,11 +233,14 @@ def account_for(engine: Engine, identity: Identity, now: float) -> int:
     """The enabled account of this identity (linking it by verified e-mail the first time);
     raises OidcError when there is none."""
     with writer(engine) as conn, conn.begin():
-        linked = conn.execute(select(users.c.id, users.c.disabled_at).where(
+        linked = conn.execute(select(users.c.id, users.c.disabled_at, users.c.role).where(
             users.c.oidc_issuer == identity.issuer, users.c.oidc_subject == identity.subject)).first()
         if linked is not None:
             if linked.disabled_at is not None:
                 raise OidcError("this account is disabled")
+            if linked.role == "admin":
+                # Linked before it was made an admin: admins still sign in with their password.
+                raise OidcError(ADMIN_BY_PASSWORD)
             conn.execute(update(users).where(users.c.id == linked.id).values(last_login_at=now))
             return int(linked.id)
         if not identity.email or not identity.email_verified:
@@ -248,8 +252,7 @@ def account_for(engine: Engine, identity: Identity, now: float) -> int:
             # A federation is many identity providers; one careless member vouching for the
             # admin's address must not hand over the whole collector. Admins sign in with
             # their password.
-            raise OidcError("a collector admin signs in with a password, not through the identity "
-                            "provider")
+            raise OidcError(ADMIN_BY_PASSWORD)
         if len(matches) != 1 or matches[0].oidc_subject is not None:
             raise OidcError(f"no account here for {identity.email}: ask your board's admin to add "
                             "you with this address")

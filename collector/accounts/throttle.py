@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import json
 from typing import Any
 
@@ -34,6 +35,21 @@ PER_CLIENT_LIMIT = 5
 USERNAME_LIMIT = 50
 WINDOW = 15 * 60.0
 BLOCK_FOR = 15 * 60.0
+
+
+def client_key(address: str) -> str:
+    """The client a refusal counts against: an IPv4 address as it is (an IPv4-mapped IPv6
+    address as its IPv4), an IPv6 address by its /64, which one host or household gets whole
+    (counting single IPv6 addresses would let one machine be a thousand clients)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def username_hash(username: str) -> str:

@@ -331,6 +331,9 @@ def assemble(datas: list[LineData], filters: Filters, viewer: Viewer, choices: F
     partitions: list[Partition] = [
         (OVERALL, [("provider", p) for p in providers]),
         (OVERALL, [("technology", t) for t in technologies]),
+        # The cells partition the whole report too: with a provider and a technology both
+        # withheld, the overall row minus the shown cells would otherwise give a hidden cell.
+        (OVERALL, [("cell", *k) for k in cells]),
         *((("provider", p), [("cell", *k) for k in cells if k[0] == p]) for p in providers),
         *((("technology", t), [("cell", *k) for k in cells if k[1] == t]) for t in technologies)]
     withheld_rows = complementary(partitions, {key: hidden_set(lines) for key, lines in members.items()},

@@ -38,6 +38,7 @@ from collector.accounts.passwords import MAX_LENGTH
 from collector.accounts.roles import AGGREGATE_MINIMUM, ROLE_NAMES, NotPermitted, Viewer
 from collector.accounts.sessions import cookie_is_secure, create_session, end_session
 from collector.accounts.sharing import BoardSharing, UnknownBoard, board_sharing, set_board_shared
+from collector.accounts.throttle import client_key
 from collector.accounts.users import Refused, UserError, authenticate, confirm_password, set_password
 from collector.accounts.web import (
     OptionalViewer,
@@ -91,8 +92,8 @@ def safe_next(target: str | None) -> str:
 
 def client_address(request: Request) -> str:
     """Whom refused sign-ins are counted against (with the username): the peer, or behind
-    the reverse proxy the address uvicorn takes from X-Forwarded-For."""
-    return request.client.host if request.client is not None else "-"
+    the reverse proxy the address uvicorn takes from X-Forwarded-For; see throttle.client_key."""
+    return client_key(request.client.host if request.client is not None else "-")
 
 
 def _secure(request: Request) -> bool:

@@ -10,8 +10,9 @@ The answers when the viewer may not (the same everywhere, so every route is alik
 - a request that is not about one thing (the whole contracts file, the agents of every
   board) answers 403 to a role that may not make it.
 
-Provider-wide incidents (no board) are read by the collector's admin and by analysts (they
-compare providers), changed by the admin only, and invisible (404) to board roles.
+Provider-wide incidents (no board) name every board's schools: the collector's admin only
+(404 to every other role, analysts too); a board sees its own school's incident, which links
+to it by id.
 """
 
 from __future__ import annotations

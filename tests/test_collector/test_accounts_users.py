@@ -14,7 +14,7 @@ from sqlalchemy import event, func, select
 from collector.accounts.passwords import hash_password, needs_rehash, verify_password
 from collector.accounts.sessions import create_session, viewer_for_session
 from collector.accounts.sharing import UnknownBoard, board_sharing, set_board_shared
-from collector.accounts.throttle import BLOCK_FOR, PER_CLIENT_LIMIT, USERNAME_LIMIT, WINDOW
+from collector.accounts.throttle import BLOCK_FOR, PER_CLIENT_LIMIT, USERNAME_LIMIT, WINDOW, client_key
 from collector.accounts.users import (
     Refused,
     User,
@@ -54,6 +54,25 @@ def engine(tmp_path: Path) -> Iterator[Any]:
 def stored_hash(engine: Any, username: str) -> str:
     with engine.connect() as conn:
         return str(conn.scalar(select(users.c.password_hash).where(users.c.username == username)))
+
+
+def test_a_client_is_an_ipv4_address_or_an_ipv6_slash_64() -> None:
+    # One machine gets a whole /64: counting single IPv6 addresses would make it thousands
+    # of clients, each with its own 5 tries (and alone enough for the all-clients limit).
+    assert client_key("2001:db8:1:2::9") == client_key("2001:db8:1:2:ffff::1") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::9") != client_key("2001:db8:1:2::9")
+    assert client_key("::ffff:192.0.2.9") == client_key("192.0.2.9") == "192.0.2.9"
+    assert client_key("testclient") == "testclient"
+
+
+def test_one_ipv6_network_cannot_refuse_a_name_to_everyone(engine: Any) -> None:
+    add_user(engine, "anne", "board-viewer", "stichting-voorbeeld", None, None, PASSWORD)
+    for i in range(USERNAME_LIMIT):
+        authenticate(engine, "anne", "wrong password!", client_key(f"2001:db8::{i:x}"), T0 + i)
+    # The network is blocked; the owner elsewhere is not.
+    same_network = client_key("2001:db8::ffff")
+    assert authenticate(engine, "anne", PASSWORD, same_network, T0 + 60) == Refused("throttled")
+    assert authenticate(engine, "anne", PASSWORD, "192.0.2.7", T0 + 60) != Refused("throttled")
 
 
 @pytest.mark.production_hashing

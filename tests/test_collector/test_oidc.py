@@ -129,6 +129,20 @@ def test_a_collector_admin_is_never_linked_by_email(app: Any, issuer: FakeIssuer
         assert conn.scalar(select(users.c.oidc_subject)) is None
 
 
+def test_an_account_linked_before_it_was_made_admin_signs_in_with_its_password_only(
+        app: Any, issuer: FakeIssuer) -> None:
+    anne = add_account(app, "anne", "anne@regenboog.example")
+    claims = {"sub": "fed-2", "email": "anne@regenboog.example", "email_verified": True}
+    with TestClient(app, base_url="https://testserver") as client:
+        assert sign_in(client, issuer, claims).status_code == 303
+    with app.state.engine.begin() as conn:
+        conn.execute(users.update().where(users.c.id == anne).values(role="admin", board_id=None))
+    with TestClient(app, base_url="https://testserver") as client:
+        answer = sign_in(client, issuer, claims)
+        assert answer.status_code == 401 and "signs in with a password" in answer.text
+        assert signed_in_user(app, client) is None
+
+
 def test_signing_in_ends_the_session_the_browser_had(app: Any, issuer: FakeIssuer) -> None:
     anne = add_account(app, "anne", "anne@regenboog.example")
     with TestClient(app, base_url="https://testserver") as client:
