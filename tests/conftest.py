@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from argon2 import PasswordHasher
+from support.postgres import PostgresServer
 from support.tools import LOCAL_ONLY_ENV
 
 from collector.accounts import passwords
@@ -28,3 +31,14 @@ def _quick_password_hashes(request: pytest.FixtureRequest, monkeypatch: pytest.M
     if request.node.get_closest_marker("production_hashing") is None:
         monkeypatch.setattr(passwords, "_hasher", QUICK_HASHER)
         monkeypatch.setattr(passwords, "_DUMMY_HASH", QUICK_DUMMY_HASH)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole run, started on first use; each test takes
+    its own database from it (``postgres.fresh_database()``)."""
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
