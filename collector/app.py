@@ -16,12 +16,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agent import __version__
 from agent.wire import INGEST_PATH
 from collector.accounts.web import SignInRequired, login_redirect
+from collector.admission import Admission
 from collector.db.engine import open_engine
 from collector.db.migrate import upgrade
 from collector.deps import Admin
 from collector.incidents.run import incident_loop
 from collector.ingest import GroupCommitter
 from collector.metrics import CollectorMetrics
+from collector.remote_write.queue import enable_queue
+from collector.remote_write.sender import RemoteWriter, remote_write_loop
+from collector.remote_write.sender import config_of as remote_write_config
 from collector.retention import retention_loop
 from collector.rooms import Thresholds
 from collector.routes import (
@@ -60,6 +64,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     )
     engine = open_engine(settings.db)
     upgrade(engine)
+    remote_write = remote_write_config(settings)
     app.state.settings = settings
     app.state.engine = engine
     app.state.metrics = CollectorMetrics(
@@ -67,8 +72,16 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         thresholds=Thresholds(settings.wifi_video_dbm, settings.wifi_browsing_dbm),
         room_expiry_seconds=settings.room_expiry,
         verdicts=VerdictFamilies(engine, window=settings.verdict_window,
-                                 default_timezone=settings.timezone, ttl=settings.verdict_refresh))
+                                 default_timezone=settings.timezone, ttl=settings.verdict_refresh),
+        remote_write=remote_write is not None)
+    if remote_write is not None:
+        # Before the committer starts: every record stored from now on is queued.
+        enable_queue(engine)
+        app.state.remote_writer = RemoteWriter(engine, remote_write, app.state.metrics.store,
+                                               app.state.metrics.process_registry)
     app.state.committer = GroupCommitter(engine)
+    app.state.admission = Admission(settings.ingest_queue_limit,
+                                    registry=app.state.metrics.process_registry)
 
     for module in (ingest, enrol, speed, admin, registry, verdicts, incidents_api, incidents_pages,
                    accounts_pages, oidc_pages, report_pages, health):
@@ -111,6 +124,10 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         loop = asyncio.get_running_loop()
         background.append(loop.create_task(retention_loop(engine, settings)))
         background.append(loop.create_task(incident_loop(engine, settings)))
+        if remote_write is not None:
+            # On every replica: each drains the shared queue; the snapshot lease picks one
+            # to send the state (collector/remote_write/sender.py).
+            background.append(loop.create_task(remote_write_loop(app.state.remote_writer)))
 
     def stop_background() -> None:
         for task in background:

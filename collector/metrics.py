@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Engine, func, select
 
 from agent.wire import EVENT_KINDS, RecordError
-from collector.connectivity import connectivity_families, read_connectivity
+from collector.connectivity import StoredConnectivity, connectivity_families, read_connectivity
 from collector.db.schema import agents, bandwidth_totals, boards, given_up_ranges, latest, schools
 from collector.exposition import Family, LabelValues, render
 from collector.incident_metrics import incident_families
@@ -197,7 +197,7 @@ class StoreCollector(Collector):
         labels: dict[int, LabelValues] = {
             row.id: (row.board, row.school, row.agent) for row in agent_rows}
         return [*self._agent_families(agent_rows, given_up_rows, labels),
-                *self._latest_families(latest_rows, labels),
+                *latest_families(latest_rows, labels),
                 *bandwidth_families(latest_rows, totals_rows, labels),
                 *connectivity_families(latest_rows, connectivity, labels, now),
                 *wifi_families(latest_rows, labels),
@@ -232,66 +232,68 @@ class StoreCollector(Collector):
             given_up.add((*labels[agent_id], reason), count)
         return [info, last, depth, size, given_up]
 
-    def _latest_families(self, latest_rows: Sequence[Any], labels: dict[int, LabelValues]
-                         ) -> list[Family]:
-        per_probe = (*IDENTITY, "probe")
-        values = {
-            kind: [(metric, Family(metric.name, f"{metric.help}; latest value, {ON_REPORT}",
-                                   "counter" if metric.counter else "gauge", IDENTITY))
-                   for metric in kind_metrics]
-            for kind, kind_metrics in PAYLOAD_METRICS.items()
-        }
-        runs = Family("schoolnet_probe_runs",
-                      "Probe runs stored (successful or not), a count; " + ON_REPORT,
-                      "counter", per_probe)
-        failures = Family("schoolnet_probe_failures",
-                          "Probe runs that could not measure, a count; " + ON_REPORT,
-                          "counter", per_probe)
-        last_run = Family("schoolnet_probe_last_run_timestamp_seconds",
-                          "When the probe's newest stored run measured, Unix seconds "
-                          "(agent clock); " + ON_REPORT,
-                          "gauge", per_probe)
-        last_success = Family(
-            "schoolnet_probe_last_success_timestamp_seconds",
-            "When the probe last measured successfully, Unix seconds (agent clock); the "
-            "kind's other metrics show that run; " + ON_REPORT, "gauge", per_probe)
-        success = Family("schoolnet_probe_success",
-                         "Whether the probe's newest stored run measured (1) or failed (0); "
-                         + ON_REPORT, "gauge", per_probe)
-        test_time = Family("schoolnet_bandwidth_test_timestamp_seconds",
-                           "When the latest bandwidth test ran, Unix seconds (agent clock); "
-                           + ON_REPORT,
-                           "gauge", IDENTITY)
-        test_info = Family("schoolnet_bandwidth_test_info",
-                           "How the latest bandwidth test was made, value 1; " + ON_REPORT,
-                           "gauge", (*IDENTITY, "backend", "server", "valid"))
 
-        for row in latest_rows:
-            identity = labels.get(row.agent_id)
-            if identity is None or row.kind in EVENT_KINDS:
-                # An event (an outage) is not a probe: no runs, no failures. Ingest writes
-                # no such rows; a store filled before it skipped them may hold some.
-                continue
-            probe = (*identity, row.kind)
-            runs.add(probe, row.runs_total)
-            failures.add(probe, row.failures_total)
-            last_run.add(probe, row.last_run_at)
-            success.add(probe, 1 if row.last_run_ok else 0)
-            if row.measured_at is not None:
-                last_success.add(probe, row.measured_at)
-            payload = row.payload or {}
-            for metric, family in values.get(row.kind, ()):
-                value = payload.get(metric.field)
-                if value is not None:
-                    family.add(identity, value)
-            if row.kind == "bandwidth" and payload:
-                test_time.add(identity, row.measured_at)
-                valid = "false" if payload.get("invalid_reasons") else "true"
-                test_info.add((*identity, str(payload.get("backend", "")),
-                               str(payload.get("server", "")), valid), 1)
-        payload_families = [family for pairs in values.values() for _, family in pairs]
-        return [*payload_families, runs, failures, last_run, last_success, success, test_time,
-                test_info]
+def latest_families(latest_rows: Sequence[Any], labels: dict[int, LabelValues]) -> list[Family]:
+    """The families of each agent's latest record per kind: its payload's values, and the
+    probe's runs, failures and last run."""
+    per_probe = (*IDENTITY, "probe")
+    values = {
+        kind: [(metric, Family(metric.name, f"{metric.help}; latest value, {ON_REPORT}",
+                               "counter" if metric.counter else "gauge", IDENTITY))
+               for metric in kind_metrics]
+        for kind, kind_metrics in PAYLOAD_METRICS.items()
+    }
+    runs = Family("schoolnet_probe_runs",
+                  "Probe runs stored (successful or not), a count; " + ON_REPORT,
+                  "counter", per_probe)
+    failures = Family("schoolnet_probe_failures",
+                      "Probe runs that could not measure, a count; " + ON_REPORT,
+                      "counter", per_probe)
+    last_run = Family("schoolnet_probe_last_run_timestamp_seconds",
+                      "When the probe's newest stored run measured, Unix seconds "
+                      "(agent clock); " + ON_REPORT,
+                      "gauge", per_probe)
+    last_success = Family(
+        "schoolnet_probe_last_success_timestamp_seconds",
+        "When the probe last measured successfully, Unix seconds (agent clock); the "
+        "kind's other metrics show that run; " + ON_REPORT, "gauge", per_probe)
+    success = Family("schoolnet_probe_success",
+                     "Whether the probe's newest stored run measured (1) or failed (0); "
+                     + ON_REPORT, "gauge", per_probe)
+    test_time = Family("schoolnet_bandwidth_test_timestamp_seconds",
+                       "When the latest bandwidth test ran, Unix seconds (agent clock); "
+                       + ON_REPORT,
+                       "gauge", IDENTITY)
+    test_info = Family("schoolnet_bandwidth_test_info",
+                       "How the latest bandwidth test was made, value 1; " + ON_REPORT,
+                       "gauge", (*IDENTITY, "backend", "server", "valid"))
+
+    for row in latest_rows:
+        identity = labels.get(row.agent_id)
+        if identity is None or row.kind in EVENT_KINDS:
+            # An event (an outage) is not a probe: no runs, no failures. Ingest writes
+            # no such rows; a store filled before it skipped them may hold some.
+            continue
+        probe = (*identity, row.kind)
+        runs.add(probe, row.runs_total)
+        failures.add(probe, row.failures_total)
+        last_run.add(probe, row.last_run_at)
+        success.add(probe, 1 if row.last_run_ok else 0)
+        if row.measured_at is not None:
+            last_success.add(probe, row.measured_at)
+        payload = row.payload or {}
+        for metric, family in values.get(row.kind, ()):
+            value = payload.get(metric.field)
+            if value is not None:
+                family.add(identity, value)
+        if row.kind == "bandwidth" and payload:
+            test_time.add(identity, row.measured_at)
+            valid = "false" if payload.get("invalid_reasons") else "true"
+            test_info.add((*identity, str(payload.get("backend", "")),
+                           str(payload.get("server", "")), valid), 1)
+    payload_families = [family for pairs in values.values() for _, family in pairs]
+    return [*payload_families, runs, failures, last_run, last_success, success, test_time,
+            test_info]
 
 
 def bandwidth_families(latest_rows: Sequence[Any], totals_rows: Sequence[Any],
@@ -385,20 +387,65 @@ def _flag(value: Any) -> bool | None:
         return None
 
 
+# What one record cannot say: counters kept at ingest over all of an agent's records. The
+# remote_write snapshot sends them (and the aggregates over the store) at its own time.
+CUMULATIVE_FAMILIES = frozenset({"schoolnet_probe_runs", "schoolnet_probe_failures"})
+
+
+@dataclass(frozen=True)
+class RecordAsLatest:
+    """A stored record in the shape of a `latest` row, as if it were its agent's newest of
+    its kind (a failed run: no good payload, like a latest row whose newest run failed)."""
+
+    agent_id: int
+    kind: str
+    measured_at: float | None
+    payload: Any
+    last_run_at: float
+    last_run_ok: bool
+    runs_total: int = 1
+    failures_total: int = 0
+
+
+def record_families(kind: str, ok: bool, measured_at: float, payload: Any,
+                    identity: LabelValues) -> list[Family]:
+    """The families ``/metrics`` would show if this record were its agent's latest of its
+    kind, built by the page's own builders (so names, labels and units are the page's),
+    less what a single record cannot say (``CUMULATIVE_FAMILIES``, the outage totals, the
+    availability over 30 days, rooms and verdicts: the snapshot's). Empty families are
+    left out."""
+    row = RecordAsLatest(0, kind, measured_at if ok else None, payload if ok else None,
+                         measured_at, ok)
+    rows, labels = [row], {0: identity}
+    no_history = StoredConnectivity([], set(), {})
+    families = [*latest_families(rows, labels), *bandwidth_families(rows, [], labels),
+                *connectivity_families(rows, no_history, labels, measured_at),
+                *wifi_families(rows, labels), *users_families(rows, labels)]
+    return [family for family in families
+            if family.rows and family.name not in CUMULATIVE_FAMILIES]
+
+
 class CollectorMetrics:
-    """The registry behind ``/metrics``: the store's families plus this process's counters."""
+    """The registry behind ``/metrics``: the store's families plus this process's counters.
+
+    With ``remote_write`` the per-school families go to the receiver instead
+    (collector/remote_write/) and the page carries this process's own series alone: with
+    thousands of schools a page of all of them is what remote_write replaces."""
 
     def __init__(self, engine: Engine, expiry_seconds: float, *,
                  thresholds: Thresholds = DEFAULT_THRESHOLDS,
                  room_expiry_seconds: float = DEFAULT_ROOM_EXPIRY,
-                 verdicts: VerdictFamilies | None = None) -> None:
+                 verdicts: VerdictFamilies | None = None,
+                 remote_write: bool = False) -> None:
         # `_created` series double the page and no dashboard of ours reads them.
         disable_created_metrics()
+        self.remote_write = remote_write
         self.store = StoreCollector(engine, expiry_seconds, thresholds=thresholds,
                                     room_expiry_seconds=room_expiry_seconds, verdicts=verdicts)
         # Everything, for prometheus_client users (tests, get_sample_value) …
         self.registry = CollectorRegistry()
-        self.registry.register(self.store)
+        if not remote_write:
+            self.registry.register(self.store)
         # … and the process counters alone, which the fast page appends.
         self.process_registry = CollectorRegistry()
         self.registry.register(self.process_registry)
@@ -422,7 +469,8 @@ class CollectorMetrics:
     def render(self) -> bytes:
         """The /metrics page: the store's families through the fast writer, then this
         process's own counters through prometheus_client."""
-        return render(self.store.families()).encode() + generate_latest(self.process_registry)
+        own = generate_latest(self.process_registry)
+        return own if self.remote_write else render(self.store.families()).encode() + own
 
     def count_outcome(self, outcome: IngestOutcome) -> None:
         for status, count in outcome.statuses.items():

@@ -26,6 +26,13 @@ class CollectorSettings(BaseSettings):
     agent_expiry: float = 24 * 3600
     # The largest download or upload one speed-test request may ask for.
     speed_max_bytes: int = 1024**3
+    # Ingest requests one process (one replica, one worker) takes at a time; beyond it the
+    # next is answered 503 with a spread Retry-After before its body is read
+    # (collector/admission.py). Per process: N replicas take N times this. 32: a full batch
+    # of 500 connectivity windows costs about 0.25 s of collector CPU (bench_scale), so 32
+    # queued stay well inside the agent's 30 s timeout even on a shared core; at 256 a
+    # storm's requests timed out in the queue and were sent again: work done twice.
+    ingest_queue_limit: int = Field(default=32, ge=1)
     # Coverage grades of rooms: a signal at or above wifi_video_dbm is "video", at or above
     # wifi_browsing_dbm "browsing", below it "poor". Grades are computed from the stored
     # signals whenever asked, so changing these re-grades the history too.
@@ -79,10 +86,26 @@ class CollectorSettings(BaseSettings):
     oidc_client_secret_file: Path | None = None
     oidc_label: str = "OpenID Connect"
     oidc_scopes: str = "openid email profile"
+    # Prometheus remote_write of the per-school series (docs/remote-write.md): to this
+    # http(s) URL (VictoriaMetrics: http://HOST:8428/api/v1/write); unset = off, and /metrics
+    # shows them as before. With it set, /metrics carries this process's own series only.
+    remote_write_url: str | None = None
+    # How often the state snapshot (everything /metrics would show) is sent, by one replica.
+    # At least a second: each snapshot builds the whole /metrics page of every school.
+    remote_write_interval: float = Field(default=60, ge=1)
+    # The `instance` label of every series sent: one value for all replicas, so they do
+    # not split a school's series in two.
+    remote_write_instance: str = Field(default="schoolnet-collector", min_length=1)
+    # A file holding a bearer token for the receiver (read at each request).
+    remote_write_token_file: Path | None = None
+    # Stored records per request, and how long one request may take. At most 10,000: a
+    # batch's ids are bound one parameter each (SQLite allows 32,766, PostgreSQL 65,535).
+    remote_write_batch: int = Field(default=500, ge=1, le=10_000)
+    remote_write_timeout: float = Field(default=30, gt=0)
 
     @field_validator("agent_expiry", "room_expiry", "retention", "verdict_window",
                      "verdict_refresh", "incident_interval", "session_lifetime", "session_idle",
-                     mode="before")
+                     "remote_write_interval", "remote_write_timeout", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value
@@ -111,7 +134,7 @@ class CollectorSettings(BaseSettings):
                 "signal than browsing")
         return value
 
-    @field_validator("incident_webhook_url", "public_url")
+    @field_validator("incident_webhook_url", "public_url", "remote_write_url")
     @classmethod
     def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or (not value.strip() and info.field_name != "public_url"):
@@ -128,9 +151,12 @@ class CollectorSettings(BaseSettings):
         if parts.username is not None or parts.password is not None:
             # urllib sends no user info (the call would fail on every incident); the
             # webhook is authenticated by its signature instead.
+            instead = ("give a bearer token in SCHOOLNET_REMOTE_WRITE_TOKEN_FILE"
+                       if info.field_name == "remote_write_url"
+                       else "sign the calls with SCHOOLNET_INCIDENT_WEBHOOK_SECRET_FILE")
             raise PydanticCustomError(
                 "url", f"{_redacted(value)!r}: a user name or password in the URL is not sent; "
-                "sign the calls with SCHOOLNET_INCIDENT_WEBHOOK_SECRET_FILE instead")
+                f"{instead} instead")
         return value.strip().rstrip("/") if info.field_name == "public_url" else value.strip()
 
     @field_validator("mail_from")
@@ -160,20 +186,25 @@ class CollectorSettings(BaseSettings):
                 "keys must come over TLS)")
         return value.strip().rstrip("/")
 
-    @field_validator("incident_webhook_secret_file", "smtp_password_file", "oidc_client_secret_file")
+    @field_validator("incident_webhook_secret_file", "smtp_password_file", "oidc_client_secret_file",
+                     "remote_write_token_file")
     @classmethod
     def _readable_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is not None and not value.is_file():
             raise PydanticCustomError("file", f"{str(value)!r} is not a readable file")
-        if value is not None and info.field_name == "incident_webhook_secret_file":
-            # An empty secret would sign nothing: say so now, not send unsigned calls.
+        if value is not None and info.field_name in ("incident_webhook_secret_file",
+                                                     "remote_write_token_file"):
+            # An empty secret would sign nothing: say so now, not send unsigned calls. An
+            # empty token likewise: every write would be refused.
             try:
                 empty = not value.read_bytes().strip()
             except OSError as exc:
                 raise PydanticCustomError("file", f"{str(value)!r} is not a readable file "
                                           f"({exc.strerror})") from None
             if empty:
-                raise PydanticCustomError("file", f"{str(value)!r} is empty: put the webhook's secret in it")
+                what = ("the receiver's bearer token" if info.field_name == "remote_write_token_file"
+                        else "the webhook's secret")
+                raise PydanticCustomError("file", f"{str(value)!r} is empty: put {what} in it")
         return value
 
     @field_validator("smtp_host", "smtp_username")

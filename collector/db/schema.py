@@ -537,3 +537,25 @@ login_failures = Table(
     Index("ix_login_failures_username", "username_hash", "last_at"),
     Index("ix_login_failures_last_at", "last_at"),
 )
+
+# The remote_write buffer (collector/remote_write/, migration 0009): one row per stored
+# record not yet accepted by the receiver, written in the record's own transaction when
+# SCHOOLNET_REMOTE_WRITE_URL is set. A sender claims rows until `claimed_until` (null: free;
+# a claim past its time is free again: its sender died) and deletes them once sent. In the
+# database, so the buffer survives an outage of the receiver, restarts and replicas.
+remote_write_queue = Table(
+    "remote_write_queue", metadata,
+    Column("record_id", BigId, ForeignKey("records.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("claimed_until", Float),
+)
+
+# A job that one replica at a time does (the remote_write state snapshot): its holder
+# renews the row before `expires_at`; once a holder is gone, the next one to ask after that
+# takes it (an upsert, like bandwidth_leases).
+singleton_leases = Table(
+    "singleton_leases", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)

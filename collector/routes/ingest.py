@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import ClientDisconnect
 
 from agent.wire import (
     INGEST_PATH,
@@ -20,6 +22,7 @@ from agent.wire import (
     describe_validation_error,
     may_contain_mac,
 )
+from collector.admission import Admission, Overloaded
 from collector.body import decode, read_limited
 from collector.deps import CurrentAgent
 from collector.ingest import contains_nul, prepare
@@ -27,8 +30,47 @@ from collector.ingest import contains_nul, prepare
 router = APIRouter()
 
 
+async def admitted(request: Request) -> AsyncIterator[None]:
+    """First of the route's dependencies, so a refusal costs no credential check (a
+    database query) and no body read: see collector/admission.py. Async: it runs on the
+    event loop, not behind the thread pool's queue."""
+    admission: Admission = request.app.state.admission
+    try:
+        admission.enter()
+    except Overloaded as exc:
+        await _discard_body(request)
+        raise HTTPException(503, str(exc), headers={
+            "Retry-After": str(exc.retry_after_seconds)}) from None
+    try:
+        yield
+    finally:
+        admission.leave()
+
+
+async def _discard_body(request: Request) -> None:
+    """Take in (and drop) the body of a refused request, up to the batch limit. Answered
+    with its body unread, the connection is closed while the agent is still sending: its
+    kernel then sees a reset instead of the 503 and its Retry-After (1 % of a storm's
+    requests were such errors), and its next try needs a new connection."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_COMPRESSED_BODY_BYTES:
+        return
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > MAX_COMPRESSED_BODY_BYTES:
+                return
+    except ClientDisconnect:
+        return
+
+
+# Declared before the agent, so FastAPI resolves it first.
+Admitted = Annotated[None, Depends(admitted)]
+
+
 @router.post(INGEST_PATH, response_model=BatchResult, summary="Deliver a batch of records")
-async def ingest(request: Request, agent: CurrentAgent) -> Any:
+async def ingest(request: Request, _admitted: Admitted, agent: CurrentAgent) -> Any:
     raw = await read_limited(request.stream(), request.headers.get("content-length"),
                              MAX_COMPRESSED_BODY_BYTES)
     body = decode(raw, request.headers.get("content-encoding"), MAX_DECOMPRESSED_BODY_BYTES)
