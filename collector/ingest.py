@@ -46,6 +46,7 @@ from collector.db.schema import (
     streams,
 )
 from collector.registry import AgentIdentity
+from collector.remote_write.queue import enqueue, queue_enabled
 from collector.results import record_results
 from collector.rooms import update_rooms
 
@@ -102,11 +103,12 @@ def store(conn: Connection, prepared: Prepared, now: float) -> IngestOutcome:
     stored = _insert_records(conn, agent.id, [record for _, record in valid
                                               if record.seq > marks.get(record.stream_id, 0)], now)
     accepted: list[Record] = []
+    accepted_ids: list[int] = []
     for index, record in valid:
         key = (record.stream_id, record.seq)
         is_new = key in stored
         if is_new:
-            stored.discard(key)  # a second copy in the same batch is a duplicate
+            accepted_ids.append(stored.pop(key))  # a second copy in the same batch is a duplicate
             accepted.append(record)
         results[index] = RecordResult(stream_id=record.stream_id, seq=record.seq,
                                       status="accepted" if is_new else "duplicate")
@@ -120,6 +122,9 @@ def store(conn: Connection, prepared: Prepared, now: float) -> IngestOutcome:
                 for r in batch.health.given_up]
     if given_up:
         conn.execute(_insert(conn, given_up_ranges).on_conflict_do_nothing(), given_up)
+    if queue_enabled(conn):
+        # Queued for remote_write in the same transaction: stored means it will be sent.
+        enqueue(conn, accepted_ids)
     _update_latest(conn, agent.id, accepted)
     _update_bandwidth_totals(conn, agent.id, accepted)
     update_connectivity(conn, agent.id, accepted)
@@ -252,7 +257,7 @@ def _statements(dialect_name: str) -> tuple[Any, Any]:
     insert_records = (
         dialect.insert(records)
         .on_conflict_do_nothing(index_elements=["agent_id", "stream_id", "seq"])
-        .returning(records.c.stream_id, records.c.seq)
+        .returning(records.c.stream_id, records.c.seq, records.c.id)
     )
     upsert = dialect.insert(latest)
     new = upsert.excluded
@@ -275,10 +280,11 @@ def _statements(dialect_name: str) -> tuple[Any, Any]:
 
 
 def _insert_records(conn: Connection, agent_id: int, batch: list[Record], now: float
-                    ) -> set[tuple[str, int]]:
-    """Insert what is new; return the (stream, seq) pairs that were actually inserted."""
+                    ) -> dict[tuple[str, int], int]:
+    """Insert what is new; return the (stream, seq) pairs that were actually inserted,
+    with their row ids."""
     if not batch:
-        return set()
+        return {}
     rows = [{
         "agent_id": agent_id, "stream_id": r.stream_id, "seq": r.seq, "kind": r.kind,
         "ok": r.ok, "error": r.error, "measured_at": r.clock.wall_time_seconds,
@@ -289,7 +295,7 @@ def _insert_records(conn: Connection, agent_id: int, batch: list[Record], now: f
     # One statement executed for many rows: SQLAlchemy batches them into multi-row
     # INSERT … RETURNING ("insertmanyvalues") without compiling anew per batch.
     statement = _statements(conn.dialect.name)[0]
-    return {(row.stream_id, row.seq) for row in conn.execute(statement, rows)}
+    return {(row.stream_id, row.seq): row.id for row in conn.execute(statement, rows)}
 
 
 def _update_latest(conn: Connection, agent_id: int, accepted: list[Record]) -> None:
@@ -386,18 +392,23 @@ def _health_statement() -> Any:
 
 
 def _watermarks(conn: Connection, agent_id: int, stream_ids: set[str]) -> dict[str, int]:
-    """The watermark of each of the batch's streams (usually one) that has one."""
+    """The watermark of each of the batch's streams (usually one) that has one, locked
+    till the batch commits (PostgreSQL; SQLite's writer already holds the store). Else a
+    retry on another replica could read a watermark that is about to move, and the
+    retention job delete, in between, a row the other copy stored below the new mark: this
+    copy would find neither the mark nor the row and store the record a second time."""
     if not stream_ids:
         return {}
     rows = conn.execute(select(streams.c.stream_id, streams.c.accounted_through).where(
-        streams.c.agent_id == agent_id, streams.c.stream_id.in_(sorted(stream_ids))))
+        streams.c.agent_id == agent_id, streams.c.stream_id.in_(sorted(stream_ids)))
+        .with_for_update())
     return {row.stream_id: row.accounted_through for row in rows}
 
 
 def _advance_watermark(conn: Connection, agent_id: int, stream_id: str,
                        known: list[tuple[int, int]]) -> int:
     """Move the stream's watermark over every seq now accounted for, and return it."""
-    current_query, above_query, insert_stream, update_stream = _watermark_statements()
+    current_query, above_query, update_stream = _watermark_statements()
     key = {"a_id": agent_id, "s_id": stream_id}
     current = conn.scalar(current_query, key)
     mark = _extend(current or 0, known)
@@ -410,9 +421,16 @@ def _advance_watermark(conn: Connection, agent_id: int, stream_id: str,
         found = conn.execute(above_query, {**key, "mark": mark, "until": until}).all()
         mark = _extend(mark, found)
         window_full = mark >= until
+    # Two replicas may store batches of one stream at once (an agent's retry reaching
+    # another replica while the first still works). Each mark counts only rows that are
+    # really stored, so the watermark may lag but never overstate; it only moves forward,
+    # and the first batch of a new stream on two replicas must not fail on the key.
     if current is None:
-        conn.execute(insert_stream, {"agent_id": agent_id, "stream_id": stream_id,
-                                     "accounted_through": mark})
+        created = conn.execute(_insert(conn, streams).on_conflict_do_nothing(),
+                               {"agent_id": agent_id, "stream_id": stream_id,
+                                "accounted_through": mark}).rowcount
+        if not created:
+            conn.execute(update_stream, {**key, "new_mark": mark})
     elif mark != current:
         conn.execute(update_stream, {**key, "new_mark": mark})
     return mark
@@ -428,7 +446,7 @@ def _extend(mark: int, ranges: Sequence[tuple[int, int]]) -> int:
 
 
 @functools.cache
-def _watermark_statements() -> tuple[Any, Any, Any, Any]:
+def _watermark_statements() -> tuple[Any, Any, Any]:
     """Built once: building them per batch cost more than running them."""
     agent_id: BindParameter[int] = bindparam("a_id")
     stream_id: BindParameter[str] = bindparam("s_id")
@@ -447,6 +465,7 @@ def _watermark_statements() -> tuple[Any, Any, Any, Any]:
         given_up_ranges.c.agent_id == agent_id, given_up_ranges.c.stream_id == stream_id,
         given_up_ranges.c.last_seq > mark, given_up_ranges.c.first_seq <= until)
     update_stream = (update(streams)
-                     .where(streams.c.agent_id == agent_id, streams.c.stream_id == stream_id)
+                     .where(streams.c.agent_id == agent_id, streams.c.stream_id == stream_id,
+                            streams.c.accounted_through < bindparam("new_mark"))
                      .values(accounted_through=bindparam("new_mark")))
-    return current, union_all(stored, rejected, given_up), streams.insert(), update_stream
+    return current, union_all(stored, rejected, given_up), update_stream

@@ -7,7 +7,8 @@ grants it when no other agent of that school holds one that is still running.
 One row per school in ``bandwidth_leases``, taken with one statement: an upsert that
 replaces the row only when the holder's lease has ended or the asker is the holder. The
 database decides, so this holds across worker processes and across replicas on
-PostgreSQL, with no lock of ours.
+PostgreSQL (where the school's row is locked first only so that the clock is read when the
+request is decided, as SQLite's write lock makes it).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from agent.wire import LeaseAnswer
 from collector.db.engine import writer
-from collector.db.schema import bandwidth_leases
+from collector.db.schema import bandwidth_leases, schools
 from collector.registry import AgentIdentity
 
 # Added to the seconds asked for. The agent starts its test only once the answer has
@@ -47,7 +48,12 @@ def request_lease(engine: Engine, agent: AgentIdentity, seconds: float,
     with writer(engine) as conn, conn.begin():
         # Read inside the transaction (on SQLite the write lock is ours by now, and
         # waiting for it may take a while): the lease, or the wait we tell, starts when
-        # it is decided.
+        # it is decided. PostgreSQL takes no lock at BEGIN: the school's row is taken
+        # first, or an asker that waited on another's upsert would decide by a clock read
+        # before the wait (a lease that ends early, a wait told too long).
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(schools.c.id).where(schools.c.id == agent.school_id)
+                         .with_for_update())
         now = clock()
         granted = conn.execute(grant, {
             "school_id": agent.school_id, "agent_id": agent.id, "lease_id": lease_id,

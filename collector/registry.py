@@ -126,10 +126,19 @@ def enroll(engine: Engine, code: str, name: str | None, version: str) -> EnrollR
             raise NotAllowed("unknown enrolment code")
         if row.expires_at < now:
             raise NotAllowed("this enrolment code has expired; ask for a new one")
-        if row.uses_left < 1:
+        # The use is taken only while one is left, decided by the UPDATE itself: two
+        # replicas redeeming the last use at once both read uses_left=1 above, but on
+        # PostgreSQL the second UPDATE waits for the first's row lock and then finds 0.
+        used = conn.execute(update(enrolment_codes).where(
+            enrolment_codes.c.id == row.id, enrolment_codes.c.uses_left >= 1)
+            .values(uses_left=enrolment_codes.c.uses_left - 1)).rowcount
+        if row.uses_left < 1 or not used:
             raise NotAllowed("this enrolment code has been used up; ask for a new one")
-        conn.execute(update(enrolment_codes).where(enrolment_codes.c.id == row.id)
-                     .values(uses_left=enrolment_codes.c.uses_left - 1))
+        # Agents of one school enrol one after another: on PostgreSQL two enrolments (other
+        # codes, other replicas) would otherwise both read the same free id below and one
+        # fail on the unique (school, slug). The school's row lock orders them (SQLite's
+        # single writer already did; FOR UPDATE is left out there).
+        conn.execute(select(schools.c.id).where(schools.c.id == row.school_id).with_for_update())
         # Suffixed ids are cut to fit 63 characters, so look for the shortened stem too.
         stem = base[:58].rstrip("-")
         taken = set(conn.scalars(select(agents.c.slug).where(

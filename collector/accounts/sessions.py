@@ -76,7 +76,9 @@ def viewer_for_session(engine: Engine, secret: str, idle: float, now: float | No
         return None
     if now - row.last_seen_at >= TOUCH_EVERY:
         with writer(engine) as conn, conn.begin():
-            conn.execute(update(user_sessions).where(user_sessions.c.id == row.session_id)
+            # Only forwards: replicas answering two requests at once must not set it back.
+            conn.execute(update(user_sessions).where(user_sessions.c.id == row.session_id,
+                                                     user_sessions.c.last_seen_at < now)
                          .values(last_seen_at=now))
     return Viewer(role=row.role, name=row.display_name, username=row.username,
                   user_id=row.user_id, session_id=row.session_id, board_id=row.board_id,

@@ -30,9 +30,27 @@ def open_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "postgresql":
         raise StoreError(f"--db {url!r}: only sqlite:// and postgresql:// are supported")
     try:
-        return create_engine(parsed, pool_pre_ping=True, pool_size=10)
+        engine = create_engine(parsed, pool_pre_ping=True, pool_size=10)
     except ModuleNotFoundError as exc:
         raise StoreError(f"PostgreSQL needs the driver {exc.name!r}: pip install psycopg") from None
+    event.listen(engine, "connect", _durable_postgres_commits)
+    return engine
+
+
+def _durable_postgres_commits(dbapi_connection: Any, _record: Any) -> None:
+    """A 2xx to an agent means committed durably. A server (or role) set to
+    ``synchronous_commit=off`` acknowledges commits before their WAL is on disk, so the
+    collector's sessions turn it back on; stricter settings (remote_apply for a standby) are
+    left as the operator chose them."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SHOW synchronous_commit")
+        if cursor.fetchone()[0] == "off":
+            cursor.execute("SET synchronous_commit = on")
+    finally:
+        cursor.close()
+    # SHOW opened a transaction (psycopg is not in autocommit): leave the connection idle.
+    dbapi_connection.commit()
 
 
 def _sqlite_engine(url: Any) -> Engine:

@@ -80,8 +80,11 @@ def insert_incident(conn: Connection, values: dict[str, Any]) -> int:
 
 
 def active_by_key(conn: Connection, key: str) -> Any:
+    """The open incident of ``key``, locked till the caller's write transaction ends (see
+    lifecycle._row): detection refreshing or closing it must not race a person's action."""
     return conn.execute(select(incidents).where(incidents.c.key == key,
-                                                incidents.c.closed_at.is_(None))).first()
+                                                incidents.c.closed_at.is_(None))
+                        .with_for_update()).first()
 
 
 def active_children(conn: Connection, parent_id: int) -> list[Any]:

@@ -168,7 +168,12 @@ def _row(conn: Connection, incident_id: int) -> Any:
     # An id beyond SQL's integers is no incident (SQLite would overflow, not answer).
     if isinstance(incident_id, bool) or not isinstance(incident_id, int) or not 1 <= incident_id <= MAX_ID:
         raise UnknownIncident(f"no incident {incident_id!r} (see: incident list)")
-    row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+    # Locked till the action commits (PostgreSQL; SQLite's single writer needs none): two
+    # replicas acting on one incident at once (two people acknowledging it, a resolve while
+    # detection closes it) would both read it open and both move it, with two events and
+    # two notifications. The second now waits and reads the first's state.
+    row = conn.execute(select(incidents).where(incidents.c.id == incident_id)
+                       .with_for_update()).first()
     if row is None:
         raise UnknownIncident(f"no incident {incident_id} (see: incident list)")
     return row

@@ -74,7 +74,7 @@ def _reassess_unheard(conn: Connection, detection: Detection, history: SchoolHis
     heard = {f.key for f in detection.findings}
     rows = conn.execute(select(incidents).where(
         incidents.c.school_id == history.school_pk, incidents.c.closed_at.is_(None),
-        incidents.c.kind != "provider")).all()
+        incidents.c.kind != "provider").with_for_update()).all()  # see changes.active_by_key
     changes = []
     for row in rows:
         if row.key in heard:

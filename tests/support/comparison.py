@@ -72,8 +72,9 @@ class ComparisonStore:
     engine: Engine
 
     @classmethod
-    def create(cls, folder: Path) -> ComparisonStore:
-        engine = open_engine(f"sqlite:///{folder / 'comparison.db'}")
+    def create(cls, folder: Path, url: str | None = None) -> ComparisonStore:
+        """On the store ``url`` (a test's ``db_url``), or a new SQLite file in ``folder``."""
+        engine = open_engine(url or f"sqlite:///{folder / 'comparison.db'}")
         upgrade(engine)
         return cls(engine)
 
@@ -210,11 +211,11 @@ FEW_TESTS_SCHOOL = ("zuid", "de-es")
 SHARED_BOARD = "zuid"
 
 
-def cooperative(folder: Path) -> ComparisonStore:
+def cooperative(folder: Path, url: str | None = None) -> ComparisonStore:
     """The cooperative scenario a5's pages and the e2e test render: every school observed
     from 1 March, one provider outage of 45 minutes at De Vlinder and a restored incident,
     a second open incident at Het Anker; Zuid shared."""
-    store = ComparisonStore.create(folder)
+    store = ComparisonStore.create(folder, url)
     for board, school, provider, technology, down, cost, pupils, region, ratios in COOPERATIVE:
         store.line(board, school, provider=provider, technology=technology, down_mbps=down,
                    up_mbps=down / 10 if technology != "fibre" else down, cost=cost, pupils=pupils,

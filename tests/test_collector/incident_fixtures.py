@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from test_collector.conftest import Site
+from test_collector.conftest import Site, run_sql_named
 from test_collector.incident_histories import HEADER, local
 
 from collector.cli import main
@@ -85,13 +85,8 @@ def merge(site: Site, now: float, policy: DetectionPolicy | None = None,
 
 
 def row(site: Site, incident_id: int) -> dict[str, Any]:
-    connection = site.engine.raw_connection()
-    try:
-        cursor = connection.execute("SELECT * FROM incidents WHERE id = ?", (incident_id,))
-        names = [d[0] for d in cursor.description]
-        return dict(zip(names, cursor.fetchone(), strict=True))
-    finally:
-        connection.close()
+    names, [values] = run_sql_named(site.engine, "SELECT * FROM incidents WHERE id = ?", incident_id)
+    return dict(zip(names, values, strict=True))
 
 
 def events(site: Site, incident_id: int) -> list[tuple[Any, ...]]:

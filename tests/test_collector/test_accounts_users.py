@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +33,8 @@ from collector.db.migrate import upgrade
 from collector.db.schema import login_failures, users
 from collector.registry import add_board
 
+pytestmark = pytest.mark.both_stores
+
 PASSWORD = "correct horse battery"
 T0 = 1_780_000_000.0
 HOUR = 3600.0
@@ -42,8 +43,8 @@ ATTACKER = "198.51.100.66"  # ... and someone guessing
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Any]:
-    engine = open_engine(f"sqlite:///{tmp_path / 'store.db'}")
+def engine(db_url: str) -> Iterator[Any]:
+    engine = open_engine(db_url)
     upgrade(engine)
     add_board(engine, "Stichting Voorbeeld")
     add_board(engine, "Other Board")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from prometheus_client import CollectorRegistry, generate_latest
+from sqlalchemy import text
 from support.records import deliver, new_stream, page_samples, record
 from support.tools import require_tool
 
@@ -18,6 +19,8 @@ from collector.db.engine import open_engine
 from collector.db.migrate import MIGRATIONS, upgrade
 from collector.metrics import StoreCollector
 from collector.registry import add_board, add_school, create_enrolment_code, enroll
+
+pytestmark = pytest.mark.both_stores
 
 IDENTITY = {"board": "test-board", "school": "test-school", "agent": "pi"}
 DOWN = {**IDENTITY, "direction": "download"}
@@ -184,8 +187,8 @@ def test_the_page_with_bandwidth_is_lint_clean_and_the_same_from_both_writers(si
     assert result.stdout.strip() == "" and result.stderr.strip() == ""
 
 
-def test_an_upgraded_store_starts_its_totals_from_the_tests_it_holds(tmp_path: Path) -> None:
-    engine = open_engine(f"sqlite:///{tmp_path / 'old.db'}")
+def test_an_upgraded_store_starts_its_totals_from_the_tests_it_holds(empty_store_url: str) -> None:
+    engine = open_engine(empty_store_url)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.connect() as connection:
@@ -202,12 +205,12 @@ def test_an_upgraded_store_starts_its_totals_from_the_tests_it_holds(tmp_path: P
             record(5, stream, "bandwidth", ok=False, payload={}, error="skipped: the school is busy")]
     with engine.begin() as connection:
         for row in rows:
-            connection.exec_driver_sql(
+            connection.execute(text(
                 "INSERT INTO records (agent_id, stream_id, seq, kind, ok, error, measured_at, "
                 "boot_id, since_boot_seconds, received_at, payload) "
-                "VALUES (1, ?, ?, ?, ?, ?, 0, 'b', 0, 0, ?)",
-                (row["stream_id"], row["seq"], row["kind"], row["ok"], row["error"],
-                 json.dumps(row["payload"])))
+                "VALUES (1, :stream, :seq, :kind, :ok, :error, 0, 'b', 0, 0, :payload)"),
+                {"stream": row["stream_id"], "seq": row["seq"], "kind": row["kind"], "ok": row["ok"],
+                 "error": row["error"], "payload": json.dumps(row["payload"])})
     upgrade(engine)
     with engine.connect() as connection:
         totals = connection.exec_driver_sql("SELECT * FROM bandwidth_totals").all()

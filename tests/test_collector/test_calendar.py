@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from collector.db.schema import boards, holidays, schools
 from collector.ical import IcalError, import_holidays, parse_holidays
 from collector.registry import add_board, add_school
 
+pytestmark = pytest.mark.both_stores
+
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "calendar"
 AMS = ZoneInfo("Europe/Amsterdam")
 
@@ -43,8 +46,8 @@ def read(name: str) -> str:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> tuple[Engine, str]:
-    url = f"sqlite:///{tmp_path}/c.db"
+def db(db_url: str) -> Iterator[tuple[Engine, str]]:
+    url = db_url
     engine = open_engine(url)
     upgrade(engine)
     add_board(engine, "North", "north")
@@ -52,7 +55,8 @@ def db(tmp_path: Path) -> tuple[Engine, str]:
     add_school(engine, "north", "Linde", "linde")
     add_school(engine, "north", "Eik", "eik")
     add_school(engine, "south", "Beuk", "beuk")
-    return engine, url
+    yield engine, url
+    engine.dispose()
 
 
 def pk(engine: Engine, school: str) -> int:

@@ -9,7 +9,7 @@ middle value when n is even.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -27,10 +27,14 @@ from collector.comparison.compute import (
 )
 from collector.comparison.model import Filters, GroupFigures, LineFigures, Report
 
+pytestmark = pytest.mark.both_stores
+
 
 @pytest.fixture
-def store(tmp_path: Path) -> ComparisonStore:
-    return ComparisonStore.create(tmp_path)
+def store(tmp_path: Path, db_url: str) -> Iterator[ComparisonStore]:
+    store = ComparisonStore.create(tmp_path, db_url)
+    yield store
+    store.engine.dispose()
 
 
 def report(store: ComparisonStore, role: Role = "admin", board: str | None = None,
@@ -462,10 +466,10 @@ def test_default_filters_are_the_last_91_whole_days() -> None:
 # --- the cooperative scenario and the time a report takes -----------------------------------------
 
 
-def test_the_cooperative_scenario_for_an_analyst(tmp_path: Path) -> None:
+def test_the_cooperative_scenario_for_an_analyst(tmp_path: Path, db_url: str) -> None:
     from support.comparison import cooperative
 
-    store = cooperative(tmp_path)
+    store = cooperative(tmp_path, db_url)
     r = build_report(store.engine, store.viewer("analyst"), PERIOD, now=NOW, default_timezone=TIMEZONE)
     # Zuid shared: its 5 schools listed; Noord and Midden (11 schools) only in aggregates
     assert {line.board for line in r.lines} == {"zuid"} and r.hidden_schools == 11

@@ -29,6 +29,8 @@ from collector.settings import CollectorSettings
 from tests.support.records import at, deliver, new_stream, record
 from tests.test_collector.conftest import Site, make_site
 
+pytestmark = pytest.mark.both_stores
+
 MONDAY, TUESDAY, WEDNESDAY = date(2026, 6, 8), date(2026, 6, 9), date(2026, 6, 10)
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC).timestamp()
 
@@ -124,8 +126,8 @@ EXPECTED = LinkQuality(windows=7, sent=1000, received=958, days=3, latency_secon
 
 
 @pytest.fixture
-def school(tmp_path: Path) -> Iterator[School]:
-    with make_site(tmp_path) as site:
+def school(tmp_path: Path, db_url: str) -> Iterator[School]:
+    with make_site(tmp_path, db_url) as site:
         yield School(site)
 
 
@@ -232,8 +234,8 @@ def test_documents_from_before_the_quality_figures_are_computed_again(school: Sc
     assert school.stored(MONDAY)["agent/pi"]["school"]["targets_sent"] == 500
 
 
-def test_pruned_days_are_final(tmp_path: Path) -> None:
-    with make_site(tmp_path, retention=30 * 86400) as site:
+def test_pruned_days_are_final(tmp_path: Path, db_url: str) -> None:
+    with make_site(tmp_path, db_url, retention=30 * 86400) as site:
         school = School(site)
         deliver(site, *the_period(school))
         # Retention a month and a half later: the June days are aggregated, then pruned.

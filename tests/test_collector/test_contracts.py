@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from test_collector.conftest import run_sql
 
 from collector.cli import main
 from collector.contracts import (
@@ -30,16 +31,19 @@ from collector.db.migrate import upgrade
 from collector.registry import RegistryError, create_admin_token, resolve_school
 from collector.terms import terms_on
 
+pytestmark = pytest.mark.both_stores
+
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "contracts"
 HEADER = ",".join(COLUMNS)
 MBIT = 125_000
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    engine = open_engine(f"sqlite:///{tmp_path}/c.db")
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = open_engine(db_url)
     upgrade(engine)
-    return engine
+    yield engine
+    engine.dispose()
 
 
 def fixture(name: str) -> str:
@@ -62,11 +66,8 @@ def csv_text(*rows: str) -> str:
 
 def dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     """Every registry table's rows: to prove that a refused import wrote nothing."""
-    url = engine.url.database
-    assert url
-    with sqlite3.connect(url) as raw:
-        return {table: raw.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
-                for table in ("boards", "schools", "connections", "contracts")}
+    return {table: run_sql(engine, f"SELECT * FROM {table} ORDER BY id")
+            for table in ("boards", "schools", "connections", "contracts")}
 
 
 def school_pk(engine: Engine, ref: str) -> int:
@@ -77,7 +78,8 @@ def school_pk(engine: Engine, ref: str) -> int:
 # --- import and export ------------------------------------------------------------------------
 
 
-def test_a_board_sheet_imports_and_exports_and_round_trips(engine: Engine, tmp_path: Path) -> None:
+def test_a_board_sheet_imports_and_exports_and_round_trips(
+        engine: Engine, new_store_url: Callable[[str], str]) -> None:
     report = import_contracts(engine, fixture("board.csv"), source_name="board.csv")
     assert (report.boards_created, report.schools_created, report.connections_created,
             report.terms_created) == (1, 2, 3, 4)
@@ -92,10 +94,11 @@ def test_a_board_sheet_imports_and_exports_and_round_trips(engine: Engine, tmp_p
     assert "zonnebloem,zonnebloem,,95,,,,zuid,,,,08:15-14:45,\"mon,tue,thu,fri\"" in exported
     assert ",250.5,25,,,,,,,,EUR,," in exported
 
-    other = open_engine(f"sqlite:///{tmp_path}/other.db")
+    other = open_engine(new_store_url("other"))
     upgrade(other)
     import_contracts(other, exported, source_name="exported.csv")
     assert export_contracts(other) == exported
+    other.dispose()
 
 
 def test_excel_with_semicolons_a_bom_crlf_and_decimal_commas(engine: Engine) -> None:
@@ -391,7 +394,8 @@ def test_admin_api_imports_exports_and_sets_policy(site) -> None:  # type: ignor
 # --- the SLA clock (issue 9) ----------------------------------------------------------------------
 
 
-def test_the_sla_clock_column_imports_exports_and_is_checked(engine: Engine, tmp_path: Path) -> None:
+def test_the_sla_clock_column_imports_exports_and_is_checked(
+        engine: Engine, new_store_url: Callable[[str], str]) -> None:
     text = csv_text(row(sla_restore="8h", sla_clock="Business"), row(connection="b", sla_clock=""),
                     row(connection="c", sla_clock="24x7"))
     import_contracts(engine, text, source_name="x.csv")
@@ -401,10 +405,11 @@ def test_the_sla_clock_column_imports_exports_and_is_checked(engine: Engine, tmp
     exported = export_contracts(engine)
     assert exported.splitlines()[0].endswith(",sla_restore,sla_clock")
     assert exported.splitlines()[3].endswith(",EUR,,8h,business")  # sorted: b, c, main
-    other = open_engine(f"sqlite:///{tmp_path}/other.db")
+    other = open_engine(new_store_url("other"))
     upgrade(other)
     import_contracts(other, exported, source_name="exported.csv")
     assert export_contracts(other) == exported
+    other.dispose()
     document = connections_document(engine, "b/s")
     assert [line["current"]["sla_clock"] for line in document["connections"]] == ["24x7", "24x7", "business"]
 

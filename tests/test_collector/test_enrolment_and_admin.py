@@ -17,6 +17,8 @@ from collector.registry import (
     enroll,
 )
 
+pytestmark = pytest.mark.both_stores
+
 
 def test_a_code_has_limited_uses_and_ids_stay_unique(site) -> None:  # type: ignore[no-untyped-def]
     code = create_enrolment_code(site.engine, "test-school", 2, 3600)
@@ -114,3 +116,34 @@ def test_admin_settings_need_a_json_object(site) -> None:  # type: ignore[no-unt
     assert site.client.put(path, json={"probes": {"system": {"interval": "2m"}}},
                            headers=admin).json() == {"probes": {"system": {"interval": "2m"}}}
     assert site.client.put(path.replace("/pi/", "/ghost/"), json={}, headers=admin).status_code == 404
+
+
+def test_agents_of_one_name_enrolling_at_once_on_separate_connections_all_get_an_id(site) -> None:  # type: ignore[no-untyped-def]
+    """A rollout images many Pis alike: they enrol with the same name at the same moment,
+    on different replicas, with codes of their own (one code's row lock would queue them).
+    Each must get its own id (no unique-constraint error)."""
+    import threading
+
+    from collector.db.engine import open_engine
+
+    engines = [open_engine(site.db_url) for _ in range(8)]
+    codes = [create_enrolment_code(site.engine, "test-school", 1, 3600) for _ in engines]
+    start = threading.Barrier(len(engines))
+    answers: list[object] = []
+
+    def join(engine: object, code: str) -> None:
+        start.wait()
+        try:
+            answers.append(enroll(engine, code, "pi", "0.1.0").agent)  # type: ignore[arg-type]
+        except Exception as exc:  # the failure is the finding: keep it for the assert
+            answers.append(exc)
+
+    threads = [threading.Thread(target=join, args=pair) for pair in zip(engines, codes, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    for engine in engines:
+        engine.dispose()
+    # "pi" is the agent make_site enrolled: these are pi-2 … pi-9.
+    assert sorted(map(str, answers)) == sorted(f"pi-{n}" for n in range(2, 10)), answers

@@ -13,10 +13,12 @@ from test_collector.incident_histories import local
 
 from collector.registry import create_token
 
+pytestmark = pytest.mark.both_stores
+
 
 @pytest.fixture
-def api(tmp_path: Path) -> Any:
-    with make_site(tmp_path) as site:
+def api(tmp_path: Path, db_url: str) -> Any:
+    with make_site(tmp_path, db_url) as site:
         set_up_schools(site, tmp_path)
         token_id, token = create_token(site.engine, "admin")
         [change] = found(site, bandwidth_finding(site), local(10, 30))

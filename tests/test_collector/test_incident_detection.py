@@ -30,12 +30,14 @@ from test_collector.incident_histories import (
 from collector.incidents.detect import detect_school
 from collector.incidents.model import Detection, DetectionPolicy, Finding, school_key
 
+pytestmark = pytest.mark.both_stores
+
 POLICY = DetectionPolicy()
 
 
 @pytest.fixture
-def site(tmp_path: Path):  # type: ignore[no-untyped-def]
-    with make_site(tmp_path) as result:
+def site(tmp_path: Path, db_url: str):  # type: ignore[no-untyped-def]
+    with make_site(tmp_path, db_url) as result:
         yield result
 
 

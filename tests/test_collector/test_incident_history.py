@@ -25,10 +25,12 @@ from test_collector.incident_histories import (
 from collector.incidents.detect import detect_school
 from collector.incidents.model import DetectionPolicy
 
+pytestmark = pytest.mark.both_stores
+
 
 @pytest.fixture
-def site(tmp_path: Path):  # type: ignore[no-untyped-def]
-    with make_site(tmp_path) as result:
+def site(tmp_path: Path, db_url: str):  # type: ignore[no-untyped-def]
+    with make_site(tmp_path, db_url) as result:
         yield result
 
 

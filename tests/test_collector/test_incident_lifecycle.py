@@ -25,10 +25,12 @@ from collector.incidents.errors import IncidentError, NotAllowedNow, UnknownInci
 from collector.incidents.lifecycle import perform, set_ticket
 from collector.incidents.views import IncidentView, get_incident, list_incidents
 
+pytestmark = pytest.mark.both_stores
+
 
 @pytest.fixture
-def site(tmp_path: Path) -> Any:
-    with make_site(tmp_path) as result:
+def site(tmp_path: Path, db_url: str) -> Any:
+    with make_site(tmp_path, db_url) as result:
         set_up_schools(result, tmp_path)
         yield result
 

@@ -26,6 +26,8 @@ from test_collector.incident_histories import local
 from collector.incidents.notify import MAX_ATTEMPTS, Channels, deliver_due, retry_delay
 from collector.settings import CollectorSettings
 
+pytestmark = pytest.mark.both_stores
+
 
 class Hook(http.server.BaseHTTPRequestHandler):
     answers: list[int] = []
@@ -97,12 +99,13 @@ def notifications(site: Site) -> list[tuple[Any, ...]]:
         "ORDER BY id")]
 
 
-def test_webhook_signed_and_retried_after_a_500(tmp_path: Path, hook: tuple[str, type[Hook]]) -> None:
+def test_webhook_signed_and_retried_after_a_500(
+        tmp_path: Path, db_url: str, hook: tuple[str, type[Hook]]) -> None:
     url, handler = hook
     secret = tmp_path / "secret"
     secret.write_text("s3cret-value\n")
     handler.answers = [500]
-    with make_site(tmp_path) as site:
+    with make_site(tmp_path, db_url) as site:
         set_up_schools(site, tmp_path)
         settings = settings_for(tmp_path, incident_webhook_url=url, incident_webhook_secret_file=secret)
         incident_id = open_incident(site, settings)
@@ -129,9 +132,10 @@ def test_webhook_signed_and_retried_after_a_500(tmp_path: Path, hook: tuple[str,
     assert "download median 41% of the advertised speed" in incident["summary"]
 
 
-def test_mail_in_both_languages_to_the_contact_and_the_list(tmp_path: Path, smtp: tuple[int, Inbox]) -> None:
+def test_mail_in_both_languages_to_the_contact_and_the_list(
+        tmp_path: Path, db_url: str, smtp: tuple[int, Inbox]) -> None:
     port, inbox = smtp
-    with make_site(tmp_path) as site:
+    with make_site(tmp_path, db_url) as site:
         set_up_schools(site, tmp_path)
         site.sql("UPDATE schools SET contact_email = 'ict@regenboog.example', contact_name = 'Iris' "
                  "WHERE slug = 'test-school'")
@@ -151,9 +155,9 @@ def test_mail_in_both_languages_to_the_contact_and_the_list(tmp_path: Path, smtp
         assert "Urgentie" in part and "Urgency" in part
 
 
-def test_an_unreachable_receiver_is_retried_then_failed_and_kept(tmp_path: Path) -> None:
+def test_an_unreachable_receiver_is_retried_then_failed_and_kept(tmp_path: Path, db_url: str) -> None:
     url = f"http://127.0.0.1:{free_port()}/hook"
-    with make_site(tmp_path) as site:
+    with make_site(tmp_path, db_url) as site:
         set_up_schools(site, tmp_path)
         settings = settings_for(tmp_path, incident_webhook_url=url)
         open_incident(site, settings)
@@ -168,10 +172,11 @@ def test_an_unreachable_receiver_is_retried_then_failed_and_kept(tmp_path: Path)
         assert deliver_due(site.engine, settings, now + 7200).failed == 0
 
 
-def test_a_4xx_fails_at_once_but_429_is_retried(tmp_path: Path, hook: tuple[str, type[Hook]]) -> None:
+def test_a_4xx_fails_at_once_but_429_is_retried(
+        tmp_path: Path, db_url: str, hook: tuple[str, type[Hook]]) -> None:
     url, handler = hook
     handler.answers = [429, 410]
-    with make_site(tmp_path) as site:
+    with make_site(tmp_path, db_url) as site:
         set_up_schools(site, tmp_path)
         settings = settings_for(tmp_path, incident_webhook_url=url)
         open_incident(site, settings)
@@ -185,10 +190,10 @@ def test_backoff_doubles_up_to_an_hour() -> None:
     assert [retry_delay(n) for n in (1, 2, 3, 7, 8, 9)] == [30, 60, 120, 1920, 3600, 3600]
 
 
-def test_notes_notify_no_one(tmp_path: Path) -> None:
+def test_notes_notify_no_one(tmp_path: Path, db_url: str) -> None:
     from collector.incidents.lifecycle import perform
 
-    with make_site(tmp_path) as site:
+    with make_site(tmp_path, db_url) as site:
         set_up_schools(site, tmp_path)
         settings = settings_for(tmp_path, incident_webhook_url="http://127.0.0.1:9/x")
         incident_id = open_incident(site, settings)
@@ -235,7 +240,7 @@ def _mail_settings(tmp_path: Path, port: int, password: str, **changes: Any) -> 
 
 
 @pytest.mark.parametrize("mode", ["starttls", "smtps"])
-def test_mail_over_tls_with_a_login(tmp_path: Path, tls: Any, mode: str) -> None:
+def test_mail_over_tls_with_a_login(tmp_path: Path, db_url: str, tls: Any, mode: str) -> None:
     inbox, port = Inbox(), free_port()
     # aiosmtpd offers AUTH over implicit TLS only with auth_require_tls off (it counts
     # only STARTTLS as TLS); the connection is TLS either way.
@@ -245,7 +250,7 @@ def test_mail_over_tls_with_a_login(tmp_path: Path, tls: Any, mode: str) -> None
                             **tls_kwargs)
     controller.start()
     try:
-        with make_site(tmp_path) as site:
+        with make_site(tmp_path, db_url) as site:
             set_up_schools(site, tmp_path)
             settings = _mail_settings(tmp_path, port, PASSWORD, smtp_starttls=mode == "starttls",
                                       smtp_ssl=mode == "smtps")
@@ -258,13 +263,14 @@ def test_mail_over_tls_with_a_login(tmp_path: Path, tls: Any, mode: str) -> None
     assert recipients == ["noc@board.example"] and "bandwidth" in mail["Subject"]
 
 
-def test_a_refused_login_is_retried_and_never_shows_the_password(tmp_path: Path, tls: Any) -> None:
+def test_a_refused_login_is_retried_and_never_shows_the_password(
+        tmp_path: Path, db_url: str, tls: Any) -> None:
     inbox, port = Inbox(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=_authenticate,
                             auth_require_tls=True, tls_context=tls, require_starttls=True)
     controller.start()
     try:
-        with make_site(tmp_path) as site:
+        with make_site(tmp_path, db_url) as site:
             set_up_schools(site, tmp_path)
             settings = _mail_settings(tmp_path, port, "wrong-password-123")
             open_incident(site, settings)
@@ -281,10 +287,10 @@ def test_a_refused_login_is_retried_and_never_shows_the_password(tmp_path: Path,
     assert len(inbox.messages) == 1
 
 
-def test_a_line_end_in_the_school_name_cannot_break_the_subject(tmp_path: Path,
+def test_a_line_end_in_the_school_name_cannot_break_the_subject(tmp_path: Path, db_url: str,
                                                                  smtp: tuple[int, Inbox]) -> None:
     port, inbox = smtp
-    with make_site(tmp_path) as site:
+    with make_site(tmp_path, db_url) as site:
         set_up_schools(site, tmp_path)
         # The contracts CSV allows line ends inside a quoted cell.
         site.sql("UPDATE schools SET name = 'Test\r\nBcc: evil@attacker.example' WHERE slug = 'test-school'")
@@ -308,13 +314,14 @@ def silent_server() -> Iterator[int]:
 
 
 @pytest.mark.parametrize("channel", ["webhook", "email"])
-def test_a_hung_receiver_costs_one_timeout_per_pass(tmp_path: Path, silent_server: int, channel: str,
+def test_a_hung_receiver_costs_one_timeout_per_pass(
+        tmp_path: Path, db_url: str, silent_server: int, channel: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from collector.incidents import notify
     from collector.incidents.lifecycle import perform
 
     monkeypatch.setattr(notify, "TIMEOUT_SECONDS", 1.0)
-    with make_site(tmp_path) as site:
+    with make_site(tmp_path, db_url) as site:
         set_up_schools(site, tmp_path)
         settings = (settings_for(tmp_path, incident_webhook_url=f"http://127.0.0.1:{silent_server}/hook")
                     if channel == "webhook" else
@@ -337,13 +344,13 @@ def test_a_hung_receiver_costs_one_timeout_per_pass(tmp_path: Path, silent_serve
         assert deliver_due(site.engine, settings, local(10, 33) + 5).retrying == 1
 
 
-def test_the_outbox_survives_a_restart(tmp_path: Path, hook: tuple[str, type[Hook]],
+def test_the_outbox_survives_a_restart(tmp_path: Path, db_url: str, hook: tuple[str, type[Hook]],
                                        monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     from collector.cli import main
 
     url, handler = hook
-    with make_site(tmp_path) as site:
+    with make_site(tmp_path, db_url) as site:
         set_up_schools(site, tmp_path)
         incident_id = open_incident(site, settings_for(tmp_path, incident_webhook_url=url))
         db_url = site.db_url
@@ -358,7 +365,8 @@ def test_the_outbox_survives_a_restart(tmp_path: Path, hook: tuple[str, type[Hoo
     assert len(handler.received) == 1
 
 
-def test_two_workers_send_each_notification_once(tmp_path: Path, hook: tuple[str, type[Hook]]) -> None:
+def test_two_workers_send_each_notification_once(
+        tmp_path: Path, db_url: str, hook: tuple[str, type[Hook]]) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from collector.db.engine import open_engine
@@ -366,7 +374,7 @@ def test_two_workers_send_each_notification_once(tmp_path: Path, hook: tuple[str
 
     url, handler = hook
     handler.delay = 0.2  # slow enough that both workers see the rows due
-    with make_site(tmp_path) as site:
+    with make_site(tmp_path, db_url) as site:
         set_up_schools(site, tmp_path)
         settings = settings_for(tmp_path, incident_webhook_url=url)
         channels = Channels.from_settings(settings)
@@ -384,12 +392,12 @@ def test_two_workers_send_each_notification_once(tmp_path: Path, hook: tuple[str
     assert events == ["acknowledged", "escalated", "opened"]
 
 
-def test_a_server_without_smtputf8_is_named_as_such(tmp_path: Path) -> None:
+def test_a_server_without_smtputf8_is_named_as_such(tmp_path: Path, db_url: str) -> None:
     inbox, port = Inbox(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port, enable_SMTPUTF8=False)
     controller.start()
     try:
-        with make_site(tmp_path) as site:
+        with make_site(tmp_path, db_url) as site:
             set_up_schools(site, tmp_path)
             settings = settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False,
                                     mail_from="schoolnet@board.example",
@@ -403,12 +411,12 @@ def test_a_server_without_smtputf8_is_named_as_such(tmp_path: Path) -> None:
     assert inbox.messages == []
 
 
-def test_a_secret_file_emptied_since_the_start_stops_the_call(tmp_path: Path,
+def test_a_secret_file_emptied_since_the_start_stops_the_call(tmp_path: Path, db_url: str,
                                                              hook: tuple[str, type[Hook]]) -> None:
     url, handler = hook
     secret = tmp_path / "secret"
     secret.write_text("s3cret-value\n")
-    with make_site(tmp_path) as site:
+    with make_site(tmp_path, db_url) as site:
         set_up_schools(site, tmp_path)
         settings = settings_for(tmp_path, incident_webhook_url=url, incident_webhook_secret_file=secret)
         open_incident(site, settings)

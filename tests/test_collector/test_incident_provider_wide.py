@@ -25,12 +25,14 @@ from collector.incidents.lifecycle import perform
 from collector.incidents.model import DetectionPolicy, provider_key
 from collector.incidents.notify import Channels
 
+pytestmark = pytest.mark.both_stores
+
 WEBHOOK = Channels(webhook_url="http://127.0.0.1:9/hook")
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Any:
-    with make_site(tmp_path) as result:
+def site(tmp_path: Path, db_url: str) -> Any:
+    with make_site(tmp_path, db_url) as result:
         set_up_schools(result, tmp_path)
         yield result
 

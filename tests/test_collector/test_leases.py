@@ -27,6 +27,8 @@ from collector.registry import (
     create_enrolment_code,
 )
 
+pytestmark = pytest.mark.both_stores
+
 LEASE = "/api/v1/speed/lease"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,15 @@ from collector.db.schema import connections
 from collector.registry import add_board, add_school
 from collector.results import load_results
 
+pytestmark = pytest.mark.both_stores
+
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "measurements"
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    url = f"sqlite:///{tmp_path / 'c.db'}"
+def store(db_url: str) -> Iterator[Any]:
+    url = db_url
     engine = open_engine(url)
     upgrade(engine)
     add_board(engine, "Board")
@@ -37,7 +40,8 @@ def store(tmp_path: Path) -> Any:
                 school_id=1, slug=slug, provider="P", provider_id="p", technology="fibre",
                 role=role, networks=networks, created_at=time.time()))
     assert school == "school"
-    return url, engine
+    yield url, engine
+    engine.dispose()
 
 
 def run(url: str, *argv: str) -> int:
@@ -177,7 +181,8 @@ def test_bad_headers_and_files_are_one_line_errors(store: Any, tmp_path: Path, c
     assert "Traceback" not in err
 
 
-def test_export_then_import_is_a_round_trip(store: Any, tmp_path: Path, capsys: Any) -> None:
+def test_export_then_import_is_a_round_trip(store: Any, tmp_path: Path, capsys: Any,
+                                            new_store_url: Any) -> None:
     url, engine = store
     assert run(url, "import", "measurements", str(FIXTURES / "schoolnet.csv"), "--school", "school",
                "--connection", "4g") == 0
@@ -195,7 +200,7 @@ def test_export_then_import_is_a_round_trip(store: Any, tmp_path: Path, capsys: 
     other = tmp_path / "other"
     other.mkdir()
     shutil.copy(out, other / "out.csv")
-    url2 = f"sqlite:///{other / 'c.db'}"
+    url2 = new_store_url("other")
     engine2 = open_engine(url2)
     upgrade(engine2)
     add_board(engine2, "Board")
@@ -208,6 +213,7 @@ def test_export_then_import_is_a_round_trip(store: Any, tmp_path: Path, capsys: 
     assert [(r.measured_at, r.download_bytes_per_second, r.valid, r.connection_slug)
             for r in stored(engine2)] == [
         (r.measured_at, r.download_bytes_per_second, r.valid, r.connection_slug) for r in stored(engine)]
+    engine2.dispose()
 
 
 def test_export_since_a_date_starts_at_the_schools_midnight(store: Any, capsys: Any) -> None:

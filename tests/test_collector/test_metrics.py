@@ -6,11 +6,14 @@ import gzip
 import json
 import subprocess
 
+import pytest
 from prometheus_client import CollectorRegistry
 from support.records import batch, new_stream, record
 from support.tools import require_tool
 
 from collector.metrics import StoreCollector
+
+pytestmark = pytest.mark.both_stores
 
 
 def deliver(site, *records, given_up=None):  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ import time
 from datetime import date
 from typing import Any
 
+import pytest
 from support.records import at, batch, new_stream, record
 
 import collector.ingest
@@ -17,6 +18,8 @@ from collector.db.schema import agent_settings, bandwidth_results, connections, 
 from collector.ingest import ingest_batch
 from collector.registry import AgentIdentity
 from collector.results import load_results, reattribute, record_results
+
+pytestmark = pytest.mark.both_stores
 
 MAIN = Line(1, "fibre", "main", (ipaddress.ip_network("192.0.2.0/24"),),
             ((date(2025, 1, 1), None),))

@@ -1,10 +1,11 @@
-"""Daily aggregates and retention on a real SQLite store: hand-checked days, exact pruning."""
+"""Daily aggregates and retention on a real store (SQLite and PostgreSQL): hand-checked days,
+exact pruning."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +35,8 @@ from collector.retention import apply_retention
 from collector.settings import CollectorSettings
 from tests.support.records import at, deliver, new_stream, record
 
+pytestmark = pytest.mark.both_stores
+
 MB = 1_000_000.0
 DAY = 86400.0
 
@@ -51,8 +54,9 @@ def outage(kind: str, start: float, end: float) -> dict[str, Any]:
 class Store:
     """Two schools in two zones, filled by hand."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.engine: Engine = open_engine(f"sqlite:///{tmp_path}/c.db")
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = open_engine(url)
         upgrade(self.engine)
         add_board(self.engine, "Board")
         add_school(self.engine, "board", "Amsterdam")
@@ -127,8 +131,10 @@ class Store:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path)
+def store(db_url: str) -> Iterator[Store]:
+    result = Store(db_url)
+    yield result
+    result.engine.dispose()
 
 
 def test_nearest_rank_takes_a_measured_value() -> None:
@@ -512,7 +518,7 @@ def test_retention_cli(store: Store, capsys: pytest.CaptureFixture[str],
     # The command uses the real clock: a retention that makes the whole history old.
     monkeypatch.setenv("SCHOOLNET_RETENTION", "1d")
     fill_history(store, utc("2026-05-15T12:00"))
-    url = str(store.engine.url)
+    url = store.url
     assert main(["retention", "run", "--dry-run", "--json", "--db", url]) == 0
     dry = json.loads(capsys.readouterr().out)
     assert dry["dry_run"] is True

@@ -8,17 +8,19 @@ leave the store as it was.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import inspect
 from support.records import at, deliver, new_stream, record
 
 from collector.cli import main
 from collector.ical import IcalError, parse_holidays
 from collector.registry import create_admin_token
+
+pytestmark = pytest.mark.both_stores
 
 HEADER = ("board,school,connection,provider,technology,contract_start,"
           "download_advertised_mbps,upload_advertised_mbps")
@@ -196,15 +198,10 @@ def test_speedtest_trackers_ip_address_is_evidence_only_and_never_stored(site: A
     assert import_measurements(site, tmp_path, text, "tracker.csv") == 0
     assert sorted(row[0] for row in site.sql("SELECT attribution FROM bandwidth_results")) == [
         "main", "network 198.51.100.0/24"]
-    db = sqlite3.connect(site.db_url.removeprefix("sqlite:///"))
-    try:
-        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        for table in tables:
-            for row in db.execute(f'SELECT * FROM "{table}"'):
-                text_of_row = " ".join(str(value) for value in row)
-                assert "198.51.100.77" not in text_of_row and "10.20.30.40" not in text_of_row, table
-    finally:
-        db.close()
+    for table in inspect(site.engine).get_table_names():
+        for row in site.sql(f'SELECT * FROM "{table}"'):
+            text_of_row = " ".join(str(value) for value in row)
+            assert "198.51.100.77" not in text_of_row and "10.20.30.40" not in text_of_row, table
 
 
 # --- attribution moved by the real commands ------------------------------------------------------

@@ -35,6 +35,8 @@ from collector.school_verdicts import school_verdicts
 from collector.settings import CollectorSettings
 from collector.verdicts.stats import median_interval_ranks, nearest_rank
 
+pytestmark = pytest.mark.both_stores
+
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 MBIT = 125_000.0
 DAY = 86400.0
@@ -83,8 +85,8 @@ class Store:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    url = f"sqlite:///{tmp_path / 'c.db'}"
+def store(tmp_path: Path, db_url: str) -> Iterator[Store]:
+    url = db_url
     engine = open_engine(url)
     upgrade(engine)
     add_board(engine, "B")

@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from alembic import command
 from prometheus_client import CollectorRegistry
-from sqlalchemy import event, update
+from sqlalchemy import event, text, update
 from support.records import batch, deliver, new_stream, record
-from support.store import alembic_config
+from support.store import alembic_config, tables_and_indexes
 from support.tools import console_script
 
 from collector.cli import main
@@ -28,6 +28,8 @@ from collector.metrics import StoreCollector
 from collector.registry import add_board, add_school, create_enrolment_code, enroll
 from collector.rooms import DEFAULT_THRESHOLDS, Thresholds, median_nearest_rank
 from collector.settings import CollectorSettings
+
+pytestmark = pytest.mark.both_stores
 
 SCHOOL = {"board": "test-board", "school": "test-school"}
 DAY = 86400.0
@@ -627,8 +629,9 @@ def test_rooms_refuses_an_unknown_school_and_bad_input_in_one_line(tmp_path: Pat
 
 
 
-def test_a_store_upgraded_from_0003_keeps_its_records_takes_rooms_and_downgrades(tmp_path: Path) -> None:
-    engine = open_engine(f"sqlite:///{tmp_path / 'old.db'}")
+def test_a_store_upgraded_from_0003_keeps_its_records_takes_rooms_and_downgrades(
+        empty_store_url: str) -> None:
+    engine = open_engine(empty_store_url)
     with engine.connect() as connection:
         command.upgrade(alembic_config(connection), "0003")  # the store as the previous release left it
         connection.commit()
@@ -639,12 +642,13 @@ def test_a_store_upgraded_from_0003_keeps_its_records_takes_rooms_and_downgrades
     now = time.time()
     old = record(1, stream)
     with engine.begin() as connection:
-        connection.exec_driver_sql(
+        connection.execute(text(
             "INSERT INTO records (agent_id, stream_id, seq, kind, ok, error, measured_at, "
             "boot_id, since_boot_seconds, received_at, payload) "
-            "VALUES (1, ?, ?, ?, ?, ?, ?, 'b', 0, ?, ?)",
-            (old["stream_id"], old["seq"], old["kind"], old["ok"], old["error"],
-             old["clock"]["wall_time_seconds"], now, json.dumps(old["payload"])))
+            "VALUES (1, :stream, :seq, :kind, :ok, :error, :at, 'b', 0, :now, :payload)"),
+            {"stream": old["stream_id"], "seq": old["seq"], "kind": old["kind"], "ok": old["ok"],
+             "error": old["error"], "at": old["clock"]["wall_time_seconds"], "now": now,
+             "payload": json.dumps(old["payload"])})
     upgrade(engine)
 
     def count(sql: str) -> int:
@@ -657,8 +661,7 @@ def test_a_store_upgraded_from_0003_keeps_its_records_takes_rooms_and_downgrades
     with engine.connect() as connection:
         command.downgrade(alembic_config(connection), "0003")
         connection.commit()
-        tables = {name for (name,) in connection.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+        tables = tables_and_indexes(connection)
     assert not {"rooms", "room_observations", "room_latest", "ix_room_observations_room_time"} & tables
     assert {"connectivity_outage_totals", "ix_records_outage_end"} <= tables
     assert count("SELECT count(*) FROM records") == 1

@@ -20,6 +20,8 @@ from collector.cli import main
 from collector.registry import create_admin_token
 from collector.verdict_metrics import VerdictFamilies
 
+pytestmark = pytest.mark.both_stores
+
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 MBIT = 125_000.0
 HEADER = ("board,school,connection,provider,technology,role,contract_start,"
@@ -30,9 +32,9 @@ CONTRACT = (f"{HEADER}\n"
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def site(tmp_path: Path, db_url: str) -> Iterator[Site]:
     # /metrics judges anew at every scrape here: the test looks right after delivering.
-    with make_site(tmp_path, verdict_refresh=0) as result:
+    with make_site(tmp_path, db_url, verdict_refresh=0) as result:
         yield result
 
 

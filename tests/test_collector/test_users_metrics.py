@@ -11,12 +11,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import generate_latest
 from support.records import at, deliver, metric_values, new_stream, page_samples, record
 from support.tools import require_tool
 
 from agent.wire import UsersPayload, UsersSourceStats
 from collector.users import users_families
+
+pytestmark = pytest.mark.both_stores
 
 AGENT = {"board": "test-board", "school": "test-school", "agent": "pi"}
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,11 +7,14 @@ import subprocess
 import time
 from typing import Any
 
+import pytest
 from prometheus_client import generate_latest
 from support.records import at, deliver, metric_values, new_stream, page_samples, record
 from support.tools import require_tool
 
 from agent.wire import WifiAccessPoint, WifiChannel, WifiPayload, WifiScanPayload
+
+pytestmark = pytest.mark.both_stores
 
 AGENT = {"board": "test-board", "school": "test-school", "agent": "pi"}
 IN_ROOM = {**AGENT, "room": "lokaal-12"}
