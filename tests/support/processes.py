@@ -51,11 +51,13 @@ class ChildProcess:
 
 
 class CollectorProcess(ChildProcess):
-    """``schoolnet-collector serve`` on its own SQLite file; restartable on the same port."""
+    """``schoolnet-collector serve`` on its own SQLite file, or on ``db_url`` (a PostgreSQL
+    database that replicas share); restartable on the same port."""
 
-    def __init__(self, workdir: Path, mode: str = "production", host: str = "127.0.0.1") -> None:
+    def __init__(self, workdir: Path, mode: str = "production", host: str = "127.0.0.1",
+                 db_url: str | None = None) -> None:
         self.db_path = workdir / "collector.db"
-        self.db_url = f"sqlite:///{self.db_path}"
+        self.db_url = db_url or f"sqlite:///{self.db_path}"
         self.host = host
         self.port = free_port()
         self.url = f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
