@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from support.processes import stop_child
 from support.tools import free_port, unavailable
 
 TEMPLATE = "schoolnet_template"
@@ -80,14 +81,8 @@ class PostgresServer:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            # SIGINT: PostgreSQL's fast shutdown (aborts open sessions, then exits cleanly).
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        # SIGINT: PostgreSQL's fast shutdown (aborts open sessions, then exits cleanly).
+        stop_child(self.process, signal.SIGINT, timeout=30)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:

@@ -30,6 +30,19 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, step: fl
         time.sleep(step)
 
 
+def stop_child(process: subprocess.Popen[bytes] | None, first: int = signal.SIGTERM,
+               timeout: float = 15) -> None:
+    """Stop a child politely with ``first`` (SIGTERM, or SIGINT where that is the
+    program's clean shutdown), then with SIGKILL after ``timeout`` seconds."""
+    if process is not None and process.poll() is None:
+        process.send_signal(first)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class ChildProcess:
     """A child we can stop politely (SIGTERM, then SIGKILL) or kill outright."""
 
@@ -41,13 +54,7 @@ class ChildProcess:
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_child(self.process)
 
 
 class CollectorProcess(ChildProcess):

@@ -16,12 +16,32 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from support.processes import stop_child
 from support.tools import free_port, require_tool
+
+
+def wait_healthy(process: subprocess.Popen[bytes], health_url: str, name: str,
+                 log: Callable[[], str], timeout: float = 30) -> None:
+    """Until ``health_url`` answers 200; fail with the log's end if the child exits first
+    or takes longer than ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"{name} exited: " + log()[-3000:])
+        try:
+            if httpx.get(health_url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} did not start: " + log()[-2000:])
+        time.sleep(0.05)
 
 
 class VictoriaMetrics:
@@ -47,28 +67,12 @@ class VictoriaMetrics:
              f"-httpListenAddr=127.0.0.1:{self.port}", "-retentionPeriod=10y",
              "-search.latencyOffset=0s", "-search.disableCache", "-loggerLevel=WARN"],
             stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while True:
-            if self.process.poll() is not None:
-                raise AssertionError("victoria-metrics exited: " + self.log()[-2000:])
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("victoria-metrics did not start: " + self.log()[-2000:])
-            time.sleep(0.05)
+        wait_healthy(self.process, f"{self.url}/health", "victoria-metrics", self.log)
+        return self
 
     def stop(self) -> None:
         """Stop it by its pid (SIGINT: it flushes to disk, as a clean shutdown does)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_child(self.process, signal.SIGINT, timeout=30)
         self.process = None
 
     def close(self) -> None:
@@ -132,18 +136,8 @@ class VmAlert:
              "-remoteWrite.flushInterval=100ms", f"-httpListenAddr=127.0.0.1:{self.port}",
              "-external.label=collector_url=http://127.0.0.1", "-loggerLevel=ERROR"],
             stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while True:
-            if self.process.poll() is not None:
-                raise AssertionError("vmalert exited: " + self.log()[-3000:])
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("vmalert did not start: " + self.log()[-2000:])
-            time.sleep(0.05)
+        wait_healthy(self.process, f"{self.url}/health", "vmalert", self.log)
+        return self
 
     def log(self) -> str:
         path = self.root / "vmalert.log"
@@ -160,12 +154,6 @@ class VmAlert:
         return list(answer.json()["data"]["groups"] or [])
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_child(self.process)
         self.process = None
         shutil.rmtree(self.root, ignore_errors=True)
