@@ -5,7 +5,6 @@ samples, with the page's names and labels."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from support.processes import ChildProcess, wait_until
+from support.processes import PrometheusProcess, wait_until
 from support.records import deliver, new_stream, page_samples, record
-from support.tools import free_port, require_tool
 from test_collector.conftest import Site, make_site
 
 from collector.remote_write import queue
@@ -25,37 +23,15 @@ pytestmark = pytest.mark.e2e
 HOUR = 3600.0
 
 
-class PrometheusReceiver(ChildProcess):
+class PrometheusReceiver(PrometheusProcess):
     """Prometheus scraping nothing, taking remote_write at /api/v1/write, with a day's
     out-of-order window."""
 
     def __init__(self, workdir: Path) -> None:
-        self.binary = require_tool("prometheus")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.workdir = workdir
-        self.config = workdir / "prometheus.yml"
-        self.config.write_text("global:\n  scrape_interval: 1m\n"
-                               "storage:\n  tsdb:\n    out_of_order_time_window: 1d\n")
-        self.log = workdir / "prometheus.log"
-
-    def start(self) -> PrometheusReceiver:
-        self.process = subprocess.Popen(
-            [self.binary, f"--config.file={self.config}",
-             f"--storage.tsdb.path={self.workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-remote-write-receiver"],
-            stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
-        wait_until(self._ready, 20, f"Prometheus ready (log: {self.log})")
-        return self
-
-    def _ready(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"prometheus exited: {self.log.read_text()[-2000:]}")
-        try:
-            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
+        super().__init__(workdir, target="127.0.0.1:9")
+        self.config_path.write_text("global:\n  scrape_interval: 1m\n"
+                                    "storage:\n  tsdb:\n    out_of_order_time_window: 1d\n")
+        self.extra_args = ["--web.enable-remote-write-receiver"]
 
     def samples(self, name: str, window: str) -> list[dict[str, Any]]:
         """The raw samples of ``name`` over the last ``window`` (a range vector)."""
@@ -69,7 +45,8 @@ class PrometheusReceiver(ChildProcess):
 def prometheus(tmp_path: Path) -> Iterator[PrometheusReceiver]:
     folder = tmp_path / "prometheus"
     folder.mkdir()
-    server = PrometheusReceiver(folder).start()
+    server = PrometheusReceiver(folder)
+    server.start()
     yield server
     server.stop()
 

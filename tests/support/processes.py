@@ -229,13 +229,14 @@ class PrometheusProcess(ChildProcess):
         )
         self.log_path = workdir / "prometheus.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra_args: list[str] = []
 
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [self.binary, f"--config.file={self.config_path}",
              f"--storage.tsdb.path={self.workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
+             f"--web.listen-address=127.0.0.1:{self.port}", *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT,
         )
         wait_until(self._ready, 20, f"Prometheus ready (log: {self.log_path})")
